@@ -1,0 +1,48 @@
+# Herald: two commands do all set-up on a fresh machine.
+#   make run    install, migrate, load the demo tenant, serve (embedded SQLite + in-process broker)
+#   make test   install (incl. Debian chromium for the browser test), run every test
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test test-fast bench bench-smoke lint browser-deps clean
+
+$(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) with $(PYTHON)"
+	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Herald needs Python 3.11 or 3.12 (durable_rules does not build on 3.13)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	@echo "==> installing Herald and its test tools (durable_rules compiles C: ~1 min)"
+	$(BIN)/pip install --quiet --progress-bar off -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/herald migrate
+	$(BIN)/herald demo --serve
+
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "==> installing Debian chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || { echo "could not install chromium: run 'apt-get install chromium' as root" >&2; exit 1; }; }
+
+test: setup browser-deps
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not slow and not browser" $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m bench
+
+bench-smoke: setup
+	$(BIN)/python -m bench --smoke
+
+lint: setup
+	$(BIN)/ruff check router channels workers tests bench
+
+clean:
+	rm -rf $(VENV) herald.db herald.db-* .pytest_cache

@@ -1,0 +1,3 @@
+"""Herald: a rules-engine driven notification router."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,94 @@
+"""Database engine, sessions and migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Database:
+    """One SQLAlchemy engine plus a session factory; the only way code reaches SQL."""
+
+    def __init__(self, url: str, **engine_args: Any) -> None:
+        self.url = url
+        self.engine = _make_engine(url, **engine_args)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with self.sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _make_engine(url: str, **engine_args: Any) -> Engine:
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if url.startswith("sqlite"):
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            engine_args.setdefault("poolclass", StaticPool)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               **engine_args)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    engine_args.setdefault("pool_pre_ping", True)
+    engine_args.setdefault("pool_size", 10)
+    engine_args.setdefault("max_overflow", 20)
+    return create_engine(url, **engine_args)
+
+
+def _sqlite_pragmas(conn: Any, _record: Any) -> None:
+    cursor = conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def next_seq(session: Session, count: int) -> list[int]:
+    """Allocate `count` increasing feed sequence numbers (for stream replay)."""
+    if count == 0:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(
+            text("SELECT nextval('feed_seq') FROM generate_series(1, :n)"), {"n": count}
+        )
+        return sorted(r[0] for r in rows)
+    top = session.execute(text("SELECT coalesce(max(seq), 0) FROM feed_items")).scalar_one()
+    return list(range(top + 1, top + 1 + count))

@@ -1,0 +1,280 @@
+"""The routing plan: matched rules -> receivers -> settings filter (DESIGN §1-§2).
+
+:func:`plan_event` is pure with respect to the database: it reads through a
+:class:`DirectoryView` and returns a :class:`RoutingPlan` that says who gets
+the event on which channels with which strategy, why, and what was dropped by
+which setting. Writing feed items and deliveries is the pipeline's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from router import models as m
+from router.audience import DirectoryView
+from router.engine import RuleEngine
+from router.enums import Channel, Origin, ReceiverKind, Strategy, Submodule, UserKind, Visibility
+from router.events import Event
+from router.rulefile import Rule, RuleSet, Selector
+from router.settings import effective_prefs
+
+CODE_USER_CHANNELS = (Channel.EMAIL, Channel.PUSH)
+
+
+@dataclass(frozen=True)
+class Reason:
+    rule: str
+    selector: str
+
+
+@dataclass
+class PlannedReceiver:
+    kind: ReceiverKind
+    id: str
+    name: str
+    language: str
+    channels: list[Channel]
+    strategy: Strategy
+    reasons: list[Reason]
+    prefs_source: str = ""
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Dropped:
+    kind: ReceiverKind
+    id: str
+    reason: str
+    setting: str
+    channel: Channel | None = None  # None: the whole receiver was dropped
+
+
+@dataclass
+class RoutingPlan:
+    event_id: str
+    event_type: str
+    matched_rules: list[dict[str, str]]
+    receivers: list[PlannedReceiver] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+    def receiver(self, kind: ReceiverKind, rid: str) -> PlannedReceiver | None:
+        return next((r for r in self.receivers if r.kind == kind and r.id == rid), None)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value) if hasattr(value, "value") else value
+
+
+def enrich(event: Event, view: DirectoryView) -> dict[str, Any]:
+    """The event document with the stored subject filling what the event left open."""
+    doc = event.as_doc()
+    subject = doc["subject"]
+    stored = view.subject(subject["kind"], subject["id"])
+    if stored is not None:
+        for key in ("template_id", "group", "code_id", "customer_org_id", "creator_id",
+                    "visibility", "language"):
+            if subject.get(key) is None:
+                subject[key] = getattr(stored, key)
+        if not subject.get("number"):
+            subject["number"] = stored.number
+    subject["visibility"] = subject.get("visibility") or Visibility.PUBLIC.value
+    subject["participants"] = list(dict.fromkeys(
+        subject.get("participants", []) + view.participants(subject["kind"], subject["id"])))
+    return doc
+
+
+@dataclass
+class _Candidate:
+    kind: ReceiverKind
+    id: str
+    reasons: list[Reason] = field(default_factory=list)
+    restrict: set[Channel] | None = field(default_factory=set)  # None: unrestricted
+    subscription: m.Subscription | None = None
+
+    def add(self, reason: Reason, channels: frozenset[Channel] | None) -> None:
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+        if channels is None or self.restrict is None:
+            self.restrict = None
+        else:
+            self.restrict |= channels
+
+
+class Planner:
+    """Turns one enriched event into a RoutingPlan against one tenant's directory."""
+
+    def __init__(self, ruleset: RuleSet, view: DirectoryView, doc: dict[str, Any]) -> None:
+        self.ruleset = ruleset
+        self.view = view
+        self.doc = doc
+        self.subject = doc["subject"]
+        self.actor_id = (doc.get("actor") or {}).get("id")
+        self.candidates: dict[tuple[ReceiverKind, str], _Candidate] = {}
+        self.plan = RoutingPlan(doc["id"], doc["type"], [])
+
+    # -- selectors ---------------------------------------------------------------
+
+    def select(self, rule: Rule) -> None:
+        excluded = self._excluded(rule)
+        for selector in rule.receivers:
+            reason = Reason(rule.id, selector.label())
+            for kind, rid, sub in self._resolve(selector):
+                if rid in excluded and kind != ReceiverKind.CODE_USER:
+                    continue
+                cand = self.candidates.setdefault((kind, rid), _Candidate(kind, rid,
+                                                                          subscription=sub))
+                cand.add(reason, rule.channels)
+
+    def _excluded(self, rule: Rule) -> set[str]:
+        names = {"actor": self.actor_id, "creator": self.subject.get("creator_id")}
+        return {v for k, v in names.items() if k in rule.excludes and v}
+
+    def _resolve(self, selector: Selector) -> Iterable[tuple[ReceiverKind, str, Any]]:
+        resolver: Callable[[Selector], Iterable[str]] | None = {
+            "template_group": self._template_group,
+            "creator": lambda _s: [self.subject.get("creator_id")] if self.subject.get(
+                "creator_id") else [],
+            "participants": lambda _s: self.subject.get("participants", []),
+            "role": lambda s: self.view.role_members(s.args),
+            "users": lambda s: list(s.args),
+            "customer_org": self._customer_org,
+        }.get(selector.kind)
+        if resolver is not None:
+            users = self.view.users(resolver(selector))
+            return [(ReceiverKind(u.kind), u.id, None) for u in users.values()]
+        return [(ReceiverKind.CODE_USER, sub.id, sub)
+                for sub in self.view.subscriptions(self.subject["kind"], self.subject["id"])]
+
+    def _template_group(self, selector: Selector) -> list[str]:
+        template_id = self.subject.get("template_id")
+        if not template_id:
+            self.plan.notes.append(f"{selector.label()}: the subject has no template")
+            return []
+        found: list[str] = []
+        for submodule in selector.args:
+            pick = self.view.pick_group(template_id, Submodule(submodule), self.subject.get("group"))
+            self.plan.notes.append(f"{submodule} of template {template_id}: {pick.note}")
+            if pick.group_id:
+                found += self.view.group_members(template_id, submodule, pick.group_id)
+        employees = self.view.users(found)
+        return [u for u in found if u in employees and employees[u].kind == UserKind.EMPLOYEE]
+
+    def _customer_org(self, _selector: Selector) -> list[str]:
+        org = self.subject.get("customer_org_id")
+        return self.view.org_customers(org) if org else []
+
+    # -- settings filter -----------------------------------------------------------
+
+    def settle(self) -> None:
+        users = self.view.users(c.id for c in self.candidates.values()
+                                if c.kind != ReceiverKind.CODE_USER)
+        settings = self.view.settings(users)
+        with_push = self.view.has_push(users)
+        for cand in self.candidates.values():
+            if cand.kind == ReceiverKind.CODE_USER:
+                self._settle_code_user(cand)
+            else:
+                self._settle_user(cand, users[cand.id], settings.get(cand.id), cand.id in with_push)
+
+    def _drop(self, cand: _Candidate, reason: str, setting: str,
+              channel: Channel | None = None) -> None:
+        self.plan.dropped.append(Dropped(cand.kind, cand.id, reason, setting, channel))
+
+    def _settle_user(self, cand: _Candidate, user: m.User, row: m.UserSettings | None,
+                     has_push: bool) -> None:
+        if not user.active:
+            return self._drop(cand, "the user is inactive", "directory: active = false")
+        if cand.kind == ReceiverKind.CUSTOMER and row is not None and not row.customer_notifications:
+            return self._drop(cand, "customer notifications are off",
+                              "customer_notifications = off")
+        prefs, source = effective_prefs(row.advanced if row else None, self.doc["type"],
+                                        self.ruleset)
+        origin = Origin.ME if self.actor_id == user.id else Origin.OTHERS
+        if origin not in prefs.origin:
+            return self._drop(cand, f"the event's origin is '{origin}', which {source} excludes",
+                              f"{source}: origin = {sorted(str(o) for o in prefs.origin)}")
+        channels = self._user_channels(cand, prefs.channels, source, user, row, has_push)
+        if not channels:
+            return self._drop(cand, "no channel is left", "see the dropped channels")
+        self.plan.receivers.append(PlannedReceiver(
+            cand.kind, user.id, user.name, self._language(user.language), channels,
+            prefs.strategy, cand.reasons, source, user.email))
+
+    def _user_channels(self, cand: _Candidate, wanted: Iterable[Channel], source: str,
+                       user: m.User, row: m.UserSettings | None, has_push: bool) -> list[Channel]:
+        kept: list[Channel] = []
+        checks = {
+            Channel.PUSH: [(row is not None and not row.push, "the push switch is off",
+                            "push = off"),
+                           (not has_push, "no browser subscription or app device registered",
+                            "push registrations")],
+            Channel.EMAIL: [(row is not None and not row.email, "the email switch is off",
+                             "email = off"),
+                            (not user.email, "the user has no email address", "directory: email")],
+        }
+        for channel in wanted:
+            if cand.restrict is not None and channel not in cand.restrict:
+                self._drop(cand, f"the matching rules allow only {sorted(cand.restrict)}",
+                           "rule channels", channel)
+                continue
+            hit = next(((r, s) for bad, r, s in checks.get(channel, []) if bad), None)
+            if hit:
+                self._drop(cand, hit[0], hit[1], channel)
+                continue
+            kept.append(channel)
+        return kept
+
+    def _settle_code_user(self, cand: _Candidate) -> None:
+        sub = cand.subscription
+        assert sub is not None
+        if self.subject.get("visibility") == Visibility.INTERNAL:
+            return self._drop(cand, "the subject is internal: code users never hear about it",
+                              "subject visibility = internal")
+        kept: list[Channel] = []
+        for raw in sub.channels:
+            channel = Channel(raw)
+            if channel not in CODE_USER_CHANNELS:
+                continue
+            if cand.restrict is not None and channel not in cand.restrict:
+                self._drop(cand, f"the matching rules allow only {sorted(cand.restrict)}",
+                           "rule channels", channel)
+                continue
+            kept.append(channel)
+        if not kept:
+            return self._drop(cand, "no channel is left", "subscription channels")
+        language = sub.language or self.subject.get("language")
+        self.plan.receivers.append(PlannedReceiver(
+            cand.kind, sub.id, "", self._language(language), kept, Strategy.ALL, cand.reasons,
+            "code-user subscription", sub.email))
+
+    def _language(self, preferred: str | None) -> str:
+        tenant = self.view.tenant_row()
+        return preferred or (tenant.default_language if tenant else None) or "en"
+
+
+def plan_event(event: Event, view: DirectoryView, engine: RuleEngine) -> RoutingPlan:
+    """Route one event: which rules fire, who receives it, on which channels, and why."""
+    doc = enrich(event, view)
+    ruleset = engine.ruleset
+    fired = set(engine.match(doc))
+    return plan_matched(doc, [r for r in ruleset.rules if r.id in fired], ruleset, view)
+
+
+def plan_matched(doc: dict[str, Any], rules: list[Rule], ruleset: RuleSet,
+                 view: DirectoryView) -> RoutingPlan:
+    planner = Planner(ruleset, view, doc)
+    planner.plan.matched_rules = [{"id": r.id, "description": r.description} for r in rules]
+    for rule in rules:
+        planner.select(rule)
+    planner.settle()
+    return planner.plan

@@ -1,0 +1,21 @@
+"""Secrets and tokens: random generation and hashing (only hashes are stored)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+
+def new_secret(prefix: str = "", nbytes: int = 32) -> str:
+    return prefix + secrets.token_urlsafe(nbytes)
+
+
+def hash_secret(value: str) -> str:
+    """SHA-256 of a high-entropy random secret: no salt or slow hash is needed
+    because the secret is 256 random bits, not a password; lookups stay O(1)."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

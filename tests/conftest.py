@@ -1,0 +1,56 @@
+"""Shared fixtures: the real PostgreSQL (database `test`) and Redis of the machine.
+
+The schema is rebuilt once per test session through the Alembic migrations;
+tests isolate themselves by creating their own tenant, which also exercises
+tenant scoping on every query.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from router.db import Database
+from router.engine import RuleEngine
+from router.rulefile import load_ruleset
+from tests import factories as f
+
+PG_URL = os.environ.get("HERALD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RULES = os.path.join(ROOT, "rules")
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[Database]:
+    db = Database(PG_URL)
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def session(pg: Database) -> Iterator:
+    with pg.session() as s:
+        yield s
+
+
+@pytest.fixture
+def tenant(session) -> str:
+    return f.new_tenant(session).id
+
+
+@pytest.fixture(scope="session")
+def ruleset():
+    return load_ruleset(RULES)
+
+
+@pytest.fixture(scope="session")
+def engine(ruleset) -> RuleEngine:
+    return RuleEngine(ruleset)

@@ -1,0 +1,75 @@
+"""Factory helpers for directory data: one call per thing a test needs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from router import directory as d
+from router import models as m
+from router.enums import MemberKind
+from router.events import Event
+from router.security import hash_secret
+
+
+def new_tenant(s: Session, name: str = "Acme", language: str = "en") -> m.Tenant:
+    tenant = m.Tenant(id=f"t-{uuid.uuid4().hex[:12]}", name=name,
+                      api_key_hash=hash_secret(uuid.uuid4().hex), signing_secret=uuid.uuid4().hex,
+                      default_language=language)
+    s.add(tenant)
+    s.flush()
+    return tenant
+
+
+def employee(s: Session, tenant: str, uid: str, roles: list[str] | None = None, **kw: Any) -> str:
+    kw.setdefault("email", f"{uid}@staff.example")
+    kw.setdefault("name", uid.title())
+    d.put_user(s, tenant, d.UserIn(id=uid, kind="employee", roles=roles or [], **kw))
+    return uid
+
+
+def customer(s: Session, tenant: str, uid: str, org: str, **kw: Any) -> str:
+    kw.setdefault("email", f"{uid}@customer.example")
+    d.put_user(s, tenant, d.UserIn(id=uid, kind="customer", org_id=org, **kw))
+    return uid
+
+
+def unit(s: Session, tenant: str, kind: MemberKind, uid: str, members: list[str]) -> str:
+    d.put_unit(s, tenant, kind, d.UnitIn(id=uid, members=members))
+    return uid
+
+
+def template(s: Session, tenant: str, tid: str, **groups: list[dict[str, Any]]) -> str:
+    """template(s, t, "tpl", notification_receivers=[{"id": "g1", "members": [...]}])"""
+    d.put_template(s, tenant, d.TemplateIn(id=tid, groups=groups))
+    return tid
+
+
+def users(*ids: str) -> list[dict[str, str]]:
+    return [{"kind": "user", "id": i} for i in ids]
+
+
+def subscription(s: Session, tenant: str, sid: str, subject_id: str, kind: str = "ticket",
+                 **kw: Any) -> str:
+    d.put_subscription(s, tenant, d.SubscriptionIn(id=sid, subject_kind=kind,
+                                                   subject_id=subject_id, **kw))
+    return sid
+
+
+def settings(s: Session, tenant: str, uid: str, **kw: Any) -> None:
+    d.put_settings(s, tenant, uid, d.SettingsIn(**kw))
+
+
+def event(etype: str, tenant: str = "", subject: dict[str, Any] | None = None,
+          actor: str | None = None, **kw: Any) -> Event:
+    kind = etype.split(".")[0]
+    body: dict[str, Any] = {"id": kw.pop("id", uuid.uuid4().hex), "type": etype, "tenant": tenant,
+                            "subject": {"kind": kind, "id": "S-1", "number": "#1",
+                                        **(subject or {})},
+                            "data": kw.pop("data", {"title": "T", "message": "M"})}
+    if actor:
+        body["actor"] = {"id": actor, "name": actor.title()}
+    body.update(kw)
+    return Event.model_validate(body)
