@@ -1,10 +1,226 @@
-"""`herald` commands that run or administer the service (serve, worker, tenants, ...)."""
+"""`herald` commands that run or administer the service."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from router.config import get_settings
+
+
+def _runtime() -> Any:
+    from router import logs
+    from router.runtime import Runtime
+
+    settings = get_settings()
+    logs.setup(settings.log_level, settings.log_format)
+    return Runtime.from_settings(settings)
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    print(f"==> migrating {runtime.db.engine.url.render_as_string(hide_password=True)}")
+    runtime.db.migrate()
+    print("✓ schema is up to date")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from router.api.app import create_app
+
+    runtime = _runtime()
+    if runtime.db.is_sqlite:
+        runtime.db.migrate()
+    mode = "embedded (in-process broker + workers)" if runtime.embedded else "API only"
+    print(f"==> Herald on http://{args.host}:{args.port}  [{mode}; "
+          f"db {runtime.db.engine.url.render_as_string(hide_password=True)}]", flush=True)
+    uvicorn.run(create_app(runtime), host=args.host, port=args.port,
+                log_level="warning", ws_ping_interval=20)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    if args.processes > 1:
+        return _spawn_workers(args)
+    runtime = _runtime()
+    if runtime.embedded:
+        print("error: `herald worker` needs a broker: set HERALD_BROKER_URL=redis://... "
+              "(embedded mode runs workers inside `herald serve`)", file=sys.stderr)
+        return 2
+    from workers.broker import Sweeper
+
+    runtime.workers.start(threads=args.threads)
+    sweeper = Sweeper(runtime)
+    sweeper.start()
+    print(f"==> worker pid {os.getpid()} running ({args.threads} threads)", flush=True)
+    _wait_for_signal()
+    sweeper.stop()
+    runtime.close()
+    return 0
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def _spawn_workers(args: argparse.Namespace) -> int:
+    cmd = [sys.executable, "-m", "router.cli", "worker", "--threads", str(args.threads)]
+    procs = [subprocess.Popen(cmd) for _ in range(args.processes)]
+    _wait_for_signal()
+    for proc in procs:
+        proc.terminate()
+    return max(proc.wait() for proc in procs)
+
+
+def cmd_tenants_create(args: argparse.Namespace) -> int:
+    from router import tenants
+
+    runtime = _runtime()
+    with runtime.db.session() as s:
+        created = tenants.create(s, args.name, tenant_id=args.id, language=args.language)
+    print(f"tenant:         {created.tenant_id}")
+    print(f"API key:        {created.api_key}   (shown once; only its hash is stored)")
+    print(f"signing secret: {created.signing_secret}   (signs user tokens, HS256)")
+    return 0
+
+
+def cmd_tenants_rotate(args: argparse.Namespace) -> int:
+    from router import tenants
+
+    runtime = _runtime()
+    with runtime.db.session() as s:
+        secret = tenants.rotate_secret(s, args.tenant)
+    grace = runtime.settings.api.signing_grace_s
+    print(f"new signing secret: {secret}\n(tokens signed with the previous secret stay valid "
+          f"for {grace} s)")
+    return 0
+
+
+def cmd_tokens_user(args: argparse.Namespace) -> int:
+    from router import tenants
+
+    runtime = _runtime()
+    with runtime.db.session() as s:
+        token = tenants.user_token(s, args.tenant, args.user_id, timedelta(hours=args.hours))
+    print(token)
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from router.events import parse_event
+    from router.pipeline import publish
+
+    runtime = _runtime()
+    doc = json.loads(Path(args.event).read_text(encoding="utf-8"))
+    tenant = args.tenant or doc.get("tenant")
+    if not tenant:
+        print("error: give --tenant or a 'tenant' field in the event", file=sys.stderr)
+        return 2
+    event = parse_event({**doc, "tenant": tenant}, runtime.engine.ruleset.events)
+    with runtime.db.session() as s:
+        [result] = publish(s, tenant, [event])
+    if result.new:
+        runtime.workers.enqueue_route([result.pk])
+    print(json.dumps({"id": result.event_id, "status": result.status,
+                      "duplicate": not result.new}))
+    return 0
+
+
+def cmd_deliveries_failed(args: argparse.Namespace) -> int:
+    from router import admin
+
+    runtime = _runtime()
+    with runtime.db.session() as s:
+        report = admin.failed(s, args.tenant, args.limit)
+    for line in report:
+        print(line)
+    if not report:
+        print("no failed events or deliveries")
+    return 0
+
+
+def cmd_deliveries_retry(args: argparse.Namespace) -> int:
+    from router import admin
+
+    runtime = _runtime()
+    with runtime.db.session() as s:
+        events, by_channel = admin.reset_failed(s, args.tenant)
+    runtime.workers.enqueue_route(events)
+    runtime.workers.enqueue_deliveries(by_channel)
+    count = sum(len(v) for v in by_channel.values())
+    print(f"re-driven: {len(events)} event(s), {count} deliver(y/ies)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from router import demo
+
+    runtime = _runtime()
+    runtime.db.migrate()
+    info = demo.load(runtime)
+    print(demo.banner(info, runtime.settings))
+    if args.serve:
+        args.host, args.port = args.host, args.port
+        demo.start_catchers(runtime.settings)
+        return cmd_serve(args)
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the service commands to the parser (filled in as the pipeline lands)."""
-    return None
+    p = sub.add_parser("serve", help="run the HTTP API (embedded: with workers)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("worker", help="run delivery workers (needs HERALD_BROKER_URL)")
+    p.add_argument("--processes", type=int, default=1)
+    p.add_argument("--threads", type=int, default=8)
+    p.set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="create or upgrade the schema").set_defaults(func=cmd_migrate)
+    p = sub.add_parser("publish", help="publish an event from a JSON file")
+    p.add_argument("event")
+    p.add_argument("--tenant")
+    p.set_defaults(func=cmd_publish)
+    p = sub.add_parser("demo", help="load the demo tenant and print its key and URLs")
+    p.add_argument("--serve", action="store_true", help="then serve, with a local mail catcher")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_demo)
+    tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers(
+        dest="tenants_command", required=True)
+    p = tenants.add_parser("create", help="create a tenant; prints its API key once")
+    p.add_argument("name")
+    p.add_argument("--id")
+    p.add_argument("--language", default="en")
+    p.set_defaults(func=cmd_tenants_create)
+    p = tenants.add_parser("rotate-secret", help="rotate the tenant's signing secret")
+    p.add_argument("tenant")
+    p.set_defaults(func=cmd_tenants_rotate)
+    tokens = sub.add_parser("tokens", help="mint tokens for development").add_subparsers(
+        dest="tokens_command", required=True)
+    p = tokens.add_parser("user", help="a user token (JWT) for the receiver-side API")
+    p.add_argument("user_id")
+    p.add_argument("--tenant", default="demo")
+    p.add_argument("--hours", type=float, default=24)
+    p.set_defaults(func=cmd_tokens_user)
+    dl = sub.add_parser("deliveries", help="inspect and re-drive failures").add_subparsers(
+        dest="deliveries_command", required=True)
+    p = dl.add_parser("failed", help="list failed events and deliveries")
+    p.add_argument("--tenant")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=cmd_deliveries_failed)
+    p = dl.add_parser("retry", help="re-drive failed events and deliveries")
+    p.add_argument("--tenant")
+    p.set_defaults(func=cmd_deliveries_retry)

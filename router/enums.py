@@ -86,6 +86,7 @@ class OutcomeStatus(StrEnum):
     RETRY = "retry"  # transient: try again later
     FAILED = "failed"  # permanent: retrying cannot help
     GONE = "gone"  # the address no longer exists: drop it, permanent
+    AWAITING_ACK = "awaiting_ack"  # browser, first_success: published, waiting for an ack
     UNACKED = "unacked"  # browser: nobody acknowledged in the presence window
 
 

@@ -54,3 +54,21 @@ def ruleset():
 @pytest.fixture(scope="session")
 def engine(ruleset) -> RuleEngine:
     return RuleEngine(ruleset)
+
+
+@pytest.fixture
+def new_tenant_key(pg: Database):
+    """Create tenants in the shared PostgreSQL; returns (tenant id, API key, signing secret)."""
+    from router import tenants
+
+    def make(name: str = "Acme") -> tuple[str, str, str]:
+        import uuid
+
+        with pg.session() as s:
+            created = tenants.create(s, name, tenant_id=f"t-{uuid.uuid4().hex[:10]}")
+        return created.tenant_id, created.api_key, created.signing_secret
+
+    return make
+
+
+pytest_plugins = ["tests.servers.fixtures"]

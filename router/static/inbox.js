@@ -29,6 +29,7 @@ const STRINGS = {
     pushNotConfigured: 'Push notifications are not configured on this server.',
     pushDenied: 'Notifications are blocked for this site in your browser settings.',
     pushFailed: 'Could not change push notifications. Please try again.',
+    pushTimeout: 'The browser’s push service is not reachable. Please try again later.',
     pushSettingsFailed: 'Could not load your notification settings.',
     pushBusy: 'Please wait…',
     dismiss: 'Dismiss',
@@ -63,6 +64,7 @@ const STRINGS = {
     pushNotConfigured: 'Push-Benachrichtigungen sind auf diesem Server nicht eingerichtet.',
     pushDenied: 'Benachrichtigungen sind für diese Seite in den Browser-Einstellungen blockiert.',
     pushFailed: 'Push-Benachrichtigungen konnten nicht geändert werden. Bitte erneut versuchen.',
+    pushTimeout: 'Der Push-Dienst des Browsers ist nicht erreichbar. Bitte später erneut versuchen.',
     pushSettingsFailed: 'Ihre Benachrichtigungseinstellungen konnten nicht geladen werden.',
     pushBusy: 'Bitte warten …',
     dismiss: 'Schließen',
@@ -173,7 +175,7 @@ button { font: inherit; }
 }
 .link-btn {
   border: 0; background: transparent; color: var(--herald-accent); cursor: pointer;
-  font-size: 13px; font-weight: 550; padding: 5px 8px; margin: -5px -6px -5px 0; border-radius: 6px;
+  font-size: 13px; font-weight: 550; padding: 5px 6px; margin: -5px -6px; border-radius: 6px;
   display: inline-flex; align-items: center; gap: 5px; white-space: nowrap;
 }
 .link-btn svg { width: 15px; height: 15px; }
@@ -334,6 +336,7 @@ const AVATAR_COLORS = ['#2563eb', '#7c3aed', '#db2777', '#ea580c', '#16a34a', '#
 const TOAST_MS = 6000;
 const MAX_TOASTS = 4;
 const PAGE_SIZE = 30;
+const SUBSCRIBE_TIMEOUT_MS = 20000;
 
 class HeraldError extends Error {
   constructor(code, message, status) {
@@ -1076,6 +1079,7 @@ class HeraldInbox extends HTMLElement {
       let msg = this._t('pushFailed');
       const name = err && err.name;
       if (err && err.code === 'push.denied') msg = this._t('pushDenied');
+      else if (err && err.code === 'push.timeout') msg = this._t('pushTimeout');
       else if (name === 'NotAllowedError') msg = this._t('pushDenied');
       else if (name === 'NotSupportedError' || (err && err.code === 'push.unsupported')) msg = this._t('pushUnsupported');
       else if (err && err.status === 401) msg = '';
@@ -1104,7 +1108,22 @@ class HeraldInbox extends HTMLElement {
       await sub.unsubscribe().catch(() => {});
       sub = null;
     }
-    if (!sub) sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+    if (!sub) {
+      // subscribe() can hang when the browser's push service is unreachable.
+      const pending = reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+      let timedOut = false;
+      sub = await Promise.race([
+        pending,
+        new Promise((_, reject) =>
+          setTimeout(() => {
+            timedOut = true;
+            reject(new HeraldError('push.timeout', 'The push service did not answer'));
+          }, SUBSCRIBE_TIMEOUT_MS)
+        ),
+      ]);
+      // A subscription that shows up after we gave up is dropped again.
+      pending.then((late) => timedOut && late && late.unsubscribe()).catch(() => {});
+    }
     await this._api('POST', '/v1/me/push-subscriptions', sub.toJSON());
     await this._putPush(true);
   }

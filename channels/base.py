@@ -1,0 +1,88 @@
+"""The one channel interface.
+
+An adapter takes a batch of :class:`Job` snapshots (plain data, no database
+objects) and returns one :class:`Outcome` per delivery id. Vendor exceptions
+never leave an adapter: they are translated into outcomes at the boundary.
+
+The worker calls, in order: ``prepare`` (reads what the batch needs, inside a
+short DB session), ``send`` (network I/O, no DB session held), then
+``after`` (DB side effects such as dropping a gone subscription).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy.orm import Session
+
+from router.enums import Channel, OutcomeStatus
+
+if TYPE_CHECKING:
+    from router.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: OutcomeStatus
+    detail: str = ""
+    retry_after: float | None = None
+    provider_ref: str | None = None
+    gone: tuple[str, ...] = ()  # addresses (endpoints, tokens) the provider says are gone
+
+    @classmethod
+    def sent(cls, detail: str = "", provider_ref: str | None = None) -> Outcome:
+        return cls(OutcomeStatus.SENT, detail, provider_ref=provider_ref)
+
+    @classmethod
+    def retry(cls, detail: str, retry_after: float | None = None) -> Outcome:
+        return cls(OutcomeStatus.RETRY, detail, retry_after=retry_after)
+
+    @classmethod
+    def failed(cls, detail: str) -> Outcome:
+        return cls(OutcomeStatus.FAILED, detail)
+
+
+@dataclass
+class Job:
+    """Everything an adapter needs to send one delivery, loaded before any I/O."""
+
+    id: int
+    tenant: str
+    channel: Channel
+    receiver_kind: str
+    receiver_id: str
+    strategy: str
+    attempts: int
+    content: dict[str, Any]
+    event: dict[str, Any]
+    feed_item_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Adapter(ABC):
+    """Base class: identity and limits as class attributes, one send per batch."""
+
+    channel: ClassVar[Channel]
+    batch_size: ClassVar[int] = 100
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+
+    def check(self) -> None:
+        """Raise ConfigError when the channel cannot work with the current config."""
+
+    def prepare(self, s: Session, jobs: list[Job]) -> None:
+        """Load per-batch data (addresses, targets, tokens) into ``job.extra``."""
+
+    @abstractmethod
+    def send(self, jobs: list[Job]) -> dict[int, Outcome]:
+        """Deliver the batch; one outcome per job id. Never raises vendor errors."""
+
+    def after(self, s: Session, jobs: list[Job], outcomes: dict[int, Outcome]) -> None:
+        """Record side effects of the outcomes (e.g. forget gone addresses)."""
+
+    def close(self) -> None:
+        """Release connections held between batches."""

@@ -1,0 +1,132 @@
+"""The email channel: SMTP with one connection per batch.
+
+Outcomes: 2xx -> sent (the server's reply kept); 5xx -> permanent failure (the
+bounce reason kept); 421/450/451/452, connection errors and timeouts -> retry
+with backoff. smtplib exceptions never leave this module.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from datetime import datetime
+from email.message import EmailMessage
+from typing import ClassVar
+
+from sqlalchemy.orm import Session
+
+from channels.base import Adapter, Job, Outcome
+from channels.mail_content import MailRenderer, MailSettings
+from router import access, unsubscribe
+from router import models as m
+from router.enums import Channel, ReceiverKind
+from router.errors import ConfigError
+
+TRANSIENT_CODES = {421, 450, 451, 452}
+
+
+class EmailAdapter(Adapter):
+    channel: ClassVar[Channel] = Channel.EMAIL
+    batch_size: ClassVar[int] = 100
+
+    def __init__(self, runtime: object) -> None:
+        super().__init__(runtime)  # type: ignore[arg-type]
+        self.renderer = MailRenderer()
+        smtp = self.settings.smtp
+        self.mail = MailSettings(smtp.from_addr, smtp.reply_to, smtp.message_id_domain)
+
+    def check(self) -> None:
+        if not self.settings.smtp.host:
+            raise ConfigError("smtp.host is empty: set HERALD_SMTP__HOST to your relay")
+
+    # ------------------------------------------------------------------ prepare (DB)
+
+    def prepare(self, s: Session, jobs: list[Job]) -> None:
+        names = {t.id: t.name for t in s.query(m.Tenant).filter(
+            m.Tenant.id.in_({j.tenant for j in jobs}))}
+        for job in jobs:
+            link, expires = self._link(s, job)
+            token = unsubscribe.issue(s, job.tenant, job.receiver_kind, job.receiver_id)
+            url = f"{self.settings.public_url.rstrip('/')}/v1/unsubscribe/{token}"
+            ctx = self.renderer.context(job, link, expires, url, names.get(job.tenant, ""))
+            job.extra["message"] = self.renderer.build(job, ctx, self.mail)
+
+    def _link(self, s: Session, job: Job) -> tuple[str, datetime | None]:
+        link = job.content.get("link", "")
+        if job.receiver_kind != ReceiverKind.CODE_USER:
+            return link, None
+        subject = job.event.get("subject", {})
+        created = datetime.fromisoformat(job.content["created_at"])
+        token, expires = access.issue(s, job.tenant, subject.get("code_id"),
+                                      (subject.get("kind", ""), subject.get("id", "")),
+                                      job.receiver_id, created,
+                                      self.settings.access_token_days)
+        joiner = "&" if "?" in link else "?"
+        return f"{link}{joiner}access_token={token}", expires
+
+    # ------------------------------------------------------------------ send (I/O)
+
+    def send(self, jobs: list[Job]) -> dict[int, Outcome]:
+        outcomes: dict[int, Outcome] = {}
+        try:
+            conn = self._connect()
+        except (OSError, smtplib.SMTPException) as exc:
+            return {j.id: Outcome.retry(f"SMTP connection failed: {exc}") for j in jobs}
+        try:
+            for job in jobs:
+                outcomes[job.id] = self._send_one(conn, job.extra["message"])
+                if outcomes[job.id].detail.startswith("connection lost"):
+                    break
+        finally:
+            _quit(conn)
+        for job in jobs:
+            outcomes.setdefault(job.id, Outcome.retry("not attempted: connection lost earlier"))
+        return outcomes
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg = self.settings.smtp
+        if cfg.security == "ssl":
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s,
+                                                  local_hostname="localhost",
+                                                  context=ssl.create_default_context())
+        else:
+            conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s,
+                                local_hostname="localhost")
+            if cfg.security == "starttls":
+                conn.starttls(context=ssl.create_default_context())
+        if cfg.username:
+            conn.login(cfg.username, cfg.password)
+        return conn
+
+    def _send_one(self, conn: smtplib.SMTP, msg: EmailMessage) -> Outcome:
+        try:
+            refused = conn.send_message(msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()))
+            return _by_code(code, reply)
+        except smtplib.SMTPResponseException as exc:
+            return _by_code(exc.smtp_code, exc.smtp_error)
+        except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as exc:
+            return Outcome.retry(f"connection lost: {exc}")
+        if refused:
+            code, reply = next(iter(refused.values()))
+            return _by_code(code, reply)
+        return Outcome.sent("250 accepted", provider_ref=str(msg["Message-ID"]))
+
+
+def _by_code(code: int, reply: bytes | str) -> Outcome:
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+    detail = f"{code} {text}"
+    if 200 <= code < 300:
+        return Outcome.sent(detail)
+    if code in TRANSIENT_CODES or 400 <= code < 500:
+        return Outcome.retry(detail)
+    return Outcome.failed(detail)
+
+
+def _quit(conn: smtplib.SMTP) -> None:
+    try:
+        conn.quit()
+    except (smtplib.SMTPException, OSError):
+        conn.close()

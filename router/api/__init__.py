@@ -1,0 +1,1 @@
+"""Herald's HTTP API (FastAPI): service side, receiver side, websocket, static."""

@@ -1,0 +1,119 @@
+"""The FastAPI application and its lifespan (hub, embedded workers, rule watch)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from html import escape
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+
+from router import __version__
+from router.api import codes, errors, me, service, stream, unsub
+from router.live import Hub
+from router.runtime import Runtime
+
+log = logging.getLogger("herald.api")
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
+    """Build the app. With an in-process broker (embedded mode) the workers and
+    the sweeper run inside this process too."""
+    if runtime.hub is None:
+        runtime.hub = Hub()
+        runtime.live.hub = runtime.hub
+    api = runtime.settings.api
+    in_process = runtime.embedded if run_workers is None else run_workers
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        assert runtime.hub is not None
+        await runtime.hub.start(runtime.settings.pubsub_url)
+        runtime.watch_rules()
+        sweeper = _start_workers(runtime) if in_process else None
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.stop()
+            await runtime.hub.stop()
+
+    app = FastAPI(title="Herald", version=__version__, lifespan=lifespan,
+                  description="Rules-engine driven notification router")
+    app.state.runtime = runtime
+    errors.install(app)
+    for module in (service, codes, me, stream, unsub):
+        app.include_router(module.router)
+    _static_routes(app)
+    _body_limit(app, api.max_body_bytes)
+    return app
+
+
+def _start_workers(runtime: Runtime):  # type: ignore[no-untyped-def]
+    from workers.broker import Sweeper
+
+    runtime.workers.start(threads=4)
+    sweeper = Sweeper(runtime)
+    sweeper.start()
+    return sweeper
+
+
+def _static_routes(app: FastAPI) -> None:
+    files = {"/inbox.js": ("inbox.js", "text/javascript"), "/sw.js": ("sw.js", "text/javascript"),
+             "/demo": ("demo.html", "text/html")}
+    for path, (name, media) in files.items():
+        def serve(name: str = name, media: str = media) -> Response:
+            return FileResponse(STATIC / name, media_type=media,
+                                headers={"Service-Worker-Allowed": "/",
+                                         "Cache-Control": "no-cache"})
+        app.get(path, include_in_schema=False)(serve)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/push/vapid-public-key", tags=["push"])
+    def vapid_public_key(request: Request) -> dict[str, str | None]:
+        """The VAPID application server key; null when push is not configured."""
+        key = request.app.state.runtime.settings.push.vapid_public_key
+        return {"public_key": key or None}
+
+    @app.get("/demo/mailbox", include_in_schema=False, response_class=HTMLResponse)
+    def mailbox() -> str:
+        from router.demo import MAILBOX
+        from router.mailcatcher import listing
+
+        return _page("Demo mailbox", [
+            f"<article><h3>{escape(m['subject'])}</h3><p><b>To:</b> {escape(m['to'])} "
+            f"&middot; {escape(m['date'])}</p><pre>{escape(m['text'])}</pre></article>"
+            for m in listing(MAILBOX)] or ["<p>No mail yet.</p>"])
+
+    @app.get("/demo/subject/{kind}/{subject_id}", include_in_schema=False,
+             response_class=HTMLResponse)
+    def subject_page(kind: str, subject_id: str) -> str:
+        return _page(f"{kind} {subject_id}", [
+            f"<p>This stands in for the host application's page of {escape(kind)} "
+            f"<b>{escape(subject_id)}</b> (a deep link from a notification).</p>"])
+
+
+def _page(title: str, parts: list[str]) -> str:
+    style = ("body{font:15px system-ui;max-width:800px;margin:2em auto;color:#222}"
+             "article{border:1px solid #ddd;border-radius:8px;padding:0 1em;margin:1em 0}"
+             "pre{white-space:pre-wrap}")
+    return (f"<!doctype html><meta charset=utf-8><title>{escape(title)}</title>"
+            f"<style>{style}</style><h1>{escape(title)}</h1>" + "".join(parts))
+
+
+def _body_limit(app: FastAPI, limit: int) -> None:
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit:
+            return JSONResponse({"error": {"code": "payload_too_large",
+                                           "message": f"request body over {limit} bytes"}},
+                                status_code=413)
+        return await call_next(request)

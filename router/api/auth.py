@@ -1,0 +1,105 @@
+"""Credentials: tenant API keys (service side), user JWTs and code-user access
+tokens (receiver side). Only hashes of keys and access tokens are stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from router import access
+from router import models as m
+from router.enums import ReceiverKind
+from router.errors import AuthError
+from router.feed import Reader
+from router.security import hash_secret
+
+USER_TOKEN_ALGORITHM = "HS256"
+
+
+def bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("send 'Authorization: Bearer <credential>'", code="auth.required")
+    return token.strip()
+
+
+def tenant_for_key(s: Session, key: str) -> str:
+    tenant = s.scalars(select(m.Tenant.id).where(m.Tenant.api_key_hash == hash_secret(key))).first()
+    if tenant is None:
+        raise AuthError("unknown API key", code="auth.invalid_key")
+    return tenant
+
+
+def mint_user_token(secret: str, tenant: str, user_id: str, ttl: timedelta) -> str:
+    now = datetime.now(UTC)
+    claims = {"sub": user_id, "tenant": tenant, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, secret, algorithm=USER_TOKEN_ALGORITHM)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling a receiver-side endpoint, and which feed they may read."""
+
+    tenant: str
+    kind: ReceiverKind
+    id: str
+    reader: Reader
+
+
+def principal(s: Session, token: str, grace_s: int) -> Principal:
+    if token.count(".") == 2:
+        return _user(s, token, grace_s)
+    return _code_user(s, token)
+
+
+def _user(s: Session, token: str, grace_s: int) -> Principal:
+    try:
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise AuthError("malformed user token", code="token.invalid") from None
+    tenant = s.get(m.Tenant, str(unverified.get("tenant", "")))
+    if tenant is None:
+        raise AuthError("invalid user token", code="token.invalid")
+    claims = _verify(token, tenant, grace_s)
+    user = s.get(m.User, (tenant.id, str(claims["sub"])))
+    if user is None or not user.active:
+        raise AuthError("the token's user is unknown or inactive", code="token.invalid")
+    kind = ReceiverKind(user.kind)
+    return Principal(tenant.id, kind, user.id, Reader(tenant.id, kind, user.id))
+
+
+def _verify(token: str, tenant: m.Tenant, grace_s: int) -> dict:
+    secrets = [tenant.signing_secret]
+    rotated = tenant.secret_rotated_at
+    if tenant.previous_signing_secret and rotated and (
+            datetime.now(UTC) - rotated).total_seconds() < grace_s:
+        secrets.append(tenant.previous_signing_secret)
+    for secret in secrets:
+        try:
+            return jwt.decode(token, secret, algorithms=[USER_TOKEN_ALGORITHM],
+                              options={"require": ["sub", "tenant", "exp"]})
+        except jwt.ExpiredSignatureError:
+            raise AuthError("the user token has expired", code="token.expired") from None
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"invalid user token: {exc}", code="token.invalid") from None
+    raise AuthError("invalid user token signature", code="token.invalid")
+
+
+def _code_user(s: Session, token: str) -> Principal:
+    scope = access.verify(s, token)
+    if not scope.valid:
+        raise AuthError(f"access token {scope.reason}", code=f"token.{scope.reason}")
+    row = scope.row
+    assert row is not None
+    cutoff = access.cutoff(s, row.tenant_id, row.code_id)
+    reader = Reader(row.tenant_id, ReceiverKind.CODE_USER, row.subscription_id,
+                    subject=(row.subject_kind, row.subject_id), cutoff=cutoff)
+    return Principal(row.tenant_id, ReceiverKind.CODE_USER, row.subscription_id, reader)

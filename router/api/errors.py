@@ -1,0 +1,64 @@
+"""One handler renders every error: ``{"error": {"code", "message", ...}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from router.errors import HeraldError, Problem, RateLimited, ValidationFailed
+
+log = logging.getLogger("herald.api")
+
+
+def _body(code: str, message: str, **extra: object) -> dict[str, object]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+async def herald_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HeraldError)
+    headers = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse({"error": exc.as_dict()}, status_code=exc.status, headers=headers)
+
+
+async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [Problem(message=e["msg"], path=".".join(str(p) for p in e["loc"]
+                                                         if p not in ("body",)))
+                for e in exc.errors()]
+    return await herald_error(_request, ValidationFailed(problems))
+
+
+async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+        exc.status_code, "http_error")
+    return JSONResponse(_body(code, str(exc.detail)), status_code=exc.status_code,
+                        headers=getattr(exc, "headers", None))
+
+
+async def database_down(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("db.unavailable", extra={"error": str(exc)[:300]})
+    return JSONResponse(_body("unavailable", "the database is unavailable; retry shortly"),
+                        status_code=503, headers={"Retry-After": "2"})
+
+
+async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("api.unexpected", exc_info=exc)
+    return JSONResponse(_body("internal", "internal error; it has been logged"), status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(HeraldError, herald_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(OperationalError, database_down)
+    app.add_exception_handler(Exception, unexpected)

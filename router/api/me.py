@@ -1,0 +1,161 @@
+"""Receiver-side endpoints (user token or code-user access token): the feed,
+settings, push registrations and the live websocket stream."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import delete
+
+from router import directory as d
+from router import feed
+from router import models as m
+from router.api.auth import Principal
+from router.api.deps import PrincipalDep, RuntimeDep
+from router.api.service import check_settings
+from router.enums import ReceiverKind
+from router.errors import AuthError, NotFound, Problem, ValidationFailed
+
+router = APIRouter(prefix="/v1/me", tags=["me"])
+
+
+class Page(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class Unread(BaseModel):
+    unread: int
+
+
+def _cursor_out(cursor: tuple[datetime, int] | None) -> str | None:
+    if cursor is None:
+        return None
+    raw = f"{cursor[0].isoformat()}|{cursor[1]}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_in(value: str | None) -> tuple[datetime, int] | None:
+    if not value:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        stamp, _, item_id = raw.partition("|")
+        return datetime.fromisoformat(stamp), int(item_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed([Problem("malformed cursor", path="cursor")]) from None
+
+
+@router.get("/notifications", response_model=Page)
+def notifications(runtime: RuntimeDep, who: PrincipalDep,
+                  limit: Annotated[int, Query(ge=1, le=100)] = 30,
+                  cursor: str | None = None, unread: bool = False) -> Page:
+    """Newest first; pass `next_cursor` back as `cursor` for the next page."""
+    with runtime.db.session() as s:
+        rows, nxt = feed.page(s, who.reader, limit, _cursor_in(cursor), unread)
+        return Page(items=[feed.item_json(r) for r in rows], next_cursor=_cursor_out(nxt))
+
+
+@router.get("/notifications/unread-count", response_model=Unread)
+def unread_count(runtime: RuntimeDep, who: PrincipalDep) -> Unread:
+    with runtime.db.session() as s:
+        return Unread(unread=feed.unread_count(s, who.reader))
+
+
+@router.post("/notifications/{item_id}/read")
+def read(runtime: RuntimeDep, who: PrincipalDep, item_id: int) -> dict[str, Any]:
+    with runtime.db.session() as s:
+        item = feed.mark_read(s, who.reader, item_id)
+        if item is None:
+            raise NotFound(f"notification {item_id} not found")
+        return feed.item_json(item)
+
+
+@router.post("/notifications/read-all", response_model=Unread)
+def read_all(runtime: RuntimeDep, who: PrincipalDep) -> Unread:
+    with runtime.db.session() as s:
+        feed.mark_all_read(s, who.reader)
+        return Unread(unread=feed.unread_count(s, who.reader))
+
+
+def _user_only(who: Principal) -> Principal:
+    if who.kind == ReceiverKind.CODE_USER:
+        raise AuthError("this endpoint needs a user token", code="auth.user_required")
+    return who
+
+
+@router.get("/settings", response_model=d.SettingsIn)
+def get_settings(runtime: RuntimeDep, who: PrincipalDep) -> d.SettingsIn:
+    _user_only(who)
+    with runtime.db.session() as s:
+        return d.get_settings(s, who.tenant, who.id)
+
+
+@router.put("/settings", response_model=d.SettingsIn)
+def put_settings(runtime: RuntimeDep, who: PrincipalDep, body: d.SettingsIn) -> d.SettingsIn:
+    _user_only(who)
+    check_settings(runtime, body)
+    with runtime.db.session() as s:
+        return d.put_settings(s, who.tenant, who.id, body)
+
+
+class EndpointRef(BaseModel):
+    endpoint: str = Field(min_length=1, max_length=2000)
+
+
+class DeviceIn(BaseModel):
+    token: str = Field(min_length=10, max_length=4096)
+    platform: str = Field(default="android", max_length=20)
+
+
+@router.post("/push-subscriptions", status_code=201)
+def add_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
+                          body: d.PushSubscriptionIn) -> dict[str, Any]:
+    _user_only(who)
+    with runtime.db.session() as s:
+        s.execute(delete(m.PushTarget).where(
+            m.PushTarget.tenant_id == who.tenant, m.PushTarget.user_id == who.id,
+            m.PushTarget.kind == "webpush", m.PushTarget.endpoint == body.endpoint))
+        s.add(m.PushTarget(tenant_id=who.tenant, user_id=who.id, kind="webpush",
+                           endpoint=body.endpoint, p256dh=body.keys.p256dh, auth=body.keys.auth))
+    return {"endpoint": body.endpoint, "registered": True}
+
+
+@router.delete("/push-subscriptions", status_code=204)
+def remove_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
+                             body: Annotated[EndpointRef, Body()]) -> Response:
+    _remove_target(runtime, _user_only(who), "webpush", body.endpoint)
+    return Response(status_code=204)
+
+
+@router.post("/devices", status_code=201)
+def add_device(runtime: RuntimeDep, who: PrincipalDep, body: DeviceIn) -> dict[str, Any]:
+    _user_only(who)
+    with runtime.db.session() as s:
+        s.execute(delete(m.PushTarget).where(
+            m.PushTarget.tenant_id == who.tenant, m.PushTarget.user_id == who.id,
+            m.PushTarget.kind == "fcm", m.PushTarget.endpoint == body.token))
+        s.add(m.PushTarget(tenant_id=who.tenant, user_id=who.id, kind="fcm",
+                           endpoint=body.token))
+    return {"token": body.token, "registered": True}
+
+
+@router.delete("/devices", status_code=204)
+def remove_device(runtime: RuntimeDep, who: PrincipalDep,
+                  body: Annotated[DeviceIn, Body()]) -> Response:
+    _remove_target(runtime, _user_only(who), "fcm", body.token)
+    return Response(status_code=204)
+
+
+def _remove_target(runtime: Any, who: Principal, kind: str, endpoint: str) -> None:
+    with runtime.db.session() as s:
+        result = s.execute(delete(m.PushTarget).where(
+            m.PushTarget.tenant_id == who.tenant, m.PushTarget.user_id == who.id,
+            m.PushTarget.kind == kind, m.PushTarget.endpoint == endpoint))
+        if not result.rowcount:
+            raise NotFound("no such registration")

@@ -1,0 +1,319 @@
+"""Service-side endpoints (tenant API key): publish, explain, activity, directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request, Response
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import select
+
+from router import directory as d
+from router import models as m
+from router.api.deps import RuntimeDep, TenantDep
+from router.audience import DirectoryView
+from router.enums import MemberKind, SubjectKind
+from router.errors import NotFound, Problem, ValidationFailed
+from router.events import Event, parse_event, problems_from
+from router.pipeline import Published, publish
+from router.planner import plan_event
+from router.runtime import Runtime
+
+log = logging.getLogger("herald.api")
+router = APIRouter(prefix="/v1")
+MAX_BATCH = 1000
+
+
+class Accepted(BaseModel):
+    id: str
+    status: str
+    duplicate: bool = False
+
+
+class BatchAccepted(BaseModel):
+    accepted: list[Accepted]
+
+
+def _events(runtime: Runtime, tenant: str, docs: list[Any], prefix: bool) -> list[Event]:
+    known = runtime.engine.ruleset.events
+    problems: list[Problem] = []
+    events: list[Event] = []
+    for i, doc in enumerate(docs):
+        try:
+            events.append(_check_tenant(parse_event(doc, known, f"{i}." if prefix else ""),
+                                        tenant, f"{i}." if prefix else ""))
+        except ValidationFailed as exc:
+            problems += exc.problems
+    ids = [e.id for e in events]
+    if len(ids) != len(set(ids)):
+        problems.append(Problem("the batch holds the same event id twice", path="id"))
+    if problems:
+        raise ValidationFailed(problems)
+    return events
+
+
+def _check_tenant(event: Event, tenant: str, prefix: str) -> Event:
+    if event.tenant and event.tenant != tenant:
+        raise ValidationFailed([Problem("does not match the API key's tenant",
+                                        path=prefix + "tenant")])
+    return event.model_copy(update={"tenant": tenant})
+
+
+def _publish(runtime: Runtime, tenant: str, events: list[Event]) -> list[Published]:
+    runtime.limiter.take(tenant, len(events))
+    with runtime.db.session() as s:
+        published = publish(s, tenant, events)
+    fresh = [p.pk for p in published if p.new]
+    if fresh:
+        try:
+            runtime.workers.enqueue_route(fresh)
+        except Exception as exc:  # noqa: BLE001 - stored is accepted: the sweeper enqueues later
+            log.warning("publish.enqueue_failed", extra={"tenant": tenant, "error": str(exc),
+                                                          "events": len(fresh)})
+    return published
+
+
+def _accepted(p: Published) -> Accepted:
+    return Accepted(id=p.event_id, status=p.status, duplicate=not p.new)
+
+
+@router.post("/events", status_code=202, response_model=Accepted, tags=["events"])
+def publish_event(runtime: RuntimeDep, tenant: TenantDep,
+                  body: Annotated[dict[str, Any], Body()]) -> Accepted:
+    """Publish one event. Publishing the same id again returns the same answer."""
+    return _accepted(_publish(runtime, tenant, _events(runtime, tenant, [body], False))[0])
+
+
+@router.post("/events:batch", status_code=202, response_model=BatchAccepted, tags=["events"])
+def publish_batch(runtime: RuntimeDep, tenant: TenantDep,
+                  body: Annotated[list[dict[str, Any]], Body(max_length=MAX_BATCH)]
+                  ) -> BatchAccepted:
+    """Publish up to 1,000 events at once; one bad event refuses the whole batch."""
+    events = _events(runtime, tenant, body, True)
+    return BatchAccepted(accepted=[_accepted(p) for p in _publish(runtime, tenant, events)])
+
+
+@router.post("/events:explain", tags=["events"])
+def explain(runtime: RuntimeDep, tenant: TenantDep,
+            body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """Dry run: the routing plan with its reasons. Nothing is written."""
+    event = _events(runtime, tenant, [body], False)[0]
+    with runtime.db.sessions() as s:
+        plan = plan_event(event, DirectoryView(s, tenant), runtime.engine)
+        s.rollback()
+    return plan.as_dict()
+
+
+@router.get("/events/{event_id}", tags=["events"])
+def activity(runtime: RuntimeDep, tenant: TenantDep, event_id: str) -> dict[str, Any]:
+    """What was matched, who got what on which channel, and each delivery's status."""
+    with runtime.db.session() as s:
+        row = s.scalars(select(m.EventRow).where(m.EventRow.tenant_id == tenant,
+                                                 m.EventRow.event_id == event_id)).first()
+        if row is None:
+            raise NotFound(f"event {event_id!r} not found")
+        rows = s.scalars(select(m.Delivery).where(m.Delivery.event_pk == row.pk,
+                                                  m.Delivery.tenant_id == tenant)
+                         .order_by(m.Delivery.receiver_kind, m.Delivery.receiver_id,
+                                   m.Delivery.step, m.Delivery.id))
+        return _activity(row, list(rows))
+
+
+def _activity(row: m.EventRow, rows: list[m.Delivery]) -> dict[str, Any]:
+    plan = row.plan or {}
+    return {
+        "id": row.event_id, "type": row.type, "status": row.status,
+        "received_at": row.received_at.isoformat(),
+        "routed_at": row.routed_at.isoformat() if row.routed_at else None,
+        "error": row.error, "attempts": row.attempts,
+        "matched_rules": plan.get("matched_rules", []),
+        "receivers": plan.get("receivers", []), "dropped": plan.get("dropped", []),
+        "notes": plan.get("notes", []),
+        "deliveries": [_delivery(r) for r in rows],
+    }
+
+
+def _delivery(r: m.Delivery) -> dict[str, Any]:
+    return {
+        "id": r.id, "receiver": {"kind": r.receiver_kind, "id": r.receiver_id},
+        "channel": r.channel, "status": r.status, "strategy": r.strategy, "step": r.step,
+        "remaining_chain": r.chain, "attempts": r.attempts, "last_error": r.last_error,
+        "provider_response": r.provider_response,
+        "next_attempt_at": r.next_attempt_at.isoformat() if r.next_attempt_at else None,
+        "history": r.history,
+        "status_times": {h["status"]: h["at"] for h in r.history},
+    }
+
+
+# ------------------------------------------------------------------ directory
+
+
+def _write(runtime: Runtime, fn: Any, *args: Any) -> None:
+    with runtime.db.session() as s:
+        fn(s, *args)
+
+
+def _same_id(path_id: str, body_id: str, field: str = "id") -> None:
+    if path_id != body_id:
+        raise ValidationFailed([Problem(f"must equal the id in the URL ({path_id!r})",
+                                        path=field)])
+
+
+@router.put("/users/{user_id}", status_code=204, tags=["directory"])
+def put_user(runtime: RuntimeDep, tenant: TenantDep, user_id: str, body: d.UserIn) -> Response:
+    _same_id(user_id, body.id)
+    _write(runtime, d.put_user, tenant, body)
+    return Response(status_code=204)
+
+
+@router.delete("/users/{user_id}", status_code=204, tags=["directory"])
+def delete_user(runtime: RuntimeDep, tenant: TenantDep, user_id: str) -> Response:
+    _write(runtime, d.delete_user, tenant, user_id)
+    return Response(status_code=204)
+
+
+def _unit_routes(kind: MemberKind, plural: str) -> None:
+    def put(runtime: RuntimeDep, tenant: TenantDep, unit_id: str, body: d.UnitIn) -> Response:
+        _same_id(unit_id, body.id)
+        _write(runtime, d.put_unit, tenant, kind, body)
+        return Response(status_code=204)
+
+    def remove(runtime: RuntimeDep, tenant: TenantDep, unit_id: str) -> Response:
+        _write(runtime, d.delete_unit, tenant, kind, unit_id)
+        return Response(status_code=204)
+
+    router.put(f"/{plural}/{{unit_id}}", status_code=204, tags=["directory"],
+               name=f"put_{kind}")(put)
+    router.delete(f"/{plural}/{{unit_id}}", status_code=204, tags=["directory"],
+                  name=f"delete_{kind}")(remove)
+
+
+_unit_routes(MemberKind.DEPARTMENT, "departments")
+_unit_routes(MemberKind.TEAM, "teams")
+
+
+@router.put("/templates/{template_id}", status_code=204, tags=["directory"])
+def put_template(runtime: RuntimeDep, tenant: TenantDep, template_id: str,
+                 body: d.TemplateIn) -> Response:
+    _same_id(template_id, body.id)
+    _write(runtime, d.put_template, tenant, body)
+    return Response(status_code=204)
+
+
+@router.delete("/templates/{template_id}", status_code=204, tags=["directory"])
+def delete_template(runtime: RuntimeDep, tenant: TenantDep, template_id: str) -> Response:
+    _write(runtime, d.delete_template, tenant, template_id)
+    return Response(status_code=204)
+
+
+@router.put("/subjects/{kind}/{subject_id}", status_code=204, tags=["directory"])
+def put_subject(runtime: RuntimeDep, tenant: TenantDep, kind: SubjectKind, subject_id: str,
+                body: d.SubjectIn) -> Response:
+    _same_id(subject_id, body.id)
+    if body.kind != kind:
+        raise ValidationFailed([Problem(f"must equal the kind in the URL ({kind})", path="kind")])
+    _write(runtime, d.put_subject, tenant, body)
+    return Response(status_code=204)
+
+
+@router.delete("/subjects/{kind}/{subject_id}", status_code=204, tags=["directory"])
+def delete_subject(runtime: RuntimeDep, tenant: TenantDep, kind: SubjectKind,
+                   subject_id: str) -> Response:
+    _write(runtime, d.delete_subject, tenant, kind, subject_id)
+    return Response(status_code=204)
+
+
+@router.put("/subscriptions/{subscription_id}", status_code=204, tags=["directory"])
+def put_subscription(runtime: RuntimeDep, tenant: TenantDep, subscription_id: str,
+                     body: d.SubscriptionIn) -> Response:
+    """A code user's sign-up for one ticket or video session (language of creation kept)."""
+    _same_id(subscription_id, body.id)
+    _write(runtime, d.put_subscription, tenant, body)
+    return Response(status_code=204)
+
+
+@router.delete("/subscriptions/{subscription_id}", status_code=204, tags=["directory"])
+def delete_subscription(runtime: RuntimeDep, tenant: TenantDep, subscription_id: str) -> Response:
+    _write(runtime, d.delete_subscription, tenant, subscription_id)
+    return Response(status_code=204)
+
+
+@router.get("/users/{user_id}/settings", response_model=d.SettingsIn, tags=["settings"])
+def get_settings(runtime: RuntimeDep, tenant: TenantDep, user_id: str) -> d.SettingsIn:
+    with runtime.db.session() as s:
+        return d.get_settings(s, tenant, user_id)
+
+
+@router.put("/users/{user_id}/settings", response_model=d.SettingsIn, tags=["settings"])
+def put_settings(runtime: RuntimeDep, tenant: TenantDep, user_id: str,
+                 body: d.SettingsIn) -> d.SettingsIn:
+    check_settings(runtime, body)
+    with runtime.db.session() as s:
+        return d.put_settings(s, tenant, user_id, body)
+
+
+def check_settings(runtime: Runtime, body: d.SettingsIn) -> None:
+    from router.settings import check_row_keys
+
+    bad = check_row_keys(body, runtime.engine.ruleset)
+    if bad:
+        raise ValidationFailed([Problem("not 'all' nor a known event type", path=f"advanced.{k}")
+                                for k in bad])
+
+
+IMPORT_KINDS: dict[str, tuple[type[BaseModel], Any]] = {
+    "user": (d.UserIn, d.put_user),
+    "department": (d.UnitIn, lambda s, t, x: d.put_unit(s, t, MemberKind.DEPARTMENT, x)),
+    "team": (d.UnitIn, lambda s, t, x: d.put_unit(s, t, MemberKind.TEAM, x)),
+    "template": (d.TemplateIn, d.put_template),
+    "subject": (d.SubjectIn, d.put_subject),
+    "subscription": (d.SubscriptionIn, d.put_subscription),
+}
+
+
+class ImportResult(BaseModel):
+    imported: dict[str, int] = Field(default_factory=dict)
+
+
+@router.post("/directory:import", response_model=ImportResult, tags=["directory"],
+             openapi_extra={"requestBody": {"content": {"application/x-ndjson": {
+                 "schema": {"type": "string"}}}, "required": True}})
+async def import_directory(request: Request, runtime: RuntimeDep,
+                           tenant: TenantDep) -> ImportResult:
+    """JSONL, one `{"type": "user|department|team|template|subject|subscription",
+    "data": {...}}` per line. All or nothing: any bad line refuses the whole import."""
+    lines = (await request.body()).decode("utf-8", errors="replace").splitlines()
+    parsed, problems = _parse_import(lines)
+    if problems:
+        raise ValidationFailed(problems)
+    counts: dict[str, int] = {}
+    with runtime.db.session() as s:
+        for kind, item in parsed:
+            IMPORT_KINDS[kind][1](s, tenant, item)
+            counts[kind] = counts.get(kind, 0) + 1
+            if sum(counts.values()) % 1000 == 0:
+                s.flush()
+    return ImportResult(imported=counts)
+
+
+def _parse_import(lines: list[str]) -> tuple[list[tuple[str, BaseModel]], list[Problem]]:
+    parsed: list[tuple[str, BaseModel]] = []
+    problems: list[Problem] = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+            kind = doc["type"]
+            model = IMPORT_KINDS[kind][0]
+            parsed.append((kind, model.model_validate(doc.get("data"))))
+        except ValidationError as exc:
+            problems += problems_from(exc, f"line {n}: ")
+        except (ValueError, KeyError, TypeError) as exc:
+            problems.append(Problem(f"not a JSON object with a known 'type' "
+                                    f"({', '.join(IMPORT_KINDS)}): {exc}", path=f"line {n}"))
+    if not parsed and not problems:
+        problems.append(Problem("empty import: send one JSON object per line"))
+    return parsed, problems

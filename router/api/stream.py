@@ -1,0 +1,100 @@
+"""``WS /v1/me/stream``: live feed items, unread counts, acks, replay on reconnect.
+
+Protocol (JSON text frames):
+  server -> client  {"type": "hello", "unread": n}
+                    {"type": "item", "item": {...}, "unread": n}
+  client -> server  {"type": "ack", "id": <item id>, "seq": <item seq>}
+Connect with ``?token=<user token>`` (browsers cannot set headers) and, after a
+disconnect, ``&last_seq=<highest seq seen>`` to receive what was missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from router import deliveries, feed
+from router.api.auth import Principal, principal
+from router.errors import AuthError
+from router.live import Session
+from router.runtime import Runtime
+
+log = logging.getLogger("herald.stream")
+router = APIRouter()
+POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
+
+
+def _authenticate(runtime: Runtime, token: str) -> Principal:
+    with runtime.db.session() as s:
+        return principal(s, token, runtime.settings.api.signing_grace_s)
+
+
+def _hello(runtime: Runtime, who: Principal, last_seq: int | None) -> list[dict[str, Any]]:
+    with runtime.db.session() as s:
+        frames: list[dict[str, Any]] = [{"type": "hello",
+                                         "unread": feed.unread_count(s, who.reader)}]
+        if last_seq is not None:
+            unread = frames[0]["unread"]
+            frames += [{"type": "item", "item": feed.item_json(i), "unread": unread}
+                       for i in feed.replay(s, who.reader, last_seq)]
+        return frames
+
+
+def _ack(runtime: Runtime, who: Principal, delivery_id: int) -> None:
+    with runtime.db.session() as s:
+        deliveries.acknowledge(s, who.tenant, delivery_id, (str(who.kind), who.id))
+
+
+@router.websocket("/v1/me/stream")
+async def stream(websocket: WebSocket) -> None:
+    runtime: Runtime = websocket.app.state.runtime
+    token = websocket.query_params.get("token") or websocket.headers.get(
+        "authorization", "").removeprefix("Bearer ").strip()
+    try:
+        who = await run_in_threadpool(_authenticate, runtime, token)
+    except AuthError as exc:
+        await websocket.close(code=POLICY_VIOLATION, reason=exc.code)
+        return
+    hub = runtime.hub
+    assert hub is not None
+    key = (who.tenant, str(who.kind), who.id)
+    if hub.count(key) >= runtime.settings.api.max_ws_per_user:
+        await websocket.close(code=TRY_AGAIN_LATER, reason="too many connections")
+        return
+    await websocket.accept()
+    session = Session(key=key, send=websocket.send_json)
+    hub.add(session)
+    try:
+        last_seq = websocket.query_params.get("last_seq")
+        frames = await run_in_threadpool(_hello, runtime, who,
+                                         int(last_seq) if last_seq and last_seq.isdigit()
+                                         else None)
+        for frame in frames:
+            await websocket.send_json(frame)
+        await _receive(websocket, runtime, who, session)
+    except (WebSocketDisconnect, asyncio.CancelledError):
+        pass
+    finally:
+        hub.remove(session)
+
+
+async def _receive(websocket: WebSocket, runtime: Runtime, who: Principal,
+                   session: Session) -> None:
+    while True:
+        raw = await websocket.receive_text()
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(message, dict) or message.get("type") != "ack":
+            continue
+        item_id = message.get("id")
+        delivery_id = session.pending_acks.pop(item_id, None) if isinstance(item_id, int) else None
+        if delivery_id is not None:
+            await run_in_threadpool(_ack, runtime, who, delivery_id)

@@ -1,0 +1,40 @@
+"""One-click unsubscribe tokens (RFC 8058): random, stored hashed, bound to one
+receiver; using one turns off that receiver's email and nothing else."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from router import models as m
+from router.enums import ReceiverKind
+from router.errors import NotFound
+from router.models import utcnow
+from router.security import hash_secret, new_secret
+
+
+def issue(s: Session, tenant: str, kind: str, receiver_id: str) -> str:
+    token = new_secret("hu_")
+    s.add(m.UnsubscribeToken(token_hash=hash_secret(token), tenant_id=tenant,
+                             receiver_kind=kind, receiver_id=receiver_id))
+    return token
+
+
+def use(s: Session, token: str) -> m.UnsubscribeToken:
+    """Apply the unsubscribe the token stands for (idempotent for the same token)."""
+    row = s.get(m.UnsubscribeToken, hash_secret(token))
+    if row is None:
+        raise NotFound("unknown unsubscribe link")
+    if row.receiver_kind == ReceiverKind.CODE_USER:
+        sub = s.get(m.Subscription, (row.tenant_id, row.receiver_id))
+        if sub is not None:
+            sub.active = False
+    else:
+        settings = s.get(m.UserSettings, (row.tenant_id, row.receiver_id))
+        if settings is None and s.get(m.User, (row.tenant_id, row.receiver_id)) is not None:
+            settings = m.UserSettings(tenant_id=row.tenant_id, user_id=row.receiver_id,
+                                      push=True, customer_notifications=True, advanced={})
+            s.add(settings)
+        if settings is not None:
+            settings.email = False
+    row.used_at = row.used_at or utcnow()
+    return row

@@ -1,0 +1,160 @@
+"""Real Herald processes for end-to-end tests: `herald serve` and `herald worker`
+subprocesses against the machine's PostgreSQL and Redis (or embedded SQLite)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+import yaml
+
+from tests.conftest import PG_URL, ROOT
+
+REDIS_BASE = "redis://127.0.0.1:6379"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1,
+               what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Herald:
+    """A Herald deployment made of subprocesses sharing one config."""
+
+    def __init__(self, tmp: Path, *, embedded: bool = False, **config: Any) -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.redis_db = 1 + (uuid.uuid4().int % 14)
+        self.config: dict[str, Any] = {
+            "database_url": f"sqlite:///{tmp}/herald.db" if embedded else PG_URL,
+            "broker_url": "" if embedded else f"{REDIS_BASE}/{self.redis_db}",
+            "rules_path": str(Path(ROOT) / "rules"),
+            "public_url": self.url,
+            "log_format": "text",
+            "delivery": {"sweep_interval_s": 1, "sweep_after_s": 3, "backoff_min_s": 0.5,
+                         "backoff_max_s": 2, "presence_window_s": 1.5},
+            "api": {"publish_rate_per_s": 100000, "publish_burst": 100000},
+        }
+        _merge(self.config, config)
+        self.config_file = tmp / f"herald-{self.port}.yaml"
+        self.config_file.write_text(yaml.safe_dump(self.config))
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        if not embedded:
+            redis.Redis.from_url(f"{REDIS_BASE}/{self.redis_db}").flushdb()
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+        env["HERALD_CONFIG"] = str(self.config_file)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen([sys.executable, "-m", "router.cli", *args], cwd=ROOT,
+                                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "router.cli", *args], cwd=ROOT,
+                              env=self.env, capture_output=True, text=True, timeout=120)
+
+    def start_api(self, name: str = "api") -> None:
+        self._spawn(name, "serve", "--port", str(self.port))
+        wait_until(self._healthy, 30, what=f"{name} on {self.url}")
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start_worker(self, name: str = "worker", threads: int = 4) -> subprocess.Popen[bytes]:
+        proc = self._spawn(name, "worker", "--threads", str(threads))
+        wait_until(lambda: b"running" in (self.tmp / f"{name}.log").read_bytes(), 30,
+                   what=f"{name} start")
+        return proc
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+
+    def log(self, name: str) -> str:
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            proc = self.procs.pop(name)
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+class Client:
+    """A tenant's service-side HTTP client."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
+                                 timeout=30)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.http, name)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    def activity(self, event_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/v1/events/{event_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_terminal(self, event_id: str, timeout: float = 30) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            act = self.activity(event_id)
+            if act["status"] == "routed" and all(
+                    d["status"] in ("sent", "failed", "skipped") for d in act["deliveries"]):
+                return act
+            return None
+        return wait_until(done, timeout, 0.2, what=f"event {event_id} to finish")

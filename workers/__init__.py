@@ -1,0 +1,1 @@
+"""Dramatiq transport: broker set-up and the actors that move work along."""

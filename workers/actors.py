@@ -1,0 +1,84 @@
+"""Actor bodies: reload, check status, act, record. Never hold a DB session
+across network I/O; never trust a message to be the only copy."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from channels.registry import adapter_for
+from router import deliveries
+from router.deliveries import Recorded
+from router.enums import Channel
+
+if TYPE_CHECKING:
+    from router.runtime import Runtime
+
+log = logging.getLogger("herald.workers")
+
+
+def route_events(runtime: Runtime, pks: list[int]) -> None:
+    with runtime.db.session() as s:
+        result = runtime.router.route(s, pks)
+    log.info("route.batch", extra={"routed": len(result.routed), "failed": len(result.failed)})
+    runtime.workers.enqueue_deliveries(dict(result.start))
+
+
+def deliver(runtime: Runtime, channel: Channel, ids: list[int]) -> None:
+    adapter = adapter_for(runtime, channel)
+    with runtime.db.session() as s:
+        rows = deliveries.claim(s, ids, channel)
+        if not rows:
+            return
+        jobs = deliveries.jobs_for(s, rows)
+        adapter.prepare(s, jobs)
+    outcomes = adapter.send(jobs)
+    with runtime.db.session() as s:
+        adapter.after(s, jobs, outcomes)
+        todo = deliveries.record(s, outcomes, runtime.settings.delivery)
+    follow_up(runtime, todo)
+
+
+def follow_up(runtime: Runtime, todo: Recorded) -> None:
+    workers = runtime.workers
+    for delay, ids in todo.retry.items():
+        by_channel = _channels_of(runtime, ids)
+        workers.enqueue_deliveries(by_channel, delay_s=delay)
+    workers.enqueue_deliveries(todo.next_steps)
+    if todo.await_ack:
+        workers.enqueue_expiry(todo.await_ack)
+
+
+def _channels_of(runtime: Runtime, ids: list[int]) -> dict[Channel, list[int]]:
+    from sqlalchemy import select
+
+    from router import models as m
+
+    with runtime.db.session() as s:
+        rows = s.execute(select(m.Delivery.id, m.Delivery.channel)
+                         .where(m.Delivery.id.in_(ids))).all()
+    found: dict[Channel, list[int]] = {}
+    for did, channel in rows:
+        found.setdefault(Channel(channel), []).append(did)
+    return found
+
+
+def expire_unacked(runtime: Runtime, ids: list[int]) -> None:
+    with runtime.db.session() as s:
+        todo = deliveries.expire_unacked(s, ids, runtime.settings.delivery)
+    follow_up(runtime, todo)
+
+
+def sweep(runtime: Runtime) -> deliveries.Stale:
+    with runtime.db.session() as s:
+        stale = deliveries.sweep(s, runtime.settings.delivery)
+    if stale.events:
+        runtime.workers.enqueue_route(stale.events)
+    runtime.workers.enqueue_deliveries(stale.pending)
+    if stale.unacked:
+        expire_unacked(runtime, stale.unacked)
+    if stale.events or stale.pending or stale.unacked:
+        log.warning("sweep.recovered", extra={
+            "events": len(stale.events), "unacked": len(stale.unacked),
+            "deliveries": sum(len(v) for v in stale.pending.values())})
+    return stale

@@ -1,0 +1,131 @@
+"""Broker set-up and actor declaration, bound to one Runtime.
+
+Actors take ids, never database objects. They are declared per broker (not at
+import time), so the embedded in-process broker and the Redis broker can never
+be mixed up by import order.
+
+Queues: ``herald.route`` (batches of event pks), ``herald.browser|push|email``
+(batches of delivery ids, one generic deliver actor per channel queue) and
+``herald.control`` (ack expiry, sweeps).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, TimeLimit
+
+from router.enums import CHANNEL_QUEUES, Channel, Queue
+from workers import actors
+
+if TYPE_CHECKING:
+    from router.runtime import Runtime
+
+log = logging.getLogger("herald.workers")
+ROUTE_BATCH = 100
+
+
+def make_broker(url: str) -> dramatiq.Broker:
+    middleware = [AgeLimit(), TimeLimit(time_limit=300_000), Callbacks(), Pipelines(),
+                  Retries(max_retries=10, min_backoff=1000, max_backoff=300_000)]
+    if not url:
+        return StubBroker(middleware=middleware)
+    # maintenance recovers a SIGKILLed worker's unacked messages; run it often
+    # (the default 0.1% chance left messages stranded for minutes).
+    return RedisBroker(url=url, middleware=middleware, maintenance_chance=100,
+                       heartbeat_timeout=15_000, dead_message_ttl=7 * 86_400_000)
+
+
+class Workers:
+    """The broker plus the actors, and helpers that enqueue work in batches."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.broker = make_broker(runtime.settings.broker_url)
+        self.route = dramatiq.actor(
+            lambda pks: actors.route_events(runtime, pks), broker=self.broker,
+            actor_name="route_events", queue_name=Queue.ROUTE)
+        self.deliver = {
+            channel: dramatiq.actor(
+                _deliver_fn(runtime, channel), broker=self.broker,
+                actor_name=f"deliver_{channel}", queue_name=CHANNEL_QUEUES[channel])
+            for channel in Channel
+        }
+        self.expire = dramatiq.actor(
+            lambda ids: actors.expire_unacked(runtime, ids), broker=self.broker,
+            actor_name="expire_unacked", queue_name=Queue.CONTROL)
+        self._worker: dramatiq.Worker | None = None
+
+    # ---------------------------------------------------------------- enqueueing
+
+    def enqueue_route(self, pks: list[int]) -> None:
+        for start in range(0, len(pks), ROUTE_BATCH):
+            self.route.send(pks[start:start + ROUTE_BATCH])
+
+    def enqueue_deliveries(self, by_channel: dict[Channel, list[int]], delay_s: float = 0) -> None:
+        for channel, ids in by_channel.items():
+            size = self.runtime_adapter_batch(channel)
+            for start in range(0, len(ids), size):
+                chunk = ids[start:start + size]
+                if delay_s > 0:
+                    self.deliver[channel].send_with_options(args=(chunk,),
+                                                            delay=int(delay_s * 1000))
+                else:
+                    self.deliver[channel].send(chunk)
+
+    def enqueue_expiry(self, ids: list[int]) -> None:
+        delay = int(self.runtime.settings.delivery.presence_window_s * 1000)
+        self.expire.send_with_options(args=(ids,), delay=delay)
+
+    def runtime_adapter_batch(self, channel: Channel) -> int:
+        from channels.registry import ADAPTERS
+
+        return min(ADAPTERS[channel].batch_size, self.runtime.settings.delivery.batch_size * 5)
+
+    # ---------------------------------------------------------------- running
+
+    def start(self, threads: int = 4, queues: Iterable[str] | None = None) -> None:
+        """Run actors in this process (embedded mode, or one `herald worker` process)."""
+        self._worker = dramatiq.Worker(self.broker, worker_threads=threads,
+                                       queues=set(queues) if queues else None)
+        self._worker.start()
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.stop(timeout=10_000)
+            self._worker = None
+        self.broker.close()
+
+
+def _deliver_fn(runtime: Runtime, channel: Channel) -> Any:
+    def deliver(ids: list[int]) -> None:
+        actors.deliver(runtime, channel, ids)
+
+    deliver.__name__ = f"deliver_{channel}"
+    return deliver
+
+
+class Sweeper(threading.Thread):
+    """Periodically re-enqueues work left behind (lost messages, crashed workers)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(name="herald-sweeper", daemon=True)
+        self.runtime = runtime
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        interval = self.runtime.settings.delivery.sweep_interval_s
+        while not self.stopping.wait(interval):
+            try:
+                actors.sweep(self.runtime)
+            except Exception:  # noqa: BLE001 - keep sweeping; the next pass retries
+                log.exception("sweep.failed")
+
+    def stop(self) -> None:
+        self.stopping.set()
