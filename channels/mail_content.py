@@ -106,9 +106,9 @@ class MailRenderer:
         msg["References"] = thread
         msg["List-Unsubscribe"] = f"<{ctx['unsubscribe_url']}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        msg["Content-Language"] = ctx["lang"]
         msg.set_content(self.template(ctx["lang"], etype, "txt").render(ctx))
         msg.add_alternative(self.template(ctx["lang"], etype, "html").render(ctx), subtype="html")
+        msg["Content-Language"] = ctx["lang"]  # after set_content, which clears Content-*
         return msg
 
 

@@ -135,6 +135,12 @@ class SmtpSink:
         with self._cond:
             self._rejections[address.lower()] = _Answer(code, text)
 
+    def accept_all(self) -> None:
+        """Drop every scripted rejection and pending failure."""
+        with self._cond:
+            self._rejections.clear()
+            self._data_failures.clear()
+
     def fail_next(
         self, n: int = 1, code: int = 451, text: str = "4.3.0 temporary failure, try again"
     ) -> None:
