@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from router.metrics import prepare_multiprocess
+
+    prepare_multiprocess()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -7,9 +7,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from channels.registry import adapter_for
-from router import deliveries
+from router import deliveries, metrics
 from router.deliveries import Recorded
 from router.enums import Channel
+from router.models import utcnow
 
 if TYPE_CHECKING:
     from router.runtime import Runtime
@@ -18,8 +19,10 @@ log = logging.getLogger("herald.workers")
 
 
 def route_events(runtime: Runtime, pks: list[int]) -> None:
-    with runtime.db.session() as s:
+    with metrics.ROUTING_SECONDS.time(), runtime.db.session() as s:
         result = runtime.router.route(s, pks)
+    metrics.EVENTS_ROUTED.labels("routed").inc(len(result.routed))
+    metrics.EVENTS_ROUTED.labels("failed").inc(len(result.failed))
     log.info("route.batch", extra={"routed": len(result.routed), "failed": len(result.failed)})
     runtime.workers.enqueue_deliveries(dict(result.start))
 
@@ -30,13 +33,27 @@ def deliver(runtime: Runtime, channel: Channel, ids: list[int]) -> None:
         rows = deliveries.claim(s, ids, channel)
         if not rows:
             return
+        _observe_lag(channel, rows)
         jobs = deliveries.jobs_for(s, rows)
         adapter.prepare(s, jobs)
-    outcomes = adapter.send(jobs)
+    with metrics.DELIVERY_SECONDS.labels(channel).time():
+        outcomes = adapter.send(jobs)
     with runtime.db.session() as s:
         adapter.after(s, jobs, outcomes)
         todo = deliveries.record(s, outcomes, runtime.settings.delivery)
+    for outcome in outcomes.values():
+        metrics.DELIVERIES.labels(channel, outcome.status).inc()
+    metrics.RETRIES.labels(channel).inc(sum(len(v) for v in todo.retry.values()))
+    log.info("deliver.batch", extra={"channel": str(channel), "deliveries": len(jobs),
+                                     "delivery_ids": [j.id for j in jobs][:20]})
     follow_up(runtime, todo)
+
+
+def _observe_lag(channel: Channel, rows: list) -> None:  # type: ignore[type-arg]
+    now = utcnow()
+    for row in rows:
+        due = row.next_attempt_at or row.created_at
+        metrics.QUEUE_LAG.labels(channel).observe(max(0.0, (now - due).total_seconds()))
 
 
 def follow_up(runtime: Runtime, todo: Recorded) -> None:

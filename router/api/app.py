@@ -72,6 +72,13 @@ def _static_routes(app: FastAPI) -> None:
                                          "Cache-Control": "no-cache"})
         app.get(path, include_in_schema=False)(serve)
 
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        from router.metrics import render
+
+        body, media = render()
+        return Response(body, media_type=media)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from router import deliveries, feed
+from router import deliveries, feed, metrics
 from router.api.auth import Principal, principal
 from router.errors import AuthError
 from router.live import Session
@@ -70,6 +70,7 @@ async def stream(websocket: WebSocket) -> None:
     await websocket.accept()
     session = Session(key=key, send=websocket.send_json)
     hub.add(session)
+    metrics.WEBSOCKETS.inc()
     try:
         last_seq = websocket.query_params.get("last_seq")
         frames = await run_in_threadpool(_hello, runtime, who,
@@ -82,6 +83,7 @@ async def stream(websocket: WebSocket) -> None:
         pass
     finally:
         hub.remove(session)
+        metrics.WEBSOCKETS.dec()
 
 
 async def _receive(websocket: WebSocket, runtime: Runtime, who: Principal,

@@ -1,0 +1,52 @@
+"""Prometheus metrics (prometheus-client), multiprocess-safe.
+
+`herald serve` and `herald worker` point PROMETHEUS_MULTIPROC_DIR at one folder
+before anything imports prometheus_client, so API replicas and worker
+processes on a host add up in one `/metrics` answer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_DIR = ".herald-metrics"
+
+
+def prepare_multiprocess(folder: str | None = None) -> str:
+    """Call before importing prometheus_client (the CLI does it first thing)."""
+    path = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", folder or DEFAULT_DIR)
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+from prometheus_client import (  # noqa: E402 - after the multiprocess switch above
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+EVENTS_ROUTED = Counter("herald_events_routed_total", "Events routed", ["status"])
+ROUTING_SECONDS = Histogram("herald_routing_seconds", "Time to route one batch of events",
+                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+DELIVERIES = Counter("herald_deliveries_total", "Delivery outcomes", ["channel", "status"])
+RETRIES = Counter("herald_delivery_retries_total", "Delivery attempts scheduled again",
+                  ["channel"])
+DELIVERY_SECONDS = Histogram("herald_delivery_seconds", "Adapter send time per batch",
+                             ["channel"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+QUEUE_LAG = Histogram("herald_queue_lag_seconds", "From due to claimed, per delivery",
+                      ["channel"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300))
+WEBSOCKETS = Gauge("herald_websocket_connections", "Open websocket sessions",
+                   multiprocess_mode="livesum")
+
+
+def render() -> tuple[bytes, str]:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
