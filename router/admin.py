@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from router import models as m
-from router.deliveries import mark
+from router.deliveries import log_lines
 from router.enums import Channel, DeliveryStatus, EventStatus
 from router.models import utcnow
 
@@ -40,6 +40,7 @@ def reset_failed(s: Session, tenant: str | None) -> tuple[list[int], dict[Channe
     for d in s.scalars(query.with_for_update()):
         d.status, d.attempts, d.next_attempt_at, d.updated_at = (
             DeliveryStatus.PENDING, 0, None, utcnow())
-        d.history = [*d.history, mark(DeliveryStatus.PENDING, "re-driven by an operator")]
         by_channel.setdefault(Channel(d.channel), []).append(d.id)
+    log_lines(s, ((i, DeliveryStatus.PENDING, "re-driven by an operator")
+                  for ids in by_channel.values() for i in ids))
     return pks, by_channel

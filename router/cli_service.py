@@ -179,6 +179,85 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vapid_generate(args: argparse.Namespace) -> int:
+    from channels.push import new_vapid_keys
+
+    private, public = new_vapid_keys()
+    if not args.write:
+        print(f"HERALD_PUSH__VAPID_PRIVATE_KEY={private}")
+        print(f"HERALD_PUSH__VAPID_PUBLIC_KEY={public}")
+        return 0
+    path = Path(args.write)
+    _write_vapid_keys(path, {"vapid_private_key": private, "vapid_public_key": public},
+                      args.force)
+    print(f"✓ wrote push.vapid_private_key and push.vapid_public_key to {path}")
+    print(f"  public key (the browsers' applicationServerKey): {public}")
+    return 0
+
+
+def _write_vapid_keys(path: Path, keys: dict[str, str], force: bool) -> None:
+    """Set the keys in the push: section of a YAML config, keeping every other line."""
+    from router.errors import ConfigError
+
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    before = _yaml(text, path)
+    push = before.get("push") or {}
+    if not force and any(push.get(k) for k in keys):
+        raise ConfigError(f"{path} already has VAPID keys; new keys invalidate every browser "
+                          "push subscription made with the old public key (browsers must "
+                          "subscribe again). Pass --force to replace them.")
+    updated = _set_push_keys(text, keys)
+    if _yaml(updated, path) != {**before, "push": {**push, **keys}}:
+        raise ConfigError(f"could not update the push: section of {path}; add these lines "
+                          "under push: by hand:\n" + "\n".join(f"  {k}: {v}" for k, v in keys.items()))
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(updated, encoding="utf-8")
+    tmp.chmod(mode)
+    os.replace(tmp, path)
+
+
+def _yaml(text: str, path: Path) -> dict[str, Any]:
+    import yaml
+
+    from router.errors import ConfigError
+
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _set_push_keys(text: str, keys: dict[str, str]) -> str:
+    """Replace or add ``key: "value"`` lines in the block under ``push:``."""
+    import re
+
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines)
+                  if re.match(r"push:\s*(#.*)?$", line.rstrip("\r\n"))), None)
+    if start is None:
+        gap = "" if not text or text.endswith("\n") else "\n"
+        return text + gap + "push:\n" + "".join(f'  {k}: "{v}"\n' for k, v in keys.items())
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end][0] in " \t#"):
+        end += 1
+    block = lines[start + 1:end]
+    indent = next((line[:len(line) - len(line.lstrip())] for line in block
+                   if line.strip() and not line.lstrip().startswith("#")), "  ")
+    for n, (key, value) in enumerate(keys.items()):
+        pattern = re.compile(rf"(\s+){key}:[^#\n]*?(\s+#.*)?$")
+        hit = next((i for i, line in enumerate(block) if pattern.match(line.rstrip("\r\n"))),
+                   None)
+        if hit is None:
+            block.insert(n, f'{indent}{key}: "{value}"\n')
+            continue
+        found = pattern.match(block[hit].rstrip("\r\n"))
+        assert found is not None
+        block[hit] = f'{found.group(1)}{key}: "{value}"{found.group(2) or ""}\n'
+    return "".join(lines[:start + 1] + block + lines[end:])
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("serve", help="run the HTTP API (embedded: with workers)")
     p.add_argument("--host", default="127.0.0.1")
@@ -224,3 +303,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = dl.add_parser("retry", help="re-drive failed events and deliveries")
     p.add_argument("--tenant")
     p.set_defaults(func=cmd_deliveries_retry)
+    vapid = sub.add_parser("vapid", help="web push (VAPID) keys").add_subparsers(
+        dest="vapid_command", required=True)
+    p = vapid.add_parser("generate", help="a new VAPID key pair, as env lines or into a config")
+    p.add_argument("--write", metavar="PATH", help="set the keys in the push: section of PATH")
+    p.add_argument("--force", action="store_true", help="replace keys PATH already has")
+    p.set_defaults(func=cmd_vapid_generate)

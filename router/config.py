@@ -47,6 +47,8 @@ class PushConfig(BaseModel):
 
 class FcmConfig(BaseModel):
     service_account_file: str = ""
+    # the key JSON itself (HERALD_FCM__SERVICE_ACCOUNT_JSON); wins over service_account_file
+    service_account_json: str = ""
     base_url: str = "https://fcm.googleapis.com"
     timeout_s: float = 10.0
 

@@ -2,19 +2,21 @@
 
 Every move is a guarded UPDATE (``WHERE status = <expected>``), so two workers
 holding the same message can never both send one delivery: only the one whose
-claim changed the row goes on. ``first_success`` sequences advance here: a
-step that fails, gives up retrying, or is not acknowledged creates the next
-step's delivery (DESIGN §2, §5).
+claim changed the row goes on. Moves are set-based (one statement per batch)
+and each appends a line to ``delivery_log``, the history the activity view
+shows. ``first_success`` sequences advance here: a step that fails, gives up
+retrying, or is not acknowledged creates the next step's delivery.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from channels.base import Job, Outcome
@@ -23,28 +25,33 @@ from router.config import DeliveryConfig
 from router.enums import Channel, DeliveryStatus, EventStatus, OutcomeStatus, Strategy
 from router.models import utcnow
 
+D = m.Delivery.__table__
+LOG = m.DeliveryLog.__table__
 
-def mark(status: str, detail: str = "") -> dict[str, Any]:
-    return {"status": str(status), "at": utcnow().isoformat(), "detail": detail}
+
+def log_lines(s: Session, lines: Iterable[tuple[int, str, str]]) -> None:
+    """Append (delivery id, status, detail) lines to the history, in one INSERT."""
+    now = utcnow()
+    rows = [{"delivery_id": d, "status": str(st), "detail": detail, "at": now}
+            for d, st, detail in lines]
+    if rows:
+        s.execute(insert(LOG), rows)
 
 
-def claim(s: Session, ids: list[int], channel: Channel) -> list[m.Delivery]:
+def claim(s: Session, ids: list[int], channel: Channel) -> list[Any]:
     """Move due pending deliveries to sending; returns only the rows this call moved."""
     now = utcnow()
-    claimed = list(s.scalars(
-        update(m.Delivery)
-        .where(m.Delivery.id.in_(ids), m.Delivery.channel == channel,
-               m.Delivery.status == DeliveryStatus.PENDING,
-               or_(m.Delivery.next_attempt_at.is_(None), m.Delivery.next_attempt_at <= now))
-        .values(status=DeliveryStatus.SENDING, attempts=m.Delivery.attempts + 1, updated_at=now)
-        .returning(m.Delivery)
-        .execution_options(synchronize_session=False)))
-    for row in claimed:
-        row.history = [*row.history, mark(DeliveryStatus.SENDING, f"attempt {row.attempts}")]
-    return claimed
+    rows = list(s.execute(
+        update(D).where(D.c.id.in_(ids), D.c.channel == channel,
+                        D.c.status == DeliveryStatus.PENDING,
+                        or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now))
+        .values(status=DeliveryStatus.SENDING, attempts=D.c.attempts + 1, updated_at=now)
+        .returning(*D.c)))
+    log_lines(s, ((r.id, DeliveryStatus.SENDING, f"attempt {r.attempts}") for r in rows))
+    return rows
 
 
-def jobs_for(s: Session, rows: list[m.Delivery]) -> list[Job]:
+def jobs_for(s: Session, rows: list[Any]) -> list[Job]:
     events = {e.pk: e.payload for e in s.scalars(
         select(m.EventRow).where(m.EventRow.pk.in_({r.event_pk for r in rows})))}
     return [Job(id=r.id, tenant=r.tenant_id, channel=Channel(r.channel),
@@ -69,97 +76,118 @@ def backoff(attempts: int, cfg: DeliveryConfig, retry_after: float | None) -> fl
     return max(delay, retry_after or 0.0)
 
 
+@dataclass
+class _Batch:
+    """Set-based changes collected while applying outcomes, written at the end."""
+
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[tuple[int, str, str]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    todo: Recorded = field(default_factory=Recorded)
+
+    def change(self, row: Any, status: str, log: str, **values: Any) -> None:
+        self.updates.append({"b_id": row.id, "status": status, "last_error": row.last_error,
+                             "provider_response": row.provider_response,
+                             "next_attempt_at": None, **values})
+        self.logs.append((row.id, status, log))
+
+
+def _locked(s: Session, ids: Iterable[int], *where: Any) -> list[Any]:
+    return list(s.execute(select(D).where(D.c.id.in_(list(ids)),
+                                          D.c.status == DeliveryStatus.SENDING, *where)
+                          .with_for_update()))
+
+
 def record(s: Session, outcomes: dict[int, Outcome], cfg: DeliveryConfig) -> Recorded:
     """Apply each outcome to its delivery (still in ``sending``); plan follow-up work."""
-    todo = Recorded()
-    rows = {r.id: r for r in s.scalars(select(m.Delivery).where(
-        m.Delivery.id.in_(list(outcomes)), m.Delivery.status == DeliveryStatus.SENDING)
-        .with_for_update())}
-    for did, outcome in outcomes.items():
-        row = rows.get(did)
-        if row is not None:
-            _apply(s, row, outcome, cfg, todo)
-    return todo
+    batch = _Batch()
+    for row in _locked(s, outcomes):
+        _apply(batch, row, outcomes[row.id], cfg)
+    _write(s, batch)
+    return batch.todo
 
 
-def _apply(s: Session, row: m.Delivery, outcome: Outcome, cfg: DeliveryConfig,
-           todo: Recorded) -> None:
-    row.updated_at = utcnow()
-    row.provider_response = outcome.provider_ref or outcome.detail or row.provider_response
+def _apply(batch: _Batch, row: Any, outcome: Outcome, cfg: DeliveryConfig) -> None:
+    response = outcome.provider_ref or outcome.detail or row.provider_response
     if outcome.status == OutcomeStatus.SENT:
-        _finish(row, DeliveryStatus.SENT, outcome.detail)
-        if row.strategy == Strategy.FIRST_SUCCESS and row.chain:
-            row.history = [*row.history, mark(DeliveryStatus.SENT, "sequence ended here; not "
-                                              f"tried: {', '.join(row.chain)}")]
+        note = (f"{outcome.detail}; sequence ended here, not tried: {', '.join(row.chain)}"
+                if row.strategy == Strategy.FIRST_SUCCESS and row.chain else outcome.detail)
+        batch.change(row, DeliveryStatus.SENT, note, provider_response=response)
     elif outcome.status == OutcomeStatus.AWAITING_ACK:
-        row.history = [*row.history, mark(DeliveryStatus.SENDING, outcome.detail)]
-        todo.await_ack.append(row.id)
+        batch.logs.append((row.id, DeliveryStatus.SENDING, outcome.detail))
+        batch.todo.await_ack.append(row.id)
     elif outcome.status == OutcomeStatus.RETRY and row.attempts < cfg.max_attempts:
         delay = backoff(row.attempts, cfg, outcome.retry_after)
-        row.status, row.last_error = DeliveryStatus.PENDING, outcome.detail
-        row.next_attempt_at = utcnow() + timedelta(seconds=delay)
-        row.history = [*row.history, mark(DeliveryStatus.PENDING,
-                                          f"retry in {delay:.1f}s: {outcome.detail}")]
-        todo.retry.setdefault(round(delay, 1), []).append(row.id)
+        batch.change(row, DeliveryStatus.PENDING, f"retry in {delay:.1f}s: {outcome.detail}",
+                     last_error=outcome.detail, provider_response=response,
+                     next_attempt_at=utcnow() + timedelta(seconds=delay))
+        batch.todo.retry.setdefault(round(delay, 1), []).append(row.id)
     else:
         detail = outcome.detail
         if outcome.status == OutcomeStatus.RETRY:
             detail = f"gave up after {row.attempts} attempts: {detail}"
         elif outcome.status == OutcomeStatus.GONE:
             detail = f"gone: {detail}"
-        row.last_error = detail
-        _finish(row, DeliveryStatus.FAILED, detail)
-        _next_step(s, row, todo, detail)
+        batch.change(row, DeliveryStatus.FAILED, detail, last_error=detail,
+                     provider_response=response)
+        _next_step(batch, row, detail)
 
 
-def _finish(row: m.Delivery, status: DeliveryStatus, detail: str) -> None:
-    row.status = status
-    row.next_attempt_at = None
-    row.history = [*row.history, mark(status, detail)]
-
-
-def _next_step(s: Session, row: m.Delivery, todo: Recorded, why: str) -> None:
+def _next_step(batch: _Batch, row: Any, why: str) -> None:
     """first_success: the step failed, so the next channel in the chain is tried."""
     if row.strategy != Strategy.FIRST_SUCCESS or not row.chain:
         return
-    channel, rest = Channel(row.chain[0]), row.chain[1:]
-    nxt = m.Delivery(tenant_id=row.tenant_id, event_pk=row.event_pk,
-                     receiver_kind=row.receiver_kind, receiver_id=row.receiver_id,
-                     channel=channel, status=DeliveryStatus.PENDING, strategy=row.strategy,
-                     step=row.step + 1, chain=rest, feed_item_id=row.feed_item_id,
-                     content=row.content, attempts=0,
-                     history=[mark(DeliveryStatus.PENDING,
-                                   f"step {row.step + 1}: tried because {row.channel} "
-                                   f"did not succeed ({why})")])
-    s.add(nxt)
-    s.flush()
-    row.history = [*row.history, mark(row.status, f"next: {channel} (delivery {nxt.id})")]
-    todo.next_steps.setdefault(channel, []).append(nxt.id)
+    batch.steps.append({
+        "tenant_id": row.tenant_id, "event_pk": row.event_pk, "receiver_kind": row.receiver_kind,
+        "receiver_id": row.receiver_id, "channel": row.chain[0],
+        "status": DeliveryStatus.PENDING, "strategy": row.strategy, "step": row.step + 1,
+        "chain": list(row.chain[1:]), "feed_item_id": row.feed_item_id, "content": row.content,
+        "attempts": 0, "created_at": utcnow(), "updated_at": utcnow(),
+        "_why": f"step {row.step + 1}: tried because {row.channel} did not succeed ({why})",
+        "_from": row.id})
+
+
+def _write(s: Session, batch: _Batch) -> None:
+    if batch.updates:
+        now = utcnow()
+        s.execute(update(D).where(D.c.id == bindparam("b_id"),
+                                  D.c.status == DeliveryStatus.SENDING)
+                  .values(updated_at=now).execution_options(synchronize_session=False),
+                  batch.updates)
+    if batch.steps:
+        rows = [{k: v for k, v in st.items() if not k.startswith("_")} for st in batch.steps]
+        created = s.execute(insert(D).returning(D.c.id, D.c.channel,
+                                                sort_by_parameter_order=True), rows).all()
+        for st, (new_id, channel) in zip(batch.steps, created, strict=True):
+            batch.logs.append((new_id, DeliveryStatus.PENDING, st["_why"]))
+            batch.logs.append((st["_from"], DeliveryStatus.FAILED,
+                               f"next: {channel} (delivery {new_id})"))
+            batch.todo.next_steps.setdefault(Channel(channel), []).append(new_id)
+    log_lines(s, batch.logs)
 
 
 def acknowledge(s: Session, tenant: str, delivery_id: int, receiver: tuple[str, str]) -> bool:
     """A live session acknowledged the item: the browser step succeeded."""
-    row = s.scalars(select(m.Delivery).where(
-        m.Delivery.id == delivery_id, m.Delivery.tenant_id == tenant,
-        m.Delivery.receiver_kind == receiver[0], m.Delivery.receiver_id == receiver[1],
-        m.Delivery.channel == Channel.BROWSER, m.Delivery.status == DeliveryStatus.SENDING)
-        .with_for_update()).first()
-    if row is None:
+    rows = _locked(s, [delivery_id], D.c.tenant_id == tenant,
+                   D.c.receiver_kind == receiver[0], D.c.receiver_id == receiver[1],
+                   D.c.channel == Channel.BROWSER)
+    if not rows:
         return False
-    _apply(s, row, Outcome.sent("acknowledged by a live session"), DeliveryConfig(), Recorded())
+    batch = _Batch()
+    _apply(batch, rows[0], Outcome.sent("acknowledged by a live session"), DeliveryConfig())
+    _write(s, batch)
     return True
 
 
 def expire_unacked(s: Session, ids: list[int], cfg: DeliveryConfig) -> Recorded:
     """After the presence window: unacknowledged browser steps fail and the chain moves on."""
-    todo = Recorded()
-    rows = s.scalars(select(m.Delivery).where(
-        m.Delivery.id.in_(ids), m.Delivery.channel == Channel.BROWSER,
-        m.Delivery.status == DeliveryStatus.SENDING).with_for_update())
-    for row in rows:
-        _apply(s, row, Outcome(OutcomeStatus.UNACKED, "no live session acknowledged within "
-                               f"{cfg.presence_window_s:g}s"), cfg, todo)
-    return todo
+    batch = _Batch()
+    unacked = Outcome(OutcomeStatus.UNACKED,
+                      f"no live session acknowledged within {cfg.presence_window_s:g}s")
+    for row in _locked(s, ids, D.c.channel == Channel.BROWSER):
+        _apply(batch, row, unacked, cfg)
+    _write(s, batch)
+    return batch.todo
 
 
 @dataclass
@@ -174,26 +202,35 @@ def sweep(s: Session, cfg: DeliveryConfig, now: datetime | None = None) -> Stale
     now = now or utcnow()
     deadline = now - timedelta(seconds=cfg.sweep_after_s)
     stale = Stale()
-    stuck = list(s.scalars(select(m.Delivery).where(
-        m.Delivery.status == DeliveryStatus.SENDING, m.Delivery.updated_at < deadline)
+    stuck = list(s.execute(select(D.c.id, D.c.channel, D.c.strategy).where(
+        D.c.status == DeliveryStatus.SENDING, D.c.updated_at < deadline)
         .limit(5000).with_for_update(skip_locked=True)))
-    for row in stuck:
-        if row.channel == Channel.BROWSER and row.strategy == Strategy.FIRST_SUCCESS:
-            stale.unacked.append(row.id)
-            continue
-        row.status, row.updated_at = DeliveryStatus.PENDING, now
-        row.history = [*row.history, mark(DeliveryStatus.PENDING,
-                                          "recovered by the sweeper (worker lost while sending)")]
-    pending = s.execute(select(m.Delivery.id, m.Delivery.channel).where(
-        m.Delivery.status == DeliveryStatus.PENDING,
-        or_(and_(m.Delivery.next_attempt_at.is_(None), m.Delivery.updated_at < deadline),
-            m.Delivery.next_attempt_at < deadline)).limit(20000)).all()
-    for did, channel in pending:
+    stale.unacked = [r.id for r in stuck if r.channel == Channel.BROWSER
+                     and r.strategy == Strategy.FIRST_SUCCESS]
+    unacked = set(stale.unacked)
+    lost = [r.id for r in stuck if r.id not in unacked]
+    if lost:
+        s.execute(update(D).where(D.c.id.in_(lost), D.c.status == DeliveryStatus.SENDING)
+                  .values(status=DeliveryStatus.PENDING, updated_at=now))
+        log_lines(s, ((i, DeliveryStatus.PENDING, "recovered by the sweeper (worker lost "
+                       "while sending)") for i in lost))
+    pending = s.execute(select(D.c.id, D.c.channel).where(
+        D.c.status == DeliveryStatus.PENDING,
+        or_(and_(D.c.next_attempt_at.is_(None), D.c.updated_at < deadline),
+            D.c.next_attempt_at < deadline)).limit(20000)).all()
+    recovered = set(lost)
+    for did, channel in [*pending, *((r.id, r.channel) for r in stuck if r.id in recovered)]:
         stale.pending.setdefault(Channel(channel), []).append(did)
-    for row in stuck:
-        if row.status == DeliveryStatus.PENDING:
-            stale.pending.setdefault(Channel(row.channel), []).append(row.id)
     stale.events = list(s.scalars(select(m.EventRow.pk).where(
         m.EventRow.status == EventStatus.RECEIVED, m.EventRow.received_at < deadline)
         .limit(20000)))
     return stale
+
+
+def history(s: Session, ids: list[int]) -> dict[int, list[dict[str, str]]]:
+    """The status history of deliveries, oldest first."""
+    found: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
+    for row in s.execute(select(LOG).where(LOG.c.delivery_id.in_(ids)).order_by(LOG.c.id)):
+        found[row.delivery_id].append({"status": row.status, "at": row.at.isoformat(),
+                                       "detail": row.detail})
+    return found

@@ -4,6 +4,11 @@ Stacking: while an unread item with the same (receiver, type, subject) exists, a
 new event bumps its count, text and time (and its seq, so it moves to the top and
 live clients see it again) instead of adding a row. A partial unique index on
 unread items makes this safe against two routers writing at once.
+
+Filters on unread items say plain ``m.FeedItem.unread`` (SQL ``WHERE unread``), never
+``.is_(True)``: PostgreSQL matches ``unread IS TRUE`` to neither partial index
+(``ix_feed_unread``, ``uq_feed_unread_stack``) and falls back to scanning a
+receiver's whole feed.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from router import access
 from router import models as m
 from router.db import next_seq
+from router.enums import ReceiverKind
 from router.models import utcnow
 
 
@@ -39,6 +46,7 @@ def write_items(s: Session, tenant: str, event_pk: int, doc: dict[str, Any],
     subject = doc["subject"]
     keys = [(w.receiver_kind, w.receiver_id) for w in writes]
     existing = _unread_stacks(s, tenant, doc["type"], subject, keys)
+    hidden = _hidden_stacks(s, tenant, subject, existing)
     seqs = iter(next_seq(s, len(writes)))
     now = utcnow()
     actor = doc.get("actor") or {}
@@ -47,7 +55,8 @@ def write_items(s: Session, tenant: str, event_pk: int, doc: dict[str, Any],
     for w in writes:
         key = (w.receiver_kind, w.receiver_id)
         if key in existing:
-            _bump(s, existing[key], w, next(seqs), now, event_pk, actor)
+            _bump(s, existing[key], w, next(seqs), now, event_pk, actor,
+                  restart=existing[key] in hidden)
             result[key] = existing[key]
         else:
             fresh.append(dict(
@@ -71,7 +80,7 @@ def _unread_stacks(s: Session, tenant: str, etype: str, subject: dict[str, Any],
     for start in range(0, len(keys), 2000):
         chunk = keys[start:start + 2000]
         rows = s.execute(select(m.FeedItem.id, m.FeedItem.receiver_kind, m.FeedItem.receiver_id)
-                         .where(m.FeedItem.tenant_id == tenant, m.FeedItem.unread.is_(True),
+                         .where(m.FeedItem.tenant_id == tenant, m.FeedItem.unread,
                                 m.FeedItem.event_type == etype,
                                 m.FeedItem.subject_kind == subject["kind"],
                                 m.FeedItem.subject_id == subject["id"],
@@ -81,10 +90,24 @@ def _unread_stacks(s: Session, tenant: str, etype: str, subject: dict[str, Any],
     return found
 
 
+def _hidden_stacks(s: Session, tenant: str, subject: dict[str, Any],
+                   existing: dict[tuple[str, str], int]) -> set[int]:
+    """Code users' unread items from before their code's "delete all notifications"
+    cut-off: hidden from them, so the next event restarts the item, not counts on."""
+    ids = [fid for (kind, _), fid in existing.items() if kind == ReceiverKind.CODE_USER]
+    cutoff = access.cutoff(s, tenant, subject.get("code_id")) if ids else None
+    if cutoff is None:
+        return set()
+    return set(s.scalars(select(m.FeedItem.id).where(m.FeedItem.id.in_(ids),
+                                                     m.FeedItem.updated_at <= cutoff)))
+
+
 def _bump(s: Session, item_id: int, w: FeedWrite, seq: int, now: datetime, event_pk: int,
-          actor: dict[str, Any]) -> None:
+          actor: dict[str, Any], restart: bool = False) -> None:
+    counted: dict[str, Any] = ({"count": 1, "created_at": now} if restart
+                               else {"count": m.FeedItem.count + 1})
     s.execute(update(m.FeedItem).where(m.FeedItem.id == item_id).values(
-        count=m.FeedItem.count + 1, title=w.title, message=w.message, link=w.link, seq=seq,
+        **counted, title=w.title, message=w.message, link=w.link, seq=seq,
         updated_at=now, last_event_pk=event_pk, actor_name=actor.get("name", ""),
         actor_avatar_url=actor.get("avatar_url", "")))
 
@@ -131,7 +154,7 @@ def page(s: Session, reader: Reader, limit: int, cursor: tuple[datetime, int] | 
          unread_only: bool) -> tuple[list[m.FeedItem], tuple[datetime, int] | None]:
     query = select(m.FeedItem).where(reader.where())
     if unread_only:
-        query = query.where(m.FeedItem.unread.is_(True))
+        query = query.where(m.FeedItem.unread)
     if cursor:
         query = query.where(or_(m.FeedItem.updated_at < cursor[0],
                                 and_(m.FeedItem.updated_at == cursor[0],
@@ -145,7 +168,7 @@ def page(s: Session, reader: Reader, limit: int, cursor: tuple[datetime, int] | 
 
 def unread_count(s: Session, reader: Reader) -> int:
     return s.execute(select(func.count()).select_from(m.FeedItem).where(
-        reader.where(), m.FeedItem.unread.is_(True))).scalar_one()
+        reader.where(), m.FeedItem.unread)).scalar_one()
 
 
 def unread_counts(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -154,7 +177,7 @@ def unread_counts(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[
     for start in range(0, len(keys), 2000):
         chunk = keys[start:start + 2000]
         rows = s.execute(select(m.FeedItem.receiver_kind, m.FeedItem.receiver_id, func.count())
-                         .where(m.FeedItem.tenant_id == tenant, m.FeedItem.unread.is_(True),
+                         .where(m.FeedItem.tenant_id == tenant, m.FeedItem.unread,
                                 tuple_(m.FeedItem.receiver_kind, m.FeedItem.receiver_id)
                                 .in_(chunk))
                          .group_by(m.FeedItem.receiver_kind, m.FeedItem.receiver_id))
@@ -171,7 +194,7 @@ def mark_read(s: Session, reader: Reader, item_id: int) -> m.FeedItem | None:
 
 
 def mark_all_read(s: Session, reader: Reader) -> int:
-    result = s.execute(update(m.FeedItem).where(reader.where(), m.FeedItem.unread.is_(True))
+    result = s.execute(update(m.FeedItem).where(reader.where(), m.FeedItem.unread)
                        .values(unread=False, read_at=utcnow()))
     return result.rowcount or 0
 

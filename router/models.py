@@ -329,7 +329,6 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     provider_response: Mapped[str | None] = mapped_column(Text)
-    history: Mapped[list[Any]] = mapped_column(default=list)  # [{status, at, detail}]
     next_attempt_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -340,6 +339,20 @@ class Delivery(Base):
               postgresql_where=text("status in ('pending', 'sending')"),
               sqlite_where=text("status in ('pending', 'sending')")),
     )
+
+
+class DeliveryLog(Base):
+    """Append-only status history of deliveries (what the activity view shows)."""
+
+    __tablename__ = "delivery_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(BigId)
+    status: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_delivery_log_delivery", "delivery_id", "id"),)
 
 
 class PushTarget(Base):

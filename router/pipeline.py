@@ -25,6 +25,7 @@ from router.audience import DirectoryView
 from router.engine import RuleEngine
 from router.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
 from router.events import Event
+from router.deliveries import log_lines
 from router.feed import FeedWrite
 from router.models import utcnow
 from router.planner import PlannedReceiver, RoutingPlan, enrich, plan_matched
@@ -159,16 +160,14 @@ class Router:
                     strategy=str(r.strategy), step=0,
                     chain=[str(c) for c in r.channels[1:]] if first_success else [],
                     feed_item_id=items.get((str(r.kind), r.id)), content=content,
-                    attempts=0, history=[_mark(DeliveryStatus.PENDING, "planned")],
+                    attempts=0,
                     created_at=utcnow(), updated_at=utcnow()))
         if not values:
             return {}
         started: dict[Channel, list[int]] = defaultdict(list)
-        for did, channel in s.execute(m.Delivery.__table__.insert().returning(
-                m.Delivery.id, m.Delivery.channel), values):
+        rows = s.execute(m.Delivery.__table__.insert().returning(
+            m.Delivery.id, m.Delivery.channel, m.Delivery.step), values).all()
+        for did, channel, _step in rows:
             started[Channel(channel)].append(did)
+        log_lines(s, ((did, DeliveryStatus.PENDING, "planned") for did, _c, _s in rows))
         return started
-
-
-def _mark(status: str, detail: str = "") -> dict[str, Any]:
-    return {"status": str(status), "at": utcnow().isoformat(), "detail": detail}

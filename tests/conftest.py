@@ -8,6 +8,7 @@ tenant scoping on every query.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +19,11 @@ from router.engine import RuleEngine
 from router.rulefile import load_ruleset
 from tests import factories as f
 
-PG_URL = os.environ.get("HERALD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_BASE = os.environ.get("HERALD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# Each test session gets its own schema, so concurrent runs never clobber each other;
+# subprocesses started by the harness use the same URL and so the same schema.
+SCHEMA = f"herald_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+PG_URL = f"{PG_BASE}?options=-csearch_path%3D{SCHEMA}"
 REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RULES = os.path.join(ROOT, "rules")
@@ -26,13 +31,16 @@ RULES = os.path.join(ROOT, "rules")
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[Database]:
+    admin = Database(PG_BASE)
+    with admin.engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
     db = Database(PG_URL)
-    with db.engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
     db.migrate()
     yield db
     db.dispose()
+    with admin.engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+    admin.dispose()
 
 
 @pytest.fixture

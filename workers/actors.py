@@ -4,6 +4,7 @@ across network I/O; never trust a message to be the only copy."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from channels.registry import adapter_for
@@ -29,6 +30,7 @@ def route_events(runtime: Runtime, pks: list[int]) -> None:
 
 def deliver(runtime: Runtime, channel: Channel, ids: list[int]) -> None:
     adapter = adapter_for(runtime, channel)
+    started = time.perf_counter()
     with runtime.db.session() as s:
         rows = deliveries.claim(s, ids, channel)
         if not rows:
@@ -36,16 +38,20 @@ def deliver(runtime: Runtime, channel: Channel, ids: list[int]) -> None:
         _observe_lag(channel, rows)
         jobs = deliveries.jobs_for(s, rows)
         adapter.prepare(s, jobs)
+    prepared = time.perf_counter()
     with metrics.DELIVERY_SECONDS.labels(channel).time():
         outcomes = adapter.send(jobs)
+    sent = time.perf_counter()
     with runtime.db.session() as s:
         adapter.after(s, jobs, outcomes)
         todo = deliveries.record(s, outcomes, runtime.settings.delivery)
     for outcome in outcomes.values():
         metrics.DELIVERIES.labels(channel, outcome.status).inc()
     metrics.RETRIES.labels(channel).inc(sum(len(v) for v in todo.retry.values()))
-    log.info("deliver.batch", extra={"channel": str(channel), "deliveries": len(jobs),
-                                     "delivery_ids": [j.id for j in jobs][:20]})
+    log.info("deliver.batch", extra={
+        "channel": str(channel), "deliveries": len(jobs), "delivery_ids": [j.id for j in jobs][:20],
+        "prepare_s": round(prepared - started, 3), "send_s": round(sent - prepared, 3),
+        "record_s": round(time.perf_counter() - sent, 3)})
     follow_up(runtime, todo)
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
+from router import deliveries
 from router import directory as d
 from router import models as m
 from router.api.deps import RuntimeDep, TenantDep
@@ -118,10 +119,12 @@ def activity(runtime: RuntimeDep, tenant: TenantDep, event_id: str) -> dict[str,
                                                   m.Delivery.tenant_id == tenant)
                          .order_by(m.Delivery.receiver_kind, m.Delivery.receiver_id,
                                    m.Delivery.step, m.Delivery.id))
-        return _activity(row, list(rows))
+        rows = list(rows)
+        return _activity(row, rows, deliveries.history(s, [r.id for r in rows]))
 
 
-def _activity(row: m.EventRow, rows: list[m.Delivery]) -> dict[str, Any]:
+def _activity(row: m.EventRow, rows: list[m.Delivery],
+              history: dict[int, list[dict[str, str]]]) -> dict[str, Any]:
     plan = row.plan or {}
     return {
         "id": row.event_id, "type": row.type, "status": row.status,
@@ -131,19 +134,19 @@ def _activity(row: m.EventRow, rows: list[m.Delivery]) -> dict[str, Any]:
         "matched_rules": plan.get("matched_rules", []),
         "receivers": plan.get("receivers", []), "dropped": plan.get("dropped", []),
         "notes": plan.get("notes", []),
-        "deliveries": [_delivery(r) for r in rows],
+        "deliveries": [_delivery(r, history[r.id]) for r in rows],
     }
 
 
-def _delivery(r: m.Delivery) -> dict[str, Any]:
+def _delivery(r: m.Delivery, history: list[dict[str, str]]) -> dict[str, Any]:
     return {
         "id": r.id, "receiver": {"kind": r.receiver_kind, "id": r.receiver_id},
         "channel": r.channel, "status": r.status, "strategy": r.strategy, "step": r.step,
         "remaining_chain": r.chain, "attempts": r.attempts, "last_error": r.last_error,
         "provider_response": r.provider_response,
         "next_attempt_at": r.next_attempt_at.isoformat() if r.next_attempt_at else None,
-        "history": r.history,
-        "status_times": {h["status"]: h["at"] for h in r.history},
+        "history": history,
+        "status_times": {h["status"]: h["at"] for h in history},
     }
 
 

@@ -6,6 +6,9 @@ Protocol (JSON text frames):
   client -> server  {"type": "ack", "id": <item id>, "seq": <item seq>}
 Connect with ``?token=<user token>`` (browsers cannot set headers) and, after a
 disconnect, ``&last_seq=<highest seq seen>`` to receive what was missed.
+A refused connection is accepted, then closed with a code the client can act on:
+1008 (reason: the error code, e.g. ``token.expired``; retrying does not help) or
+1013 (too many connections for this user; retry later).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ TRY_AGAIN_LATER = 1013
 
 
 def _authenticate(runtime: Runtime, token: str) -> Principal:
+    if not token:
+        raise AuthError("connect with ?token=<user token>", code="auth.required")
     with runtime.db.session() as s:
         return principal(s, token, runtime.settings.api.signing_grace_s)
 
@@ -51,6 +56,13 @@ def _ack(runtime: Runtime, who: Principal, delivery_id: int) -> None:
         deliveries.acknowledge(s, who.tenant, delivery_id, (str(who.kind), who.id))
 
 
+async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    """Closing before the handshake would reach every client as a bare HTTP 403,
+    hiding whether a retry can help; accept first so the close code arrives."""
+    await websocket.accept()
+    await websocket.close(code=code, reason=reason)
+
+
 @router.websocket("/v1/me/stream")
 async def stream(websocket: WebSocket) -> None:
     runtime: Runtime = websocket.app.state.runtime
@@ -59,13 +71,13 @@ async def stream(websocket: WebSocket) -> None:
     try:
         who = await run_in_threadpool(_authenticate, runtime, token)
     except AuthError as exc:
-        await websocket.close(code=POLICY_VIOLATION, reason=exc.code)
+        await _refuse(websocket, POLICY_VIOLATION, exc.code)
         return
     hub = runtime.hub
     assert hub is not None
     key = (who.tenant, str(who.kind), who.id)
     if hub.count(key) >= runtime.settings.api.max_ws_per_user:
-        await websocket.close(code=TRY_AGAIN_LATER, reason="too many connections")
+        await _refuse(websocket, TRY_AGAIN_LATER, "too many connections")
         return
     await websocket.accept()
     session = Session(key=key, send=websocket.send_json)

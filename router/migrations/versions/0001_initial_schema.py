@@ -33,6 +33,15 @@ def upgrade() -> None:
     sa.UniqueConstraint('token_hash')
     )
     op.create_index('ix_access_tokens_code', 'access_tokens', ['tenant_id', 'code_id'], unique=False)
+    op.create_table('delivery_log',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('delivery_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('at', router.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index('ix_delivery_log_delivery', 'delivery_log', ['delivery_id', 'id'], unique=False)
     op.create_table('feed_items',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('tenant_id', sa.String(length=100), nullable=False),
@@ -206,7 +215,6 @@ def upgrade() -> None:
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('provider_response', sa.Text(), nullable=True),
-    sa.Column('history', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('next_attempt_at', router.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('created_at', router.models.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', router.models.UtcDateTime(timezone=True), nullable=False),
@@ -296,5 +304,7 @@ def downgrade() -> None:
     op.drop_index('ix_feed_receiver_updated', table_name='feed_items')
     op.drop_index('ix_feed_receiver_seq', table_name='feed_items')
     op.drop_table('feed_items')
+    op.drop_index('ix_delivery_log_delivery', table_name='delivery_log')
+    op.drop_table('delivery_log')
     op.drop_index('ix_access_tokens_code', table_name='access_tokens')
     op.drop_table('access_tokens')

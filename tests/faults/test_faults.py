@@ -1,0 +1,255 @@
+"""Fault tolerance with real processes: API, `herald worker` subprocesses, Redis,
+PostgreSQL and a real SMTP server. Every accepted event must end with every
+delivery terminal; nothing lost, no duplicate feed items."""
+
+from __future__ import annotations
+
+import collections
+import re
+import threading
+import time
+
+
+import httpx
+import pytest
+from sqlalchemy import func, select, text, update
+
+from router import models as m
+from tests.faults.conftest import record, redis_start, redis_stop, redis_up
+from tests.harness import Client, Herald, wait_until
+from tests.servers.smtp import SmtpSink
+
+pytestmark = pytest.mark.slow
+STAFF = [f"e{i}" for i in range(4)]
+DELIVERY_ID = re.compile(r"<herald\.(\d+)\.")
+
+
+@pytest.fixture
+def sink():
+    with SmtpSink() as server:
+        yield server
+
+
+@pytest.fixture
+def herald(tmp_path, pg, sink):
+    deployment = Herald(tmp_path, smtp={"port": sink.port},
+                        delivery={"max_attempts": 100, "backoff_max_s": 2})
+    yield deployment
+    deployment.stop()
+    if not redis_up():
+        redis_start()
+
+
+@pytest.fixture
+def tenant(herald, new_tenant_key):
+    tenant_id, key, _ = new_tenant_key("Faulty")
+    with Client(herald.url, key) as client:
+        yield tenant_id, client
+
+
+def seed(client: Client) -> None:
+    for uid in STAFF:
+        client.put(f"/v1/users/{uid}", json={"id": uid, "email": f"{uid}@acme.example",
+                                             "roles": ["admin"]})
+
+
+def code_event(i: int) -> dict:
+    return {"id": f"ev-{i}", "type": "code.paired",
+            "subject": {"kind": "code", "id": f"QR-{i}", "number": f"QR-{i}"}}
+
+
+def counts(pg, tenant: str) -> dict[str, int]:
+    with pg.session() as s:
+        by_status = dict(s.execute(select(m.Delivery.status, func.count()).where(
+            m.Delivery.tenant_id == tenant).group_by(m.Delivery.status)).all())
+        events = dict(s.execute(select(m.EventRow.status, func.count()).where(
+            m.EventRow.tenant_id == tenant).group_by(m.EventRow.status)).all())
+        items = s.scalar(select(func.count()).select_from(m.FeedItem).where(
+            m.FeedItem.tenant_id == tenant))
+        stacked = s.scalar(select(func.count()).select_from(m.FeedItem).where(
+            m.FeedItem.tenant_id == tenant, m.FeedItem.count > 1))
+    return {"events_routed": events.get("routed", 0), "events_other": sum(
+        v for k, v in events.items() if k != "routed"), "feed_items": items,
+        "feed_items_stacked": stacked, **{f"deliveries_{k}": v for k, v in by_status.items()}}
+
+
+class Progress(dict):
+    """Counts that are falsy until every delivery is terminal (shown on timeout)."""
+
+    done = False
+
+    def __bool__(self) -> bool:
+        return self.done
+
+
+def all_done(pg, tenant: str, events: int) -> Progress:
+    c = Progress(counts(pg, tenant))
+    terminal = c.get("deliveries_sent", 0) + c.get("deliveries_failed", 0)
+    c.done = c["events_routed"] == events and terminal == events * len(STAFF) * 2
+    return c
+
+
+def duplicate_mails(sink: SmtpSink) -> int:
+    ids = [DELIVERY_ID.search(str(msg["Message-ID"])).group(1) for msg in sink.messages]
+    return sum(n - 1 for n in collections.Counter(ids).values())
+
+
+def test_sigkill_of_a_worker_mid_batch_loses_nothing(herald, tenant, pg, sink):
+    tenant_id, client = tenant
+    herald.start_api()
+    herald.start_worker("w1")
+    herald.start_worker("w2")
+    seed(client)
+    events = 300
+    for start in range(0, events, 100):
+        response = client.post("/v1/events:batch",
+                               json=[code_event(i) for i in range(start, start + 100)])
+        assert response.status_code == 202
+    wait_until(lambda: len(sink.messages) >= 150, 60, what="mail flowing")
+    herald.kill("w1")  # SIGKILL in the middle of the batch
+    herald.start_worker("w3")
+    done = wait_until(lambda: all_done(pg, tenant_id, events), 120, 0.5, what="every delivery")
+    dups = duplicate_mails(sink)
+    record("sigkill_worker", events=events, deliveries=events * len(STAFF) * 2,
+           lost=events * len(STAFF) * 2 - done.get("deliveries_sent", 0),
+           duplicated_feed_items=done["feed_items_stacked"], duplicated_emails=dups,
+           mails_received=len(sink.messages))
+    assert done.get("deliveries_sent") == events * len(STAFF) * 2
+    assert done["feed_items"] == events * len(STAFF) and done["feed_items_stacked"] == 0
+    assert len({DELIVERY_ID.search(str(x["Message-ID"])).group(1) for x in sink.messages}) == \
+        events * len(STAFF)
+
+
+def test_redis_restart_under_publish_load_delivers_everything_accepted(herald, tenant, pg, sink):
+    tenant_id, client = tenant
+    herald.start_api()
+    herald.start_worker("w1")
+    seed(client)
+    accepted: list[str] = []
+    refused: list[int] = []
+    stop = threading.Event()
+
+    def publish() -> None:
+        i = 0
+        with Client(herald.url, client.headers["Authorization"].split()[1]) as c:
+            while not stop.is_set() and i < 400:
+                try:
+                    response = c.post("/v1/events", json=code_event(i))
+                except httpx.HTTPError:
+                    refused.append(-1)
+                else:
+                    (accepted.append(f"ev-{i}") if response.status_code == 202
+                     else refused.append(response.status_code))
+                i += 1
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=publish)
+    thread.start()
+    wait_until(lambda: len(accepted) >= 50, 30, what="steady load")
+    redis_stop()
+    time.sleep(3)
+    redis_start()
+    thread.join(timeout=60)
+    stop.set()
+    assert set(refused) <= {503}, refused
+    done = wait_until(lambda: all_done(pg, tenant_id, len(accepted)), 120, 0.5,
+                      what="everything accepted")
+    record("redis_restart", events=len(accepted), refused_503=len(refused),
+           deliveries=len(accepted) * len(STAFF) * 2,
+           lost=len(accepted) * len(STAFF) * 2 - done.get("deliveries_sent", 0),
+           duplicated_feed_items=done["feed_items_stacked"],
+           duplicated_emails=duplicate_mails(sink))
+    assert done.get("deliveries_sent") == len(accepted) * len(STAFF) * 2
+    assert done["feed_items_stacked"] == 0
+
+
+def test_dropped_postgres_connections_under_load_resume_by_themselves(herald, tenant, pg, sink):
+    tenant_id, client = tenant
+    herald.start_api()
+    herald.start_worker("w1")
+    seed(client)
+    accepted, refused = [], []
+    for i in range(200):
+        for attempt in range(20):
+            response = client.post("/v1/events", json=code_event(i))
+            if response.status_code == 202:
+                accepted.append(i)
+                break
+            refused.append(response.status_code)
+            time.sleep(0.2)
+        if i % 40 == 20:
+            with pg.engine.connect() as conn:
+                killed = conn.execute(text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+            assert killed >= 1
+    assert len(accepted) == 200 and set(refused) <= {503}
+    done = wait_until(lambda: all_done(pg, tenant_id, 200), 120, 0.5, what="every delivery")
+    record("postgres_connections_dropped", events=200, terminations=5,
+           retried_publishes=len(refused), deliveries=200 * len(STAFF) * 2,
+           lost=200 * len(STAFF) * 2 - done.get("deliveries_sent", 0),
+           duplicated_feed_items=done["feed_items_stacked"],
+           duplicated_emails=duplicate_mails(sink))
+    assert done.get("deliveries_sent") == 200 * len(STAFF) * 2
+
+
+def test_smtp_down_for_30_seconds_every_mail_arrives_after(herald, tenant, pg, sink):
+    tenant_id, client = tenant
+    herald.start_api()
+    herald.start_worker("w1")
+    seed(client)
+    sink.stop()
+    client.post("/v1/events:batch", json=[code_event(i) for i in range(50)])
+    time.sleep(30)
+    assert sink.messages == []
+    sink.start()
+    done = wait_until(lambda: all_done(pg, tenant_id, 50), 90, 0.5, what="every mail")
+    record("smtp_down_30s", events=50, deliveries=400,
+           lost=400 - done.get("deliveries_sent", 0), duplicated_emails=duplicate_mails(sink),
+           mails_received=len(sink.messages))
+    assert len(sink.messages) == 200 and duplicate_mails(sink) == 0
+
+
+def test_a_poison_event_fails_alone_visibly_and_can_be_re_driven(herald, tenant, pg, sink):
+    tenant_id, client = tenant
+    herald.start_api()
+    herald.start_worker("w1")
+    seed(client)
+    with pg.session() as s:  # a stored event whose payload makes routing throw
+        s.add(m.EventRow(tenant_id=tenant_id, event_id="ev-1", type="code.paired",
+                         payload={"id": "ev-1", "type": "code.paired", "subject": None},
+                         status="received"))
+    client.post("/v1/events:batch", json=[code_event(i) for i in range(2, 12)])
+    wait_until(lambda: client.activity("ev-1")["status"] == "failed", 60, what="poison fails")
+    for i in range(2, 12):
+        assert client.wait_terminal(f"ev-{i}")["status"] == "routed"
+    act = client.activity("ev-1")
+    assert act["attempts"] == 3 and "subject" in act["error"]
+    listing = herald.cli("deliveries", "failed", "--tenant", tenant_id)
+    assert "ev-1" in listing.stdout and "routing failed 3x" in listing.stdout
+    with pg.session() as s:  # the fix
+        s.execute(update(m.EventRow).where(m.EventRow.tenant_id == tenant_id,
+                                           m.EventRow.event_id == "ev-1")
+                  .values(payload=code_event(1) | {"tenant": tenant_id}))
+    assert herald.cli("deliveries", "retry", "--tenant", tenant_id).returncode == 0
+    assert client.wait_terminal("ev-1")["status"] == "routed"
+    record("poison_event", events=11, failed_alone=1, rerouted_after_fix=1,
+           deliveries=11 * len(STAFF) * 2, lost=0)
+
+
+def test_failed_deliveries_are_re_driven_after_a_fix(herald, tenant, sink):
+    _, client = tenant
+    herald.start_api()
+    herald.start_worker("w1")
+    seed(client)
+    sink.reject("e0@acme.example", 550, "5.1.1 no such user")
+    client.post("/v1/events", json=code_event(99))
+    act = client.wait_terminal("ev-99")
+    [failed] = [d for d in act["deliveries"] if d["status"] == "failed"]
+    sink.accept_all()
+    assert herald.cli("deliveries", "retry").returncode == 0
+    wait_until(lambda: any(d["id"] == failed["id"] and d["status"] == "sent"
+                           for d in client.activity("ev-99")["deliveries"]), 30,
+               what="the re-driven delivery")
+
+
