@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from router import models as m
+from router.errors import NotFound
 from router.models import utcnow
 from router.security import hash_secret, new_secret
 
@@ -68,7 +69,24 @@ def _revoked_by_code(s: Session, row: m.AccessToken) -> bool:
                 and row.created_at <= state.tokens_revoked_before)
 
 
+def known_code(s: Session, tenant: str, code_id: str) -> None:
+    """A code is known to a tenant once a subject, sign-up or token mentions it."""
+    probes = [
+        select(m.SubjectRow.id).where(m.SubjectRow.tenant_id == tenant,
+                                      m.SubjectRow.kind == "code", m.SubjectRow.id == code_id),
+        select(m.SubjectRow.id).where(m.SubjectRow.tenant_id == tenant,
+                                      m.SubjectRow.code_id == code_id),
+        select(m.Subscription.id).where(m.Subscription.tenant_id == tenant,
+                                        m.Subscription.code_id == code_id),
+        select(m.AccessToken.id).where(m.AccessToken.tenant_id == tenant,
+                                       m.AccessToken.code_id == code_id),
+    ]
+    if not any(s.execute(probe.limit(1)).first() for probe in probes):
+        raise NotFound(f"code {code_id!r} not found")
+
+
 def revoke_code(s: Session, tenant: str, code_id: str) -> int:
+    known_code(s, tenant, code_id)
     now = utcnow()
     _state(s, tenant, code_id).tokens_revoked_before = now
     result = s.execute(update(m.AccessToken).where(
@@ -78,6 +96,7 @@ def revoke_code(s: Session, tenant: str, code_id: str) -> int:
 
 
 def clear_notifications(s: Session, tenant: str, code_id: str) -> datetime:
+    known_code(s, tenant, code_id)
     now = utcnow()
     _state(s, tenant, code_id).notifications_cutoff = now
     return now

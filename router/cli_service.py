@@ -208,8 +208,9 @@ def _write_vapid_keys(path: Path, keys: dict[str, str], force: bool) -> None:
                           "subscribe again). Pass --force to replace them.")
     updated = _set_push_keys(text, keys)
     if _yaml(updated, path) != {**before, "push": {**push, **keys}}:
+        lines = "\n".join(f"  {k}: {v}" for k, v in keys.items())
         raise ConfigError(f"could not update the push: section of {path}; add these lines "
-                          "under push: by hand:\n" + "\n".join(f"  {k}: {v}" for k, v in keys.items()))
+                          f"under push: by hand:\n{lines}")
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(updated, encoding="utf-8")

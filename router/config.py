@@ -69,6 +69,7 @@ class ApiConfig(BaseModel):
     publish_burst: int = 5000
     max_ws_per_user: int = 10
     signing_grace_s: int = 86400
+    metrics_token: str = ""  # when set, /metrics needs `Authorization: Bearer <token>`
 
 
 class Settings(BaseSettings):

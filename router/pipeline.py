@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 from router import feed
 from router import models as m
 from router.audience import DirectoryView
+from router.deliveries import log_lines
 from router.engine import RuleEngine
 from router.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
 from router.events import Event
-from router.deliveries import log_lines
 from router.feed import FeedWrite
 from router.models import utcnow
 from router.planner import PlannedReceiver, RoutingPlan, enrich, plan_matched

@@ -19,11 +19,16 @@ def issue(s: Session, tenant: str, kind: str, receiver_id: str) -> str:
     return token
 
 
-def use(s: Session, token: str) -> m.UnsubscribeToken:
-    """Apply the unsubscribe the token stands for (idempotent for the same token)."""
+def find(s: Session, token: str) -> m.UnsubscribeToken:
     row = s.get(m.UnsubscribeToken, hash_secret(token))
     if row is None:
         raise NotFound("unknown unsubscribe link")
+    return row
+
+
+def use(s: Session, token: str) -> m.UnsubscribeToken:
+    """Apply the unsubscribe the token stands for (idempotent for the same token)."""
+    row = find(s, token)
     if row.receiver_kind == ReceiverKind.CODE_USER:
         sub = s.get(m.Subscription, (row.tenant_id, row.receiver_id))
         if sub is not None:

@@ -73,9 +73,15 @@ def _static_routes(app: FastAPI) -> None:
         app.get(path, include_in_schema=False)(serve)
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics_endpoint() -> Response:
+    def metrics_endpoint(request: Request) -> Response:
+        from router.api.auth import bearer
+        from router.errors import AuthError
         from router.metrics import render
+        from router.security import same
 
+        wanted = request.app.state.runtime.settings.api.metrics_token
+        if wanted and not same(bearer(request), wanted):
+            raise AuthError("wrong metrics token", code="auth.invalid_key")
         body, media = render()
         return Response(body, media_type=media)
 

@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 
 from router import access
 from router.api.deps import RuntimeDep, TenantDep
+from router.api.errors import documented
 
-router = APIRouter(prefix="/v1", tags=["access"])
+router = APIRouter(prefix="/v1", tags=["access"], responses=documented(401, 404, 422, 503))
 
 
 class TokenIn(BaseModel):

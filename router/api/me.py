@@ -17,11 +17,12 @@ from router import feed
 from router import models as m
 from router.api.auth import Principal
 from router.api.deps import PrincipalDep, RuntimeDep
+from router.api.errors import documented
 from router.api.service import check_settings
 from router.enums import ReceiverKind
 from router.errors import AuthError, NotFound, Problem, ValidationFailed
 
-router = APIRouter(prefix="/v1/me", tags=["me"])
+router = APIRouter(prefix="/v1/me", tags=["me"], responses=documented(401, 404, 422, 503))
 
 
 class Page(BaseModel):

@@ -14,6 +14,7 @@ from router import deliveries
 from router import directory as d
 from router import models as m
 from router.api.deps import RuntimeDep, TenantDep
+from router.api.errors import documented
 from router.audience import DirectoryView
 from router.enums import MemberKind, SubjectKind
 from router.errors import NotFound, Problem, ValidationFailed
@@ -23,7 +24,7 @@ from router.planner import plan_event
 from router.runtime import Runtime
 
 log = logging.getLogger("herald.api")
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=documented(401, 404, 413, 422, 429, 503))
 MAX_BATCH = 1000
 
 

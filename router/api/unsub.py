@@ -10,12 +10,15 @@ from fastapi.responses import HTMLResponse
 
 from router import unsubscribe
 from router.api.deps import RuntimeDep
+from router.api.errors import documented
 
-router = APIRouter(tags=["email"])
+router = APIRouter(tags=["email"], responses=documented(404, 503))
 
 
 @router.get("/v1/unsubscribe/{token}", response_class=HTMLResponse)
-def confirm(token: str) -> str:
+def confirm(runtime: RuntimeDep, token: str) -> str:
+    with runtime.db.session() as s:
+        unsubscribe.find(s, token)
     return ("<!doctype html><meta charset=utf-8><title>Unsubscribe</title>"
             "<body style='font:16px system-ui;max-width:32em;margin:3em auto'>"
             "<h1>Unsubscribe from these emails?</h1>"
