@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from router import models as m
@@ -40,6 +40,34 @@ class DirectoryView:
         if key not in self._cache:
             self._cache[key] = compute()
         return self._cache[key]
+
+    # -- batch prefetch: one query per question for a whole batch of events ---------
+
+    def prefetch_subjects(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Subjects, participants and code-user sign-ups for many subjects at once."""
+        keys = [k for k in dict.fromkeys(keys) if ("subject", *k) not in self._cache]
+        for chunk in _chunks(keys, 2000):  # type: ignore[arg-type]
+            self._prefetch_chunk(chunk)
+
+    def _prefetch_chunk(self, keys: list[tuple[str, str]]) -> None:
+        for key in keys:
+            self._cache[("subject", *key)] = None
+            self._cache[("participants", *key)] = []
+            self._cache[("subs", *key)] = []
+        t = self.tenant
+        for row in self.s.scalars(select(m.SubjectRow).where(
+                m.SubjectRow.tenant_id == t, tuple_(m.SubjectRow.kind, m.SubjectRow.id).in_(keys))):
+            self._cache[("subject", row.kind, row.id)] = row
+        for kind, sid, uid in self.s.execute(select(
+                m.Participant.subject_kind, m.Participant.subject_id, m.Participant.user_id).where(
+                m.Participant.tenant_id == t, tuple_(m.Participant.subject_kind,
+                                                     m.Participant.subject_id).in_(keys))):
+            self._cache[("participants", kind, sid)].append(uid)
+        for sub in self.s.scalars(select(m.Subscription).where(
+                m.Subscription.tenant_id == t, m.Subscription.active.is_(True),
+                tuple_(m.Subscription.subject_kind, m.Subscription.subject_id).in_(keys))
+                .order_by(m.Subscription.id)):
+            self._cache[("subs", sub.subject_kind, sub.subject_id)].append(sub)
 
     def tenant_row(self) -> m.Tenant | None:
         return self._memo(("tenant",), lambda: self.s.get(m.Tenant, self.tenant))
@@ -138,6 +166,6 @@ class DirectoryView:
         return {i for i in ids if self._push.get(i)}
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+def _chunks(items: list, size: int) -> Iterable[list]:  # type: ignore[type-arg]
     for start in range(0, len(items), size):
         yield items[start:start + size]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from router import access
@@ -38,78 +38,124 @@ class FeedWrite:
     link: str
 
 
-def write_items(s: Session, tenant: str, event_pk: int, doc: dict[str, Any],
-                writes: list[FeedWrite]) -> dict[tuple[str, str], int]:
-    """Insert or bump feed items for one event; returns (kind, id) -> feed item id."""
-    if not writes:
+@dataclass(frozen=True)
+class FeedEntry:
+    """One event's feed writes."""
+
+    tenant: str
+    event_pk: int
+    doc: dict[str, Any]
+    writes: list[FeedWrite]
+
+
+StackKey = tuple[str, str, str, str, str, str]  # tenant, kind, id, type, subject kind, id
+
+
+def write_many(s: Session, entries: list[FeedEntry]) -> dict[tuple[int, str, str], int]:
+    """Insert or bump the feed items of a batch of events with set-based statements.
+
+    Returns (event pk, receiver kind, receiver id) -> feed item id. Items that stack
+    within the batch (same receiver, type and subject twice) are merged in memory.
+    """
+    keyed = [(e, w, _key(e, w)) for e in entries for w in e.writes]
+    if not keyed:
         return {}
-    subject = doc["subject"]
-    keys = [(w.receiver_kind, w.receiver_id) for w in writes]
-    existing = _unread_stacks(s, tenant, doc["type"], subject, keys)
-    hidden = _hidden_stacks(s, tenant, subject, existing)
-    seqs = iter(next_seq(s, len(writes)))
+    existing = _unread_stacks(s, {k for _, _, k in keyed})
+    seqs = iter(next_seq(s, len(keyed)))
     now = utcnow()
-    actor = doc.get("actor") or {}
-    result: dict[tuple[str, str], int] = {}
-    fresh: list[dict[str, Any]] = []
-    for w in writes:
-        key = (w.receiver_kind, w.receiver_id)
+    fresh: dict[StackKey, dict[str, Any]] = {}
+    bumps: dict[StackKey, dict[str, Any]] = {}
+    owner: dict[tuple[int, str, str], StackKey] = {}
+    for entry, w, key in keyed:
+        owner[(entry.event_pk, w.receiver_kind, w.receiver_id)] = key
+        values = _values(entry, w, next(seqs), now)
         if key in existing:
-            _bump(s, existing[key], w, next(seqs), now, event_pk, actor,
-                  restart=existing[key] in hidden)
-            result[key] = existing[key]
+            bump = bumps.setdefault(key, {"b_id": existing[key], "b_add": 0})
+            bump.update(_bump_values(values), b_add=bump["b_add"] + 1)
+        elif key in fresh:
+            fresh[key].update(_bump_values(values), count=fresh[key]["count"] + 1)
         else:
-            fresh.append(dict(
-                tenant_id=tenant, receiver_kind=w.receiver_kind, receiver_id=w.receiver_id,
-                seq=next(seqs), event_type=doc["type"], subject_kind=subject["kind"],
+            fresh[key] = values
+    ids = dict(existing)
+    ids.update(_insert(s, fresh))
+    hidden = _hidden_stacks(s, existing, keyed)
+    _apply_bumps(s, [b for k, b in bumps.items() if k not in hidden], restart=False)
+    _apply_bumps(s, [b for k, b in bumps.items() if k in hidden], restart=True)
+    return {who: ids[key] for who, key in owner.items()}
+
+
+def _hidden_stacks(s: Session, existing: dict[StackKey, int],
+                   keyed: list[tuple[FeedEntry, FeedWrite, StackKey]]) -> set[StackKey]:
+    """Code users' unread items from before their code's "delete all notifications"
+    cut-off are hidden from them: the next event restarts the item, not counts on."""
+    codes = {key: (e.tenant, e.doc["subject"].get("code_id")) for e, _w, key in keyed
+             if key in existing and key[1] == ReceiverKind.CODE_USER}
+    hidden: set[StackKey] = set()
+    for tenant, code_id in set(codes.values()):
+        cutoff = access.cutoff(s, tenant, code_id)
+        if cutoff is None:
+            continue
+        keys = [k for k, c in codes.items() if c == (tenant, code_id)]
+        old = set(s.scalars(select(m.FeedItem.id).where(
+            m.FeedItem.id.in_([existing[k] for k in keys]), m.FeedItem.updated_at <= cutoff)))
+        hidden |= {k for k in keys if existing[k] in old}
+    return hidden
+
+
+def _key(entry: FeedEntry, w: FeedWrite) -> StackKey:
+    subject = entry.doc["subject"]
+    return (entry.tenant, w.receiver_kind, w.receiver_id, entry.doc["type"], subject["kind"],
+            subject["id"])
+
+
+def _values(entry: FeedEntry, w: FeedWrite, seq: int, now: datetime) -> dict[str, Any]:
+    subject, actor = entry.doc["subject"], entry.doc.get("actor") or {}
+    return dict(tenant_id=entry.tenant, receiver_kind=w.receiver_kind, receiver_id=w.receiver_id,
+                seq=seq, event_type=entry.doc["type"], subject_kind=subject["kind"],
                 subject_id=subject["id"], subject_number=subject.get("number", ""),
                 code_id=subject.get("code_id"), title=w.title, message=w.message,
                 actor_name=actor.get("name", ""), actor_avatar_url=actor.get("avatar_url", ""),
-                link=w.link, count=1, unread=True, last_event_pk=event_pk, created_at=now,
-                updated_at=now))
-    if fresh:
-        rows = s.execute(m.FeedItem.__table__.insert().returning(
-            m.FeedItem.id, m.FeedItem.receiver_kind, m.FeedItem.receiver_id), fresh)
-        result.update({(kind, rid): fid for fid, kind, rid in rows})
-    return result
+                link=w.link, count=1, unread=True, last_event_pk=entry.event_pk,
+                created_at=now, updated_at=now)
 
 
-def _unread_stacks(s: Session, tenant: str, etype: str, subject: dict[str, Any],
-                   keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    found: dict[tuple[str, str], int] = {}
-    for start in range(0, len(keys), 2000):
-        chunk = keys[start:start + 2000]
-        rows = s.execute(select(m.FeedItem.id, m.FeedItem.receiver_kind, m.FeedItem.receiver_id)
-                         .where(m.FeedItem.tenant_id == tenant, m.FeedItem.unread,
-                                m.FeedItem.event_type == etype,
-                                m.FeedItem.subject_kind == subject["kind"],
-                                m.FeedItem.subject_id == subject["id"],
-                                tuple_(m.FeedItem.receiver_kind, m.FeedItem.receiver_id)
-                                .in_(chunk)).with_for_update())
-        found.update({(kind, rid): fid for fid, kind, rid in rows})
+def _bump_values(values: dict[str, Any]) -> dict[str, Any]:
+    keep = ("seq", "title", "message", "link", "actor_name", "actor_avatar_url",
+            "last_event_pk", "updated_at")
+    return {k: values[k] for k in keep}
+
+
+def _unread_stacks(s: Session, keys: set[StackKey]) -> dict[StackKey, int]:
+    found: dict[StackKey, int] = {}
+    columns = (m.FeedItem.tenant_id, m.FeedItem.receiver_kind, m.FeedItem.receiver_id,
+               m.FeedItem.event_type, m.FeedItem.subject_kind, m.FeedItem.subject_id)
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 1000):
+        chunk = ordered[start:start + 1000]
+        rows = s.execute(select(m.FeedItem.id, *columns).where(
+            m.FeedItem.unread.is_(True), tuple_(*columns).in_(chunk))
+            .order_by(m.FeedItem.id).with_for_update())
+        found.update({tuple(r[1:]): r[0] for r in rows})  # type: ignore[misc]
     return found
 
 
-def _hidden_stacks(s: Session, tenant: str, subject: dict[str, Any],
-                   existing: dict[tuple[str, str], int]) -> set[int]:
-    """Code users' unread items from before their code's "delete all notifications"
-    cut-off: hidden from them, so the next event restarts the item, not counts on."""
-    ids = [fid for (kind, _), fid in existing.items() if kind == ReceiverKind.CODE_USER]
-    cutoff = access.cutoff(s, tenant, subject.get("code_id")) if ids else None
-    if cutoff is None:
-        return set()
-    return set(s.scalars(select(m.FeedItem.id).where(m.FeedItem.id.in_(ids),
-                                                     m.FeedItem.updated_at <= cutoff)))
+def _insert(s: Session, fresh: dict[StackKey, dict[str, Any]]) -> dict[StackKey, int]:
+    if not fresh:
+        return {}
+    keys = list(fresh)
+    rows = s.execute(insert(m.FeedItem.__table__).returning(
+        m.FeedItem.id, sort_by_parameter_order=True), [fresh[k] for k in keys]).all()
+    return {key: row[0] for key, row in zip(keys, rows, strict=True)}
 
 
-def _bump(s: Session, item_id: int, w: FeedWrite, seq: int, now: datetime, event_pk: int,
-          actor: dict[str, Any], restart: bool = False) -> None:
-    counted: dict[str, Any] = ({"count": 1, "created_at": now} if restart
-                               else {"count": m.FeedItem.count + 1})
-    s.execute(update(m.FeedItem).where(m.FeedItem.id == item_id).values(
-        **counted, title=w.title, message=w.message, link=w.link, seq=seq,
-        updated_at=now, last_event_pk=event_pk, actor_name=actor.get("name", ""),
-        actor_avatar_url=actor.get("avatar_url", "")))
+def _apply_bumps(s: Session, bumps: list[dict[str, Any]], restart: bool) -> None:
+    if not bumps:
+        return
+    table = m.FeedItem.__table__
+    counted = ({"count": bindparam("b_add"), "created_at": utcnow()} if restart
+               else {"count": table.c.count + bindparam("b_add")})
+    s.execute(update(table).where(table.c.id == bindparam("b_id")).values(**counted)
+              .execution_options(synchronize_session=False), bumps)
 
 
 # ------------------------------------------------------------------------- reads

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -28,7 +28,7 @@ from router.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Str
 from router.events import Event
 from router.feed import FeedWrite
 from router.models import utcnow
-from router.planner import PlannedReceiver, RoutingPlan, enrich, plan_matched
+from router.planner import PlannedReceiver, RoutingPlan, plan_many
 from router.texts import TextCatalogue, Texts, deep_link
 
 log = logging.getLogger("herald.pipeline")
@@ -69,7 +69,12 @@ class RouteResult:
 
 
 class Router:
-    """Routes stored events: plan, render, write feed items and deliveries."""
+    """Routes stored events in batches: plan, render, write feed items and deliveries.
+
+    The whole batch is planned with one directory view and written with set-based
+    statements. If the batch write fails, each event is routed on its own in a
+    savepoint, so a poison event fails alone and visibly.
+    """
 
     def __init__(self, engine: RuleEngine, texts: TextCatalogue, links: dict[str, str]) -> None:
         self.engine = engine
@@ -77,24 +82,13 @@ class Router:
         self.links = links
 
     def route(self, s: Session, pks: list[int]) -> RouteResult:
-        result = RouteResult()
         rows = self._claim(s, pks)
-        views: dict[str, DirectoryView] = {}
-        for row in rows:
-            view = views.setdefault(row.tenant_id, DirectoryView(s, row.tenant_id))
-            try:
-                with s.begin_nested():
-                    started = self._route_one(s, row, view)
-            except Exception as exc:  # noqa: BLE001 - a poison event fails alone, visibly
-                self._failed(row, exc)
-                result.failed.append(row.pk)
-                log.exception("route.failed", extra={"event_id": row.event_id,
-                                                     "tenant": row.tenant_id})
-                continue
-            result.routed.append(row.pk)
-            for channel, ids in started.items():
-                result.start[channel] += ids
-        return result
+        try:
+            with s.begin_nested():
+                return self._route_batch(s, rows)
+        except Exception:  # noqa: BLE001 - fall back to one event at a time
+            log.warning("route.batch_fallback", extra={"events": len(rows)}, exc_info=True)
+            return self._route_each(s, rows)
 
     def _claim(self, s: Session, pks: list[int]) -> list[m.EventRow]:
         query = select(m.EventRow).where(m.EventRow.pk.in_(pks),
@@ -103,71 +97,124 @@ class Router:
             query = query.with_for_update(skip_locked=True)
         return list(s.scalars(query.order_by(m.EventRow.pk)))
 
-    def _failed(self, row: m.EventRow, exc: Exception) -> None:
+    def _failed(self, row: m.EventRow, exc: Exception, result: RouteResult) -> None:
         row.attempts += 1
         row.error = f"{type(exc).__name__}: {exc}"
         if row.attempts >= MAX_ROUTE_ATTEMPTS:
             row.status = EventStatus.FAILED
+        result.failed.append(row.pk)
+        log.error("route.failed", extra={"event_id": row.event_id, "tenant": row.tenant_id,
+                                         "error": row.error, "attempts": row.attempts})
 
-    def _route_one(self, s: Session, row: m.EventRow, view: DirectoryView
-                   ) -> dict[Channel, list[int]]:
-        event = Event.model_validate(row.payload)
-        doc = enrich(event, view)
-        ruleset = self.engine.ruleset
-        fired = set(self.engine.match(doc))
-        plan = plan_matched(doc, [r for r in ruleset.rules if r.id in fired], ruleset, view)
-        started = self._write(s, row, doc, plan)
-        row.status, row.routed_at, row.error = EventStatus.ROUTED, utcnow(), None
-        row.attempts += 1
-        row.plan = plan.as_dict()
-        return started
+    def _route_batch(self, s: Session, rows: list[m.EventRow]) -> RouteResult:
+        result = RouteResult()
+        planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]] = []
+        by_tenant: dict[str, list[m.EventRow]] = defaultdict(list)
+        for row in rows:
+            by_tenant[row.tenant_id].append(row)
+        for tenant, group in by_tenant.items():
+            planned += self._plan_group(s, tenant, group, result)
+        self._write(s, planned, result)
+        return result
 
-    def _write(self, s: Session, row: m.EventRow, doc: dict[str, Any], plan: RoutingPlan
-               ) -> dict[Channel, list[int]]:
+    def _plan_group(self, s: Session, tenant: str, rows: list[m.EventRow], result: RouteResult
+                    ) -> list[tuple[m.EventRow, dict[str, Any], RoutingPlan]]:
+        events: list[tuple[m.EventRow, Event]] = []
+        for row in rows:
+            try:
+                events.append((row, Event.model_validate(row.payload)))
+            except Exception as exc:  # noqa: BLE001 - a stored payload that no longer parses
+                self._failed(row, exc, result)
+        plans = plan_many([e for _, e in events], DirectoryView(s, tenant), self.engine)
+        ok = []
+        for (row, _event), outcome in zip(events, plans, strict=True):
+            if isinstance(outcome, Exception):
+                self._failed(row, outcome, result)
+            else:
+                ok.append((row, *outcome))
+        return ok
+
+    def _route_each(self, s: Session, rows: list[m.EventRow]) -> RouteResult:
+        result = RouteResult()
+        for row in rows:
+            try:
+                with s.begin_nested():
+                    one = self._route_batch(s, [row])
+            except Exception as exc:  # noqa: BLE001 - a poison event fails alone, visibly
+                self._failed(row, exc, result)
+                continue
+            result.routed += one.routed
+            result.failed += one.failed
+            for channel, ids in one.start.items():
+                result.start[channel] += ids
+        return result
+
+    # ----------------------------------------------------------------- writing
+
+    def _write(self, s: Session, planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]],
+               result: RouteResult) -> None:
+        entries: list[feed.FeedEntry] = []
+        renders: list[tuple[str, dict[str, Texts]]] = []
+        for row, doc, plan in planned:
+            link = deep_link(self.links, doc["subject"])
+            rendered = self._render(doc, plan)
+            renders.append((link, rendered))
+            entries.append(feed.FeedEntry(row.tenant_id, row.pk, doc, [
+                FeedWrite(str(r.kind), r.id, *self._texts(r, rendered), link)
+                for r in plan.receivers
+                if Channel.BROWSER in r.channels or r.kind == ReceiverKind.CODE_USER]))
+        items = feed.write_many(s, entries)
+        values = [v for (row, _doc, plan), (link, rendered) in zip(planned, renders, strict=True)
+                  for v in self._delivery_rows(row, plan, rendered, items, link)]
+        self._insert_deliveries(s, values, result)
+        now = utcnow()
+        for row, _doc, plan in planned:
+            row.status, row.routed_at, row.error = EventStatus.ROUTED, now, None
+            row.attempts += 1
+            row.plan = plan.as_dict()
+            result.routed.append(row.pk)
+
+    def _render(self, doc: dict[str, Any], plan: RoutingPlan) -> dict[str, Texts]:
         spec = self.engine.ruleset.events.get(doc["type"])
         fallback = spec.title if spec else doc["type"]
-        link = deep_link(self.links, doc["subject"])
         rendered: dict[str, Texts] = {}
         for r in plan.receivers:
             lang = self.texts.pick_language(r.language)
             if lang not in rendered:
                 rendered[lang] = self.texts.render(doc, lang, fallback)
-        writes = [FeedWrite(str(r.kind), r.id, *self._texts(r, rendered), link)
-                  for r in plan.receivers if Channel.BROWSER in r.channels
-                  or r.kind == ReceiverKind.CODE_USER]
-        items = feed.write_items(s, row.tenant_id, row.pk, doc, writes)
-        return self._deliveries(s, row, plan, rendered, items, link)
+        return rendered
 
     def _texts(self, r: PlannedReceiver, rendered: dict[str, Texts]) -> tuple[str, str]:
         texts = rendered[self.texts.pick_language(r.language)]
         return texts.title, texts.message
 
-    def _deliveries(self, s: Session, row: m.EventRow, plan: RoutingPlan,
-                    rendered: dict[str, Texts], items: dict[tuple[str, str], int], link: str
-                    ) -> dict[Channel, list[int]]:
+    def _delivery_rows(self, row: m.EventRow, plan: RoutingPlan, rendered: dict[str, Texts],
+                       items: dict[tuple[int, str, str], int], link: str
+                       ) -> list[dict[str, Any]]:
         values = []
+        now = utcnow()
         for r in plan.receivers:
             lang = self.texts.pick_language(r.language)
             content = {"language": lang, "title": rendered[lang].title,
                        "message": rendered[lang].message, "link": link, "email": r.email,
-                       "name": r.name, "created_at": utcnow().isoformat()}
+                       "name": r.name, "created_at": now.isoformat()}
             first_success = r.strategy == Strategy.FIRST_SUCCESS
-            steps = r.channels[:1] if first_success else r.channels
-            for channel in steps:
+            for channel in (r.channels[:1] if first_success else r.channels):
                 values.append(dict(
                     tenant_id=row.tenant_id, event_pk=row.pk, receiver_kind=str(r.kind),
                     receiver_id=r.id, channel=str(channel), status=DeliveryStatus.PENDING,
                     strategy=str(r.strategy), step=0,
                     chain=[str(c) for c in r.channels[1:]] if first_success else [],
-                    feed_item_id=items.get((str(r.kind), r.id)), content=content,
-                    attempts=0,
-                    created_at=utcnow(), updated_at=utcnow()))
+                    feed_item_id=items.get((row.pk, str(r.kind), r.id)), content=content,
+                    attempts=0, created_at=now, updated_at=now))
+        return values
+
+    def _insert_deliveries(self, s: Session, values: list[dict[str, Any]],
+                           result: RouteResult) -> None:
         if not values:
-            return {}
-        started: dict[Channel, list[int]] = defaultdict(list)
-        rows = s.execute(m.Delivery.__table__.insert().returning(
-            m.Delivery.id, m.Delivery.channel, m.Delivery.step), values).all()
-        for did, channel, _step in rows:
-            started[Channel(channel)].append(did)
-        log_lines(s, ((did, DeliveryStatus.PENDING, "planned") for did, _c, _s in rows))
-        return started
+            return
+        rows = s.execute(insert(m.Delivery.__table__).returning(
+            m.Delivery.id, m.Delivery.channel, sort_by_parameter_order=True), values).all()
+        for did, channel in rows:
+            result.start[Channel(channel)].append(did)
+        log_lines(s, ((did, DeliveryStatus.PENDING, "planned") for did, _channel in rows))

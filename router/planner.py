@@ -121,6 +121,7 @@ class Planner:
         self.actor_id = (doc.get("actor") or {}).get("id")
         self.candidates: dict[tuple[ReceiverKind, str], _Candidate] = {}
         self.plan = RoutingPlan(doc["id"], doc["type"], [])
+        self.rules: list[Rule] = []
 
     # -- selectors ---------------------------------------------------------------
 
@@ -140,32 +141,55 @@ class Planner:
         return {v for k, v in names.items() if k in rule.excludes and v}
 
     def _resolve(self, selector: Selector) -> Iterable[tuple[ReceiverKind, str, Any]]:
-        resolver: Callable[[Selector], Iterable[str]] | None = {
-            "template_group": self._template_group,
-            "creator": lambda _s: [self.subject.get("creator_id")] if self.subject.get(
-                "creator_id") else [],
-            "participants": lambda _s: self.subject.get("participants", []),
-            "role": lambda s: self.view.role_members(s.args),
-            "users": lambda s: list(s.args),
-            "customer_org": self._customer_org,
-        }.get(selector.kind)
+        resolvers = {**self._resolvers(), "template_group": self._template_group,
+                     "customer_org": self._customer_org}
+        resolver = resolvers.get(selector.kind)
         if resolver is not None:
             users = self.view.users(resolver(selector))
             return [(ReceiverKind(u.kind), u.id, None) for u in users.values()]
         return [(ReceiverKind.CODE_USER, sub.id, sub)
                 for sub in self.view.subscriptions(self.subject["kind"], self.subject["id"])]
 
-    def _template_group(self, selector: Selector) -> list[str]:
+    def wanted_users(self, rules: list[Rule]) -> list[str]:
+        """Every user id the selectors of these rules name (to load users in bulk)."""
+        wanted: list[str] = []
+        for rule in rules:
+            for selector in rule.receivers:
+                if selector.kind == "template_group":
+                    wanted += self._group_members(selector, note=False)
+                elif selector.kind not in ("subscribers", "customer_org"):
+                    resolver = self._resolvers().get(selector.kind)
+                    wanted += list(resolver(selector)) if resolver else []
+                elif selector.kind == "customer_org":
+                    wanted += self._customer_org(selector)
+        return wanted
+
+    def _resolvers(self) -> dict[str, Callable[[Selector], Iterable[str]]]:
+        return {
+            "creator": lambda _s: [self.subject["creator_id"]] if self.subject.get(
+                "creator_id") else [],
+            "participants": lambda _s: self.subject.get("participants", []),
+            "role": lambda s: self.view.role_members(s.args),
+            "users": lambda s: list(s.args),
+        }
+
+    def _group_members(self, selector: Selector, note: bool = True) -> list[str]:
         template_id = self.subject.get("template_id")
         if not template_id:
-            self.plan.notes.append(f"{selector.label()}: the subject has no template")
+            if note:
+                self.plan.notes.append(f"{selector.label()}: the subject has no template")
             return []
         found: list[str] = []
         for submodule in selector.args:
             pick = self.view.pick_group(template_id, Submodule(submodule), self.subject.get("group"))
-            self.plan.notes.append(f"{submodule} of template {template_id}: {pick.note}")
+            if note:
+                self.plan.notes.append(f"{submodule} of template {template_id}: {pick.note}")
             if pick.group_id:
                 found += self.view.group_members(template_id, submodule, pick.group_id)
+        return found
+
+    def _template_group(self, selector: Selector) -> list[str]:
+        found = self._group_members(selector)
         employees = self.view.users(found)
         return [u for u in found if u in employees and employees[u].kind == UserKind.EMPLOYEE]
 
@@ -268,6 +292,43 @@ def plan_event(event: Event, view: DirectoryView, engine: RuleEngine) -> Routing
     ruleset = engine.ruleset
     fired = set(engine.match(doc))
     return plan_matched(doc, [r for r in ruleset.rules if r.id in fired], ruleset, view)
+
+
+def plan_many(events: list[Event], view: DirectoryView, engine: RuleEngine
+              ) -> list[tuple[dict[str, Any], RoutingPlan] | Exception]:
+    """Route a batch of one tenant's events, asking the directory each question once
+    for the whole batch. An event that cannot be planned yields its exception."""
+    view.prefetch_subjects((e.subject.kind.value, e.subject.id) for e in events)
+    ruleset = engine.ruleset
+    planners: list[Planner | Exception] = []
+    for event in events:
+        try:
+            doc = enrich(event, view)
+            fired = set(engine.match(doc))
+            planner = Planner(ruleset, view, doc)
+            planner.rules = [r for r in ruleset.rules if r.id in fired]
+            planners.append(planner)
+        except Exception as exc:  # noqa: BLE001 - one bad event must not sink the batch
+            planners.append(exc)
+    wanted = [u for p in planners if isinstance(p, Planner) for u in p.wanted_users(p.rules)]
+    view.settings(view.users(wanted))
+    view.has_push(wanted)
+    return [p if isinstance(p, Exception) else _finish(p) for p in planners]
+
+
+def _finish(planner: Planner) -> tuple[dict[str, Any], RoutingPlan] | Exception:
+    try:
+        return planner.doc, plan_rules(planner, planner.rules)
+    except Exception as exc:  # noqa: BLE001 - reported per event by the caller
+        return exc
+
+
+def plan_rules(planner: Planner, rules: list[Rule]) -> RoutingPlan:
+    planner.plan.matched_rules = [{"id": r.id, "description": r.description} for r in rules]
+    for rule in rules:
+        planner.select(rule)
+    planner.settle()
+    return planner.plan
 
 
 def plan_matched(doc: dict[str, Any], rules: list[Rule], ruleset: RuleSet,
