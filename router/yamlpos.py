@@ -16,6 +16,7 @@ import yaml
 from router.errors import Problem
 
 Path = tuple[str | int, ...]
+SAFE_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap"}
 
 
 @dataclass
@@ -47,6 +48,9 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in SAFE_TAGS:
+            self._add(node, f"YAML: could not determine a constructor for the tag {node.tag!r} "
+                            "(rule files hold plain data only)")
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
