@@ -14,11 +14,13 @@ DEFAULT_DIR = ".herald-metrics"
 
 
 def prepare_multiprocess(folder: str | None = None) -> str:
-    """Call before importing prometheus_client (the CLI does it first thing)."""
+    """Point prometheus_client at a shared folder; runs on import, before the metrics."""
     path = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", folder or DEFAULT_DIR)
     Path(path).mkdir(parents=True, exist_ok=True)
     return path
 
+
+prepare_multiprocess()
 
 from prometheus_client import (  # noqa: E402 - after the multiprocess switch above
     CONTENT_TYPE_LATEST,

@@ -70,6 +70,7 @@ class Herald:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
         env["HERALD_CONFIG"] = str(self.config_file)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.tmp / "metrics")
         env["PYTHONUNBUFFERED"] = "1"
         return env
 

@@ -1,0 +1,132 @@
+"""Operating Herald: the rules CLI, hot reload in a running service, metrics, logs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, RULES
+from tests.harness import Client, Herald, wait_until
+
+HERALD = [sys.executable, "-m", "router.cli"]
+
+
+def herald(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*HERALD, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_rules_check_passes_on_the_shipped_rules_and_fails_with_file_line(tmp_path):
+    ok = herald("rules", "check", "rules")
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    broken = tmp_path / "rules"
+    shutil.copytree(RULES, broken)
+    text = (broken / "platform.yaml").read_text().replace("receivers:\n      - creator",
+                                                          "receivers:\n      - creater", 1)
+    (broken / "platform.yaml").write_text(text)
+    bad = herald("rules", "check", str(broken))
+    assert bad.returncode == 1
+    assert f"{broken}/platform.yaml:" in bad.stderr and "unknown selector 'creater'" in bad.stderr
+
+
+def test_rules_test_passes_with_a_case_for_every_shipped_rule():
+    result = herald("rules", "test")
+    assert result.returncode == 0, result.stdout
+    assert "0 failed" in result.stdout and "not covered" not in result.stdout
+
+
+def test_rules_test_shows_a_diff_when_a_case_fails(tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    cases = (rules / "platform.test.yaml").read_text().replace(
+        "sup2: {channels: [browser, email]}", "sup2: {channels: [email]}")
+    (rules / "platform.test.yaml").write_text(cases)
+    result = herald("rules", "test", str(rules))
+    assert result.returncode == 1
+    assert "FAIL  platform.test.yaml: the creation flow's group" in result.stdout
+    assert "+    - browser" in result.stdout and "7 passed, 1 failed" in result.stdout
+
+
+def test_rules_explain_shows_matched_rules_receivers_and_reasons(tmp_path):
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({
+        "id": "x1", "type": "ticket.created", "actor": {"id": "cust1"},
+        "subject": {"kind": "ticket", "id": "T-1", "number": "#1", "template_id": "tpl",
+                    "creator_id": "creator", "customer_org_id": "org1"}}))
+    cases = Path(RULES) / "platform.test.yaml"
+    import yaml
+
+    fixture = tmp_path / "directory.yaml"
+    fixture.write_text(yaml.safe_dump(yaml.safe_load(cases.read_text())["directory"]))
+    result = herald("rules", "explain", str(event), "--directory", str(fixture))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Matched rules (5)" in out and "✓ ticket-notification-receivers" in out
+    assert "because: subject-creator (creator)" in out
+    assert "✗ customer cust2: customer notifications are off" in out
+    as_json = json.loads(herald("rules", "explain", str(event), "--directory", str(fixture),
+                                "--json").stdout)
+    assert {r["id"] for r in as_json["receivers"]} == {"sup1", "dep1", "creator", "cu1"}
+
+
+@pytest.mark.slow
+def test_a_running_service_hot_reloads_rules_and_refuses_a_broken_edit(tmp_path, pg,
+                                                                      new_tenant_key):
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    deployment = Herald(tmp_path, rules_path=str(rules), smtp={"port": 1})
+    deployment.start_api()
+    _, key, _ = new_tenant_key()
+    event = {"id": "h1", "type": "device.created",
+             "subject": {"kind": "device", "id": "D-1", "number": "D-1"}}
+    try:
+        with Client(deployment.url, key) as client:
+            client.put("/v1/users/watcher", json={"id": "watcher"})
+
+            def receivers() -> set[str]:
+                return {r["id"] for r in client.post("/v1/events:explain", json=event).json()[
+                    "receivers"]}
+
+            assert receivers() == set()
+            (rules / "extra.yaml").write_text(
+                "rules:\n  - {id: devices-to-watcher, when: {type: device.created}, "
+                "receivers: [{users: [watcher]}]}\n")
+            wait_until(lambda: receivers() == {"watcher"}, 15, 0.3, what="the new rule")
+            time.sleep(1.1)  # a distinct mtime
+            (rules / "extra.yaml").write_text("rules: [\n")
+            wait_until(lambda: "rules.reload_refused" in deployment.log("api"), 15,
+                       what="the refusal in the log")
+            assert "extra.yaml:2:1: YAML syntax" in deployment.log("api")
+            assert receivers() == {"watcher"}
+    finally:
+        deployment.stop()
+
+
+@pytest.mark.slow
+def test_metrics_add_up_across_api_and_worker_processes(tmp_path, pg, new_tenant_key):
+    deployment = Herald(tmp_path, smtp={"port": 1})
+    deployment.start_api()
+    deployment.start_worker()
+    _, key, _ = new_tenant_key()
+    try:
+        with Client(deployment.url, key) as client:
+            client.put("/v1/users/a", json={"id": "a", "roles": ["admin"]})
+            client.post("/v1/events", json={"id": "m1", "type": "code.paired", "subject": {
+                "kind": "code", "id": "Q", "number": "Q"}})
+            client.wait_terminal("m1")
+            text = client.get("/metrics").text
+        assert 'herald_events_routed_total{status="routed"} 1.0' in text
+        assert 'herald_deliveries_total{channel="browser",status="sent"} 1.0' in text
+        assert "herald_routing_seconds_bucket" in text and "herald_queue_lag_seconds" in text
+        lines = [json.loads(line) for line in deployment.log("worker").splitlines()
+                 if line.startswith("{")]
+        batch = next(r for r in lines if r.get("message") == "deliver.batch")
+        assert batch["channel"] == "browser" and batch["delivery_ids"]
+    finally:
+        deployment.stop()
