@@ -43,6 +43,7 @@ bench-smoke: setup
 
 lint: setup
 	$(BIN)/ruff check router channels workers tests bench
+	$(BIN)/mypy router channels workers
 
 clean:
 	rm -rf $(VENV) herald.db herald.db-* .pytest_cache

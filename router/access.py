@@ -92,7 +92,7 @@ def revoke_code(s: Session, tenant: str, code_id: str) -> int:
     result = s.execute(update(m.AccessToken).where(
         m.AccessToken.tenant_id == tenant, m.AccessToken.code_id == code_id,
         m.AccessToken.revoked_at.is_(None)).values(revoked_at=now))
-    return result.rowcount or 0
+    return getattr(result, "rowcount", 0) or 0
 
 
 def clear_notifications(s: Session, tenant: str, code_id: str) -> datetime:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from router.errors import Problem
 from router.yamlpos import Located, Path
@@ -86,7 +86,7 @@ class Not:
     item: Cond
 
 
-Cond = Union[Cmp, Exists, In, All, AnyOf, Not]
+Cond = Cmp | Exists | In | All | AnyOf | Not
 
 
 # --------------------------------------------------------------------------- parsing

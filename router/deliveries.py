@@ -14,9 +14,9 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from channels.base import Job, Outcome
@@ -25,8 +25,8 @@ from router.config import DeliveryConfig
 from router.enums import Channel, DeliveryStatus, EventStatus, OutcomeStatus, Strategy
 from router.models import utcnow
 
-D = m.Delivery.__table__
-LOG = m.DeliveryLog.__table__
+D = cast(Table, m.Delivery.__table__)
+LOG = cast(Table, m.DeliveryLog.__table__)
 
 
 def log_lines(s: Session, lines: Iterable[tuple[int, str, str]]) -> None:

@@ -144,7 +144,7 @@ class SubscriptionIn(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> SubscriptionIn:
         if not self.channels:
-            self.channels = [c for c, ok in ((Channel.EMAIL, self.email),
+            self.channels = [c for c, ok in ((Channel.EMAIL, self.email),  # type: ignore[misc]
                                               (Channel.PUSH, self.push_subscription)) if ok]
         if Channel.EMAIL in self.channels and not self.email:
             raise ValueError("channel 'email' needs an email address")

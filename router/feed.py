@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from router import access
@@ -36,6 +36,9 @@ class FeedWrite:
     title: str
     message: str
     link: str
+
+
+FEED = cast(Table, m.FeedItem.__table__)
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ def _insert(s: Session, fresh: dict[StackKey, dict[str, Any]]) -> dict[StackKey,
     if not fresh:
         return {}
     keys = list(fresh)
-    rows = s.execute(insert(m.FeedItem.__table__).returning(
+    rows = s.execute(insert(FEED).returning(
         m.FeedItem.id, sort_by_parameter_order=True), [fresh[k] for k in keys]).all()
     return {key: row[0] for key, row in zip(keys, rows, strict=True)}
 
@@ -151,7 +154,7 @@ def _insert(s: Session, fresh: dict[StackKey, dict[str, Any]]) -> dict[StackKey,
 def _apply_bumps(s: Session, bumps: list[dict[str, Any]], restart: bool) -> None:
     if not bumps:
         return
-    table = m.FeedItem.__table__
+    table = FEED
     counted = ({"count": bindparam("b_add"), "created_at": utcnow()} if restart
                else {"count": table.c.count + bindparam("b_add")})
     s.execute(update(table).where(table.c.id == bindparam("b_id")).values(**counted)
@@ -242,7 +245,7 @@ def mark_read(s: Session, reader: Reader, item_id: int) -> m.FeedItem | None:
 def mark_all_read(s: Session, reader: Reader) -> int:
     result = s.execute(update(m.FeedItem).where(reader.where(), m.FeedItem.unread)
                        .values(unread=False, read_at=utcnow()))
-    return result.rowcount or 0
+    return getattr(result, "rowcount", 0) or 0
 
 
 def replay(s: Session, reader: Reader, after_seq: int, limit: int = 500) -> list[m.FeedItem]:

@@ -116,7 +116,7 @@ class Hub:
                     if message.get("type") == "message":
                         await self.dispatch(json.loads(message["data"]))
         finally:
-            await client.aclose()
+            await client.aclose()  # type: ignore[attr-defined]
 
 
 class Live:

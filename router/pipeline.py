@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -213,7 +213,7 @@ class Router:
                            result: RouteResult) -> None:
         if not values:
             return
-        rows = s.execute(insert(m.Delivery.__table__).returning(
+        rows = s.execute(insert(cast(Table, m.Delivery.__table__)).returning(
             m.Delivery.id, m.Delivery.channel, sort_by_parameter_order=True), values).all()
         for did, channel in rows:
             result.start[Channel(channel)].append(did)

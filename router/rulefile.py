@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,7 @@ def parse_prefs(raw: Any, where: str = "") -> tuple[ChannelPrefs | None, list[st
     return ChannelPrefs(tuple(channels), frozenset(origin), Strategy(strategy_raw)), []
 
 
-def _enum_list(raw: Any, enum: type, where: str, errors: list[str]) -> list[Any]:
+def _enum_list(raw: Any, enum: type[StrEnum], where: str, errors: list[str]) -> list[Any]:
     if not isinstance(raw, list):
         errors.append(f"{where} must be a list")
         return []

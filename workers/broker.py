@@ -48,19 +48,19 @@ class Workers:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.broker = make_broker(runtime.settings.broker_url)
-        self.route = dramatiq.actor(
-            lambda pks: actors.route_events(runtime, pks), broker=self.broker,
-            actor_name="route_events", queue_name=Queue.ROUTE)
+        self.route = self._declare("route_events", Queue.ROUTE,
+                                   lambda pks: actors.route_events(runtime, pks))
         self.deliver = {
-            channel: dramatiq.actor(
-                _deliver_fn(runtime, channel), broker=self.broker,
-                actor_name=f"deliver_{channel}", queue_name=CHANNEL_QUEUES[channel])
+            channel: self._declare(f"deliver_{channel}", CHANNEL_QUEUES[channel],
+                                   _deliver_fn(runtime, channel))
             for channel in Channel
         }
-        self.expire = dramatiq.actor(
-            lambda ids: actors.expire_unacked(runtime, ids), broker=self.broker,
-            actor_name="expire_unacked", queue_name=Queue.CONTROL)
+        self.expire = self._declare("expire_unacked", Queue.CONTROL,
+                                    lambda ids: actors.expire_unacked(runtime, ids))
         self._worker: dramatiq.Worker | None = None
+
+    def _declare(self, name: str, queue: Queue, fn: Any) -> dramatiq.Actor[Any, Any]:
+        return dramatiq.actor(actor_name=name, queue_name=str(queue), broker=self.broker)(fn)
 
     # ---------------------------------------------------------------- enqueueing
 

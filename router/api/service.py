@@ -116,11 +116,10 @@ def activity(runtime: RuntimeDep, tenant: TenantDep, event_id: str) -> dict[str,
                                                  m.EventRow.event_id == event_id)).first()
         if row is None:
             raise NotFound(f"event {event_id!r} not found")
-        rows = s.scalars(select(m.Delivery).where(m.Delivery.event_pk == row.pk,
-                                                  m.Delivery.tenant_id == tenant)
-                         .order_by(m.Delivery.receiver_kind, m.Delivery.receiver_id,
-                                   m.Delivery.step, m.Delivery.id))
-        rows = list(rows)
+        rows = list(s.scalars(select(m.Delivery).where(m.Delivery.event_pk == row.pk,
+                                                       m.Delivery.tenant_id == tenant)
+                              .order_by(m.Delivery.receiver_kind, m.Delivery.receiver_id,
+                                        m.Delivery.step, m.Delivery.id)))
         return _activity(row, rows, deliveries.history(s, [r.id for r in rows]))
 
 

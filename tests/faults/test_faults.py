@@ -9,7 +9,6 @@ import re
 import threading
 import time
 
-
 import httpx
 import pytest
 from sqlalchemy import func, select, text, update
@@ -170,7 +169,7 @@ def test_dropped_postgres_connections_under_load_resume_by_themselves(herald, te
     seed(client)
     accepted, refused = [], []
     for i in range(200):
-        for attempt in range(20):
+        for _attempt in range(20):
             response = client.post("/v1/events", json=code_event(i))
             if response.status_code == 202:
                 accepted.append(i)
