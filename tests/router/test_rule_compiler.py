@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from router.conditions import All, AnyOf, Cmp, Exists, In, Not, evaluate
 from router.engine import RuleEngine
+from router.enums import SubjectKind
 from router.errors import RuleFileError
 from router.rulefile import EventSpec, Rule, RuleSet, Selector, load_ruleset
-from router.enums import SubjectKind
 from tests.conftest import RULES
 
 CATALOGUE = Path(RULES) / "catalogue.yaml"
