@@ -8,19 +8,19 @@ with backoff. smtplib exceptions never leave this module.
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
-from datetime import datetime
+import time
 from email.message import EmailMessage
 from typing import ClassVar
 
 from sqlalchemy.orm import Session
 
+from channels import links
 from channels.base import Adapter, Job, Outcome
 from channels.mail_content import MailRenderer, MailSettings
-from router import access, unsubscribe
 from router import models as m
-from router.enums import Channel, ReceiverKind
+from router import unsubscribe
+from router.enums import Channel
 from router.errors import ConfigError
 
 TRANSIENT_CODES = {421, 450, 451, 452}
@@ -46,24 +46,11 @@ class EmailAdapter(Adapter):
         names = {t.id: t.name for t in s.query(m.Tenant).filter(
             m.Tenant.id.in_({j.tenant for j in jobs}))}
         for job in jobs:
-            link, expires = self._link(s, job)
+            link, expires = links.content_link(s, job, self.settings.access_token_days)
             token = unsubscribe.issue(s, job.tenant, job.receiver_kind, job.receiver_id)
             url = f"{self.settings.public_url.rstrip('/')}/v1/unsubscribe/{token}"
             ctx = self.renderer.context(job, link, expires, url, names.get(job.tenant, ""))
             job.extra["message"] = self.renderer.build(job, ctx, self.mail)
-
-    def _link(self, s: Session, job: Job) -> tuple[str, datetime | None]:
-        link = job.content.get("link", "")
-        if job.receiver_kind != ReceiverKind.CODE_USER:
-            return link, None
-        subject = job.event.get("subject", {})
-        created = datetime.fromisoformat(job.content["created_at"])
-        token, expires = access.issue(s, job.tenant, subject.get("code_id"),
-                                      (subject.get("kind", ""), subject.get("id", "")),
-                                      job.receiver_id, created,
-                                      self.settings.access_token_days)
-        joiner = "&" if "?" in link else "?"
-        return f"{link}{joiner}access_token={token}", expires
 
     # ------------------------------------------------------------------ send (I/O)
 
@@ -73,15 +60,18 @@ class EmailAdapter(Adapter):
             conn = self._connect()
         except (OSError, smtplib.SMTPException) as exc:
             return {j.id: Outcome.retry(f"SMTP connection failed: {exc}") for j in jobs}
+        deadline = time.monotonic() + self.settings.delivery.lease_s / 2
         try:
             for job in jobs:
+                if time.monotonic() > deadline:
+                    break  # stay inside the claim's lease; the rest retry right away
                 outcomes[job.id] = self._send_one(conn, job.extra["message"])
                 if outcomes[job.id].detail.startswith("connection lost"):
                     break
         finally:
             _quit(conn)
         for job in jobs:
-            outcomes.setdefault(job.id, Outcome.retry("not attempted: connection lost earlier"))
+            outcomes.setdefault(job.id, Outcome.retry("not attempted in this batch"))
         return outcomes
 
     def _connect(self) -> smtplib.SMTP:
@@ -107,7 +97,7 @@ class EmailAdapter(Adapter):
             return _by_code(code, reply)
         except smtplib.SMTPResponseException as exc:
             return _by_code(exc.smtp_code, exc.smtp_error)
-        except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
             return Outcome.retry(f"connection lost: {exc}")
         if refused:
             code, reply = next(iter(refused.values()))

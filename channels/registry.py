@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from channels.base import Adapter
 from channels.browser import BrowserAdapter
 from channels.email import EmailAdapter
+from channels.push import PushAdapter
 from router.enums import Channel
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 ADAPTERS: dict[Channel, type[Adapter]] = {
     Channel.BROWSER: BrowserAdapter,
     Channel.EMAIL: EmailAdapter,
+    Channel.PUSH: PushAdapter,
 }
 
 

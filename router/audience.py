@@ -16,8 +16,6 @@ from sqlalchemy.orm import Session
 from router import models as m
 from router.enums import MemberKind, UserKind
 
-PUSH_KINDS = ("webpush", "fcm")
-
 
 @dataclass(frozen=True)
 class GroupPick:

@@ -59,10 +59,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     from workers.broker import Sweeper
 
-    runtime.workers.start(threads=args.threads)
+    queues = [q.strip() for q in (args.queues or "").split(",") if q.strip()]
+    runtime.workers.start(threads=args.threads, queues=queues or None)
     sweeper = Sweeper(runtime)
     sweeper.start()
-    print(f"==> worker pid {os.getpid()} running ({args.threads} threads)", flush=True)
+    print(f"==> worker pid {os.getpid()} running ({args.threads} threads"
+          f"{'; queues ' + ', '.join(queues) if queues else ''})", flush=True)
     _wait_for_signal()
     sweeper.stop()
     runtime.close()
@@ -78,6 +80,8 @@ def _wait_for_signal() -> None:
 
 def _spawn_workers(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "router.cli", "worker", "--threads", str(args.threads)]
+    if args.queues:
+        cmd += ["--queues", args.queues]
     procs = [subprocess.Popen(cmd) for _ in range(args.processes)]
     _wait_for_signal()
     for proc in procs:
@@ -267,6 +271,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("worker", help="run delivery workers (needs HERALD_BROKER_URL)")
     p.add_argument("--processes", type=int, default=1)
     p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--queues", default="",
+                   help="comma-separated queues to consume (default: all), e.g. herald.route")
     p.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="create or upgrade the schema").set_defaults(func=cmd_migrate)
     p = sub.add_parser("publish", help="publish an event from a JSON file")

@@ -59,7 +59,9 @@ class DeliveryConfig(BaseModel):
     backoff_max_s: float = 600.0
     batch_size: int = 200
     sweep_interval_s: float = 30.0
-    sweep_after_s: float = 120.0
+    sweep_after_s: float = 120.0  # pending this long without a message: enqueue again
+    lease_s: float = 120.0  # a claimed batch belongs to its worker this long; adapters stop
+    #                         starting new sends after half of it (leftovers retry)
     presence_window_s: float = 5.0
 
 

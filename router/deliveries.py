@@ -38,14 +38,16 @@ def log_lines(s: Session, lines: Iterable[tuple[int, str, str]]) -> None:
         s.execute(insert(LOG), rows)
 
 
-def claim(s: Session, ids: list[int], channel: Channel) -> list[Any]:
-    """Move due pending deliveries to sending; returns only the rows this call moved."""
+def claim(s: Session, ids: list[int], channel: Channel, lease_s: float) -> list[Any]:
+    """Move due pending deliveries to sending under a lease; returns only the rows this
+    call moved. Until the lease ends the sweeper leaves them to this worker."""
     now = utcnow()
     rows = list(s.execute(
         update(D).where(D.c.id.in_(ids), D.c.channel == channel,
                         D.c.status == DeliveryStatus.PENDING,
                         or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now))
-        .values(status=DeliveryStatus.SENDING, attempts=D.c.attempts + 1, updated_at=now)
+        .values(status=DeliveryStatus.SENDING, attempts=D.c.attempts + 1, updated_at=now,
+                lease_until=now + timedelta(seconds=lease_s))
         .returning(*D.c)))
     log_lines(s, ((r.id, DeliveryStatus.SENDING, f"attempt {r.attempts}") for r in rows))
     return rows
@@ -83,12 +85,13 @@ class _Batch:
     updates: list[dict[str, Any]] = field(default_factory=list)
     logs: list[tuple[int, str, str]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
+    leases: list[dict[str, Any]] = field(default_factory=list)
     todo: Recorded = field(default_factory=Recorded)
 
     def change(self, row: Any, status: str, log: str, **values: Any) -> None:
         self.updates.append({"b_id": row.id, "status": status, "last_error": row.last_error,
                              "provider_response": row.provider_response,
-                             "next_attempt_at": None, **values})
+                             "next_attempt_at": None, "lease_until": None, **values})
         self.logs.append((row.id, status, log))
 
 
@@ -116,6 +119,8 @@ def _apply(batch: _Batch, row: Any, outcome: Outcome, cfg: DeliveryConfig) -> No
     elif outcome.status == OutcomeStatus.AWAITING_ACK:
         batch.logs.append((row.id, DeliveryStatus.SENDING, outcome.detail))
         batch.todo.await_ack.append(row.id)
+        batch.leases.append({"b_id": row.id, "lease_until": utcnow() + timedelta(
+            seconds=cfg.presence_window_s + cfg.sweep_after_s)})
     elif outcome.status == OutcomeStatus.RETRY and row.attempts < cfg.max_attempts:
         delay = backoff(row.attempts, cfg, outcome.retry_after)
         batch.change(row, DeliveryStatus.PENDING, f"retry in {delay:.1f}s: {outcome.detail}",
@@ -148,6 +153,10 @@ def _next_step(batch: _Batch, row: Any, why: str) -> None:
 
 
 def _write(s: Session, batch: _Batch) -> None:
+    if batch.leases:
+        s.execute(update(D).where(D.c.id == bindparam("b_id"))
+                  .values(lease_until=bindparam("lease_until"))
+                  .execution_options(synchronize_session=False), batch.leases)
     if batch.updates:
         now = utcnow()
         s.execute(update(D).where(D.c.id == bindparam("b_id"),
@@ -203,7 +212,8 @@ def sweep(s: Session, cfg: DeliveryConfig, now: datetime | None = None) -> Stale
     deadline = now - timedelta(seconds=cfg.sweep_after_s)
     stale = Stale()
     stuck = list(s.execute(select(D.c.id, D.c.channel, D.c.strategy).where(
-        D.c.status == DeliveryStatus.SENDING, D.c.updated_at < deadline)
+        D.c.status == DeliveryStatus.SENDING,
+        or_(D.c.lease_until < now, and_(D.c.lease_until.is_(None), D.c.updated_at < deadline)))
         .limit(5000).with_for_update(skip_locked=True)))
     stale.unacked = [r.id for r in stuck if r.channel == Channel.BROWSER
                      and r.strategy == Strategy.FIRST_SUCCESS]
@@ -211,9 +221,9 @@ def sweep(s: Session, cfg: DeliveryConfig, now: datetime | None = None) -> Stale
     lost = [r.id for r in stuck if r.id not in unacked]
     if lost:
         s.execute(update(D).where(D.c.id.in_(lost), D.c.status == DeliveryStatus.SENDING)
-                  .values(status=DeliveryStatus.PENDING, updated_at=now))
-        log_lines(s, ((i, DeliveryStatus.PENDING, "recovered by the sweeper (worker lost "
-                       "while sending)") for i in lost))
+                  .values(status=DeliveryStatus.PENDING, updated_at=now, lease_until=None))
+        log_lines(s, ((i, DeliveryStatus.PENDING, "recovered by the sweeper (its worker's "
+                       "lease ran out: lost while sending)") for i in lost))
     pending = s.execute(select(D.c.id, D.c.channel).where(
         D.c.status == DeliveryStatus.PENDING,
         or_(and_(D.c.next_attempt_at.is_(None), D.c.updated_at < deadline),

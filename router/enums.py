@@ -58,6 +58,13 @@ class MemberKind(StrEnum):
     TEAM = "team"
 
 
+class PushKind(StrEnum):
+    """Kinds of push targets: a browser subscription or a native app device token."""
+
+    WEBPUSH = "webpush"
+    FCM = "fcm"
+
+
 class EventStatus(StrEnum):
     RECEIVED = "received"
     ROUTED = "routed"

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from router import directory as d
 from router import models as m
-from router.enums import MemberKind
+from router.enums import MemberKind, PushKind
 from router.errors import Problem, ValidationFailed
 from router.events import problems_from
 
@@ -57,7 +57,7 @@ def load_fixture(s: Session, tenant: str, data: dict[str, Any]) -> None:
         problems += _apply(d.SettingsIn, raw, lambda x, u=uid: d.put_settings(s, tenant, u, x),
                            f"settings.{uid}.")
     for uid, tokens in (data.get("push_devices") or {}).items():
-        s.add_all(m.PushTarget(tenant_id=tenant, user_id=uid, kind="fcm", endpoint=t)
+        s.add_all(m.PushTarget(tenant_id=tenant, user_id=uid, kind=PushKind.FCM, endpoint=t)
                   for t in tokens)
     if problems:
         raise ValidationFailed(problems)

@@ -330,6 +330,7 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     provider_response: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]  # while sending: the sweeper leaves it alone until then
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

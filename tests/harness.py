@@ -55,7 +55,8 @@ class Herald:
             "rules_path": str(Path(ROOT) / "rules"),
             "public_url": self.url,
             "log_format": "json",
-            "delivery": {"sweep_interval_s": 1, "sweep_after_s": 3, "backoff_min_s": 0.5,
+            "delivery": {"sweep_interval_s": 1, "sweep_after_s": 3, "lease_s": 20,
+                         "backoff_min_s": 0.5,
                          "backoff_max_s": 2, "presence_window_s": 1.5},
             "api": {"publish_rate_per_s": 100000, "publish_burst": 100000},
         }

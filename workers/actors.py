@@ -32,7 +32,7 @@ def deliver(runtime: Runtime, channel: Channel, ids: list[int]) -> None:
     adapter = adapter_for(runtime, channel)
     started = time.perf_counter()
     with runtime.db.session() as s:
-        rows = deliveries.claim(s, ids, channel)
+        rows = deliveries.claim(s, ids, channel, runtime.settings.delivery.lease_s)
         if not rows:
             return
         _observe_lag(channel, rows)

@@ -83,6 +83,21 @@ class Workers:
         delay = int(self.runtime.settings.delivery.presence_window_s * 1000)
         self.expire.send_with_options(args=(ids,), delay=delay)
 
+    def check_channels(self) -> list[str]:
+        """Validate every channel's configuration at start-up; log what needs fixing."""
+        from channels.registry import adapter_for
+        from router.errors import ConfigError
+
+        problems = []
+        for channel in Channel:
+            try:
+                adapter_for(self.runtime, channel).check()
+            except ConfigError as exc:
+                problems.append(f"{channel}: {exc.message}")
+                log.warning("channel.misconfigured", extra={"channel": str(channel),
+                                                            "problem": exc.message})
+        return problems
+
     def runtime_adapter_batch(self, channel: Channel) -> int:
         from channels.registry import ADAPTERS
 
@@ -92,6 +107,7 @@ class Workers:
 
     def start(self, threads: int = 4, queues: Iterable[str] | None = None) -> None:
         """Run actors in this process (embedded mode, or one `herald worker` process)."""
+        self.check_channels()
         self._worker = dramatiq.Worker(self.broker, worker_threads=threads,
                                        queues=set(queues) if queues else None)
         self._worker.start()

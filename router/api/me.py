@@ -19,7 +19,7 @@ from router.api.auth import Principal
 from router.api.deps import PrincipalDep, RuntimeDep
 from router.api.errors import documented
 from router.api.service import check_settings
-from router.enums import ReceiverKind
+from router.enums import PushKind, ReceiverKind
 from router.errors import AuthError, NotFound, Problem, ValidationFailed
 
 router = APIRouter(prefix="/v1/me", tags=["me"], responses=documented(401, 404, 422, 503))
@@ -110,7 +110,7 @@ class EndpointRef(BaseModel):
 
 
 class DeviceIn(BaseModel):
-    token: str = Field(min_length=10, max_length=4096)
+    token: str = Field(min_length=10, max_length=2000)
     platform: str = Field(default="android", max_length=20)
 
 
@@ -121,8 +121,8 @@ def add_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
     with runtime.db.session() as s:
         s.execute(delete(m.PushTarget).where(
             m.PushTarget.tenant_id == who.tenant, m.PushTarget.user_id == who.id,
-            m.PushTarget.kind == "webpush", m.PushTarget.endpoint == body.endpoint))
-        s.add(m.PushTarget(tenant_id=who.tenant, user_id=who.id, kind="webpush",
+            m.PushTarget.kind == PushKind.WEBPUSH, m.PushTarget.endpoint == body.endpoint))
+        s.add(m.PushTarget(tenant_id=who.tenant, user_id=who.id, kind=PushKind.WEBPUSH,
                            endpoint=body.endpoint, p256dh=body.keys.p256dh, auth=body.keys.auth))
     return {"endpoint": body.endpoint, "registered": True}
 
@@ -130,7 +130,7 @@ def add_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
 @router.delete("/push-subscriptions", status_code=204)
 def remove_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
                              body: Annotated[EndpointRef, Body()]) -> Response:
-    _remove_target(runtime, _user_only(who), "webpush", body.endpoint)
+    _remove_target(runtime, _user_only(who), PushKind.WEBPUSH, body.endpoint)
     return Response(status_code=204)
 
 
@@ -140,8 +140,8 @@ def add_device(runtime: RuntimeDep, who: PrincipalDep, body: DeviceIn) -> dict[s
     with runtime.db.session() as s:
         s.execute(delete(m.PushTarget).where(
             m.PushTarget.tenant_id == who.tenant, m.PushTarget.user_id == who.id,
-            m.PushTarget.kind == "fcm", m.PushTarget.endpoint == body.token))
-        s.add(m.PushTarget(tenant_id=who.tenant, user_id=who.id, kind="fcm",
+            m.PushTarget.kind == PushKind.FCM, m.PushTarget.endpoint == body.token))
+        s.add(m.PushTarget(tenant_id=who.tenant, user_id=who.id, kind=PushKind.FCM,
                            endpoint=body.token))
     return {"token": body.token, "registered": True}
 
@@ -149,7 +149,7 @@ def add_device(runtime: RuntimeDep, who: PrincipalDep, body: DeviceIn) -> dict[s
 @router.delete("/devices", status_code=204)
 def remove_device(runtime: RuntimeDep, who: PrincipalDep,
                   body: Annotated[DeviceIn, Body()]) -> Response:
-    _remove_target(runtime, _user_only(who), "fcm", body.token)
+    _remove_target(runtime, _user_only(who), PushKind.FCM, body.token)
     return Response(status_code=204)
 
 

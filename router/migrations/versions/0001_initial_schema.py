@@ -3,8 +3,8 @@
 Revision ID: 0001
 Revises: 
 """
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 import router.models
@@ -216,6 +216,7 @@ def upgrade() -> None:
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('provider_response', sa.Text(), nullable=True),
     sa.Column('next_attempt_at', router.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('lease_until', router.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('created_at', router.models.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', router.models.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['event_pk'], ['events.pk'], ),

@@ -1,0 +1,325 @@
+"""The push channel: web push (VAPID, RFC 8030/8291) and native app push (FCM
+HTTP v1) behind one adapter and one switch (DESIGN §2).
+
+Targets: an employee's or customer's ``PushTarget`` rows (browser subscriptions
+and FCM device tokens); a code user's one browser subscription, kept on the
+``Subscription`` of the subject they signed up for, used only for that subject.
+
+One delivery, several targets: **sent** when any target accepted; else **retry**
+when any target failed transiently (the longest Retry-After wins); else **gone**
+when every target is gone; else **failed**. Gone targets are forgotten in
+``after()`` whatever the delivery's outcome.
+
+Web push answers: 2xx sent; 404/410 gone; 429, 5xx and connection errors retry
+(Retry-After honoured); 400, 413 and the rest fail permanently. FCM answers: see
+``channels/fcm_client.py``. Missing VAPID keys fail web push deliveries
+permanently with the fix in the reason; ``check()`` raises the same message.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import requests
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from py_vapid import Vapid, VapidException
+from pywebpush import WebPushException, webpush
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from channels import fcm_client, links
+from channels import push_payload as pp
+from channels.base import Adapter, Job, Outcome
+from router import models as m
+from router.config import PushConfig
+from router.enums import Channel, OutcomeStatus, PushKind, ReceiverKind
+from router.errors import ConfigError
+
+if TYPE_CHECKING:
+    from router.runtime import Runtime
+
+log = logging.getLogger("herald.channels.push")
+
+WEBPUSH = PushKind.WEBPUSH  # PushTarget.kind values
+FCM = PushKind.FCM
+NO_TARGETS = "no browser subscription or app device registered"
+VAPID_FIX = ("run `herald vapid generate --write config.yaml` (or set the "
+             "HERALD_PUSH__VAPID_PRIVATE_KEY / HERALD_PUSH__VAPID_PUBLIC_KEY lines it prints)")
+FCM_OFF = f"native app push is not configured: {fcm_client.HOW_TO_FIX}"
+MAX_DETAIL = 1000
+
+
+@dataclass(frozen=True)
+class Target:
+    """One place a push goes: a browser subscription or an FCM device token."""
+
+    kind: str  # WEBPUSH | FCM
+    address: str  # push endpoint URL, or FCM token
+    p256dh: str = ""
+    auth: str = ""
+
+    def subscription_info(self) -> dict[str, Any]:
+        return {"endpoint": self.address, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
+
+
+# ------------------------------------------------------------------ VAPID keys
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def new_vapid_keys() -> tuple[str, str]:
+    """A new pair: (base64url raw private scalar, base64url uncompressed public point)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_numbers().private_value.to_bytes(32, "big")
+    public = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    return _b64url(private), _b64url(public)
+
+
+def load_vapid(cfg: PushConfig) -> Vapid:
+    """The signing key, checked against the public key browsers subscribe with."""
+    if not cfg.vapid_private_key or not cfg.vapid_public_key:
+        raise ConfigError("web push needs VAPID keys, but push.vapid_private_key or "
+                          f"push.vapid_public_key is empty: {VAPID_FIX}")
+    try:
+        key = Vapid.from_string(cfg.vapid_private_key)
+        public = _b64url(key.public_key.public_bytes(Encoding.X962,
+                                                     PublicFormat.UncompressedPoint))
+    except (ValueError, TypeError, VapidException) as exc:
+        raise ConfigError(f"push.vapid_private_key is not a VAPID private key ({exc}): "
+                          f"{VAPID_FIX}") from None
+    if public != cfg.vapid_public_key.rstrip("="):
+        raise ConfigError("push.vapid_public_key does not belong to push.vapid_private_key, so "
+                          "every push service would refuse the pushes: set both lines from one "
+                          "`herald vapid generate` run (browsers then subscribe again)")
+    if not cfg.vapid_subject.startswith(("mailto:", "https:")):
+        raise ConfigError("push.vapid_subject must be a mailto: or https: URI "
+                          "(push services contact you there)")
+    return key
+
+
+# ------------------------------------------------------------------ the adapter
+
+
+class PushAdapter(Adapter):
+    channel: ClassVar[Channel] = Channel.PUSH
+    batch_size: ClassVar[int] = 100
+    time_budget_s: ClassVar[float] = 60.0  # jobs left after this retry later; see send()
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
+        self.vapid: Vapid | None = None
+        self.vapid_problem = ""
+        self.fcm: fcm_client.FcmClient | None = None
+        self.fcm_problem = ""  # set only when FCM is configured but broken
+        try:
+            self.vapid = load_vapid(self.settings.push)
+        except ConfigError as exc:
+            self.vapid_problem = exc.message
+        try:
+            self.fcm = fcm_client.load(self.settings.fcm)
+        except ConfigError as exc:
+            self.fcm_problem = exc.message
+
+    def check(self) -> None:
+        for problem in (self.vapid_problem, self.fcm_problem):
+            if problem:
+                raise ConfigError(problem)
+
+    # ------------------------------------------------------------------ prepare (DB)
+
+    def prepare(self, s: Session, jobs: list[Job]) -> None:
+        users = [j for j in jobs if j.receiver_kind != ReceiverKind.CODE_USER]
+        targets = _user_targets(s, users)
+        switched_off = _push_switched_off(s, users)
+        for job in jobs:
+            key = (job.tenant, job.receiver_id)
+            if job.receiver_kind == ReceiverKind.CODE_USER:
+                found, why = _code_user_targets(s.get(m.Subscription, key), job.event)
+            elif key in switched_off:
+                found, why = [], "the push switch was turned off after this was planned"
+            else:
+                found, why = targets.get(key, []), NO_TARGETS
+            job.extra["targets"], job.extra["why_none"] = found, why
+            if found:
+                link, _ = links.content_link(s, job, self.settings.access_token_days)
+                item = pp.notice(job.content, job.event, link, job.feed_item_id or job.id)
+                job.extra["notice"] = pp.fit(item)
+
+    # ------------------------------------------------------------------ send (I/O)
+
+    def send(self, jobs: list[Job]) -> dict[int, Outcome]:
+        # stay well inside the claim's lease: the sweeper takes rows back once it ends
+        budget = min(self.time_budget_s, self.settings.delivery.lease_s / 2)
+        deadline = time.monotonic() + budget
+        outcomes: dict[int, Outcome] = {}
+        with requests.Session() as http:
+            for job in jobs:
+                outcomes[job.id] = (self._send_job(http, job) if time.monotonic() < deadline
+                                    else Outcome.retry("not attempted: the batch ran out of time"))
+        return outcomes
+
+    def _send_job(self, http: requests.Session, job: Job) -> Outcome:
+        targets: list[Target] = job.extra.get("targets") or []
+        if not targets:
+            return Outcome.failed(job.extra.get("why_none") or NO_TARGETS)
+        ttl, how = self._options(job)
+        if how is None:
+            return Outcome.failed(f"expired: the push may live {ttl} s and that time has passed")
+        item: pp.Notice = job.extra["notice"]
+        payload = pp.web_payload(item)
+        return combine([self._web(http, t, payload, how) if t.kind == WEBPUSH
+                        else self._fcm(http, t, item, how) for t in targets])
+
+    def _options(self, job: Job) -> tuple[int, pp.PushOptions | None]:
+        """The event type's TTL (catalogue, else the default), and the options; None: expired."""
+        spec = self.runtime.engine.ruleset.events.get(job.event.get("type", ""))
+        ttl = spec.ttl_s if spec and spec.ttl_s is not None else self.settings.push.default_ttl_s
+        left = pp.remaining_ttl(ttl, job.content.get("created_at"))
+        if left is None:
+            return ttl, None
+        subject = job.event.get("subject", {})
+        return ttl, pp.PushOptions(left, spec.urgency if spec else pp.NORMAL,
+                                   pp.topic(job.tenant, str(subject.get("kind", "")),
+                                            str(subject.get("id", ""))))
+
+    def _web(self, http: requests.Session, target: Target, payload: bytes,
+             how: pp.PushOptions) -> Outcome:
+        name = pp.label(WEBPUSH, target.address)
+        if self.vapid is None:
+            return Outcome.failed(f"{name}: {self.vapid_problem}")
+        if len(payload) > pp.MAX_PLAINTEXT:
+            return Outcome.failed(f"{name}: {len(payload)} bytes even with the text shortened "
+                                  "(the link alone is too long for a push)")
+        try:
+            response: Any = webpush(
+                target.subscription_info(), payload.decode(),
+                vapid_private_key=self.vapid,
+                vapid_claims={"sub": self.settings.push.vapid_subject},  # fresh: it gets aud, exp
+                content_encoding="aes128gcm", ttl=how.ttl, timeout=self.settings.push.timeout_s,
+                headers={"Urgency": how.urgency, "Topic": how.topic}, requests_session=http)
+        except WebPushException as exc:
+            if exc.response is None:
+                return Outcome.failed(f"{name}: {exc.message}")
+            response = exc.response
+        except requests.RequestException as exc:
+            return Outcome.retry(f"{name}: cannot reach the push service: {exc}")
+        except (ValueError, VapidException) as exc:  # keys not on the curve, unsignable aud
+            return Outcome.failed(f"{name}: cannot encrypt or sign for this subscription: {exc}")
+        return web_answer(target.address, response)
+
+    def _fcm(self, http: requests.Session, target: Target, item: pp.Notice,
+             how: pp.PushOptions) -> Outcome:
+        if self.fcm is None:
+            return Outcome.failed(f"{pp.label(FCM, target.address)}: {self.fcm_problem or FCM_OFF}")
+        return self.fcm.send(http, pp.fcm_message(target.address, item, how))
+
+    # ------------------------------------------------------------------ after (DB)
+
+    def after(self, s: Session, jobs: list[Job], outcomes: dict[int, Outcome]) -> None:
+        for job in jobs:
+            outcome = outcomes.get(job.id)
+            if outcome is None or not outcome.gone:
+                continue
+            if job.receiver_kind == ReceiverKind.CODE_USER:
+                _forget_code_user_push(s, job, outcome.gone)
+            else:
+                s.execute(delete(m.PushTarget).where(
+                    m.PushTarget.tenant_id == job.tenant, m.PushTarget.user_id == job.receiver_id,
+                    m.PushTarget.endpoint.in_(outcome.gone)))
+            log.info("push.targets_gone", extra={"tenant": job.tenant, "delivery_id": job.id,
+                                                 "channel": str(Channel.PUSH),
+                                                 "receiver": job.receiver_id,
+                                                 "count": len(outcome.gone)})
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def web_answer(address: str, response: requests.Response) -> Outcome:
+    """Translate a push service's answer for one subscription."""
+    status = response.status_code
+    detail = f"{pp.label(WEBPUSH, address)}: {status} {response.reason or ''}".rstrip()
+    if 200 <= status < 300:
+        return Outcome.sent(detail, provider_ref=response.headers.get("Location"))
+    text = (response.text or "").strip()[:200]
+    detail = f"{detail}: {text}" if text else detail
+    if status in (404, 410):
+        return Outcome(OutcomeStatus.GONE, detail, gone=(address,))
+    if status == 429 or status >= 500:
+        return Outcome.retry(detail, pp.parse_retry_after(response.headers.get("Retry-After")))
+    return Outcome.failed(detail)
+
+
+def combine(results: list[Outcome]) -> Outcome:
+    """One delivery's outcome from its targets' outcomes (see the module docstring)."""
+    gone = tuple(address for r in results for address in r.gone)
+    summary = "; ".join(r.detail for r in results)[:MAX_DETAIL]
+    sent = [r for r in results if r.status == OutcomeStatus.SENT]
+    if sent:
+        return Outcome(OutcomeStatus.SENT, f"accepted by {len(sent)} of {len(results)}: "
+                       f"{summary}"[:MAX_DETAIL], provider_ref=sent[0].provider_ref, gone=gone)
+    waits = [r.retry_after or 0.0 for r in results if r.status == OutcomeStatus.RETRY]
+    if waits:
+        return Outcome(OutcomeStatus.RETRY, summary, retry_after=max(waits) or None, gone=gone)
+    if results and all(r.status == OutcomeStatus.GONE for r in results):
+        return Outcome(OutcomeStatus.GONE, summary, gone=gone)
+    return Outcome(OutcomeStatus.FAILED, summary, gone=gone)
+
+
+def _user_targets(s: Session, jobs: list[Job]) -> dict[tuple[str, str], list[Target]]:
+    found: dict[tuple[str, str], list[Target]] = {}
+    by_tenant: dict[str, set[str]] = {}
+    for job in jobs:
+        by_tenant.setdefault(job.tenant, set()).add(job.receiver_id)
+    for tenant, ids in by_tenant.items():
+        rows = s.scalars(select(m.PushTarget).where(
+            m.PushTarget.tenant_id == tenant, m.PushTarget.user_id.in_(ids))
+            .order_by(m.PushTarget.id))
+        for row in rows:
+            found.setdefault((tenant, row.user_id), []).append(
+                Target(row.kind, row.endpoint, row.p256dh or "", row.auth or ""))
+    return found
+
+
+def _push_switched_off(s: Session, jobs: list[Job]) -> set[tuple[str, str]]:
+    """Receivers whose push switch is off now (it may have changed since planning)."""
+    off: set[tuple[str, str]] = set()
+    by_tenant: dict[str, set[str]] = {}
+    for job in jobs:
+        by_tenant.setdefault(job.tenant, set()).add(job.receiver_id)
+    for tenant, ids in by_tenant.items():
+        off |= {(tenant, uid) for uid in s.scalars(select(m.UserSettings.user_id).where(
+            m.UserSettings.tenant_id == tenant, m.UserSettings.user_id.in_(ids),
+            m.UserSettings.push.is_(False)))}
+    return off
+
+
+def _code_user_targets(sub: m.Subscription | None, event: dict[str, Any]
+                       ) -> tuple[list[Target], str]:
+    """The code user's push subscription, only for the subject they signed up for."""
+    subject = event.get("subject", {})
+    if sub is None or not sub.active:
+        return [], "the code user's subscription no longer exists"
+    if (sub.subject_kind, sub.subject_id) != (subject.get("kind"), subject.get("id")):
+        return [], "the code user signed up for another subject"
+    info = sub.push_subscription or {}
+    keys = info.get("keys") or {}
+    if Channel.PUSH not in sub.channels or not info.get("endpoint"):
+        return [], "the code user has no push subscription"
+    return [Target(WEBPUSH, str(info["endpoint"]), str(keys.get("p256dh", "")),
+                   str(keys.get("auth", "")))], ""
+
+
+def _forget_code_user_push(s: Session, job: Job, gone: tuple[str, ...]) -> None:
+    sub = s.get(m.Subscription, (job.tenant, job.receiver_id))
+    if sub is None or (sub.push_subscription or {}).get("endpoint") not in gone:
+        return
+    sub.push_subscription = None
+    sub.channels = [c for c in sub.channels if c != Channel.PUSH]
