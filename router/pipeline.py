@@ -66,6 +66,7 @@ class RouteResult:
     routed: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     start: dict[Channel, list[int]] = field(default_factory=lambda: defaultdict(list))
+    tenants: list[str] = field(default_factory=list)
 
 
 class Router:
@@ -114,6 +115,7 @@ class Router:
             by_tenant[row.tenant_id].append(row)
         for tenant, group in by_tenant.items():
             planned += self._plan_group(s, tenant, group, result)
+        result.tenants = sorted(by_tenant)
         self._write(s, planned, result)
         return result
 

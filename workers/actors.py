@@ -24,7 +24,8 @@ def route_events(runtime: Runtime, pks: list[int]) -> None:
         result = runtime.router.route(s, pks)
     metrics.EVENTS_ROUTED.labels("routed").inc(len(result.routed))
     metrics.EVENTS_ROUTED.labels("failed").inc(len(result.failed))
-    log.info("route.batch", extra={"routed": len(result.routed), "failed": len(result.failed)})
+    log.info("route.batch", extra={"routed": len(result.routed), "failed": len(result.failed),
+                                   "event_pks": pks[:20], "tenants": result.tenants})
     runtime.workers.enqueue_deliveries(dict(result.start))
 
 
