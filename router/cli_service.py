@@ -172,6 +172,8 @@ def cmd_deliveries_retry(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from router import demo
 
+    if args.serve and not get_settings().push.vapid_private_key:
+        _demo_vapid_keys()
     runtime = _runtime()
     runtime.db.migrate()
     info = demo.load(runtime)
@@ -261,6 +263,19 @@ def _set_push_keys(text: str, keys: dict[str, str]) -> str:
         assert found is not None
         block[hit] = f'{found.group(1)}{key}: "{value}"{found.group(2) or ""}\n'
     return "".join(lines[:start + 1] + block + lines[end:])
+
+
+def _demo_vapid_keys() -> None:
+    """The demo gets throw-away VAPID keys for this process, so the inbox's push switch
+    works; `herald vapid generate --write config.yaml` makes lasting ones."""
+    from channels.push import new_vapid_keys
+
+    private, public = new_vapid_keys()
+    os.environ["HERALD_PUSH__VAPID_PRIVATE_KEY"] = private
+    os.environ["HERALD_PUSH__VAPID_PUBLIC_KEY"] = public
+    get_settings.cache_clear()
+    print("note: push uses throw-away VAPID keys for this demo process "
+          "(`herald vapid generate --write config.yaml` for lasting ones)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

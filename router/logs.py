@@ -7,6 +7,17 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class _TextWithFields(logging.Formatter):
+    """Plain text, with the structured fields (event id, tenant, ...) appended."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD)
+        text = super().format(record)
+        return f"{text} {fields}" if fields else text
+
 
 def setup(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
@@ -15,7 +26,7 @@ def setup(level: str = "INFO", fmt: str = "json") -> None:
                                            rename_fields={"asctime": "time", "levelname": "level",
                                                           "name": "logger"}))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s %(message)s"))
+        handler.setFormatter(_TextWithFields("%(asctime)s %(levelname)-7s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
