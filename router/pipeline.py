@@ -17,6 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from router import feed
@@ -87,6 +88,8 @@ class Router:
         try:
             with s.begin_nested():
                 return self._route_batch(s, rows)
+        except OperationalError:
+            raise  # the database is gone: the whole message is retried later
         except Exception:  # noqa: BLE001 - fall back to one event at a time
             log.warning("route.batch_fallback", extra={"events": len(rows)}, exc_info=True)
             return self._route_each(s, rows)

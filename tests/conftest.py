@@ -23,7 +23,7 @@ PG_BASE = os.environ.get("HERALD_TEST_DATABASE_URL", "postgresql://postgres@127.
 # Each test session gets its own schema, so concurrent runs never clobber each other;
 # subprocesses started by the harness use the same URL and so the same schema.
 SCHEMA = f"herald_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-PG_URL = f"{PG_BASE}?options=-csearch_path%3D{SCHEMA}"
+PG_URL = f"{PG_BASE}?options=-csearch_path%3D{SCHEMA}&application_name={SCHEMA}"
 REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RULES = os.path.join(ROOT, "rules")

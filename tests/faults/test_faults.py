@@ -180,7 +180,8 @@ def test_dropped_postgres_connections_under_load_resume_by_themselves(herald, te
             with pg.engine.connect() as conn:
                 killed = conn.execute(text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+                    "WHERE application_name = current_setting('application_name') "
+                    "AND pid <> pg_backend_pid()")).scalar()
             assert killed >= 1
     assert len(accepted) == 200 and set(refused) <= {503}
     done = wait_until(lambda: all_done(pg, tenant_id, 200), 120, 0.5, what="every delivery")
