@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,28 @@ if TYPE_CHECKING:
 log = logging.getLogger("herald.runtime")
 
 
+class TtlCache:
+    """A small thread-safe cache whose entries expire after ttl_s (e.g. API key -> tenant)."""
+
+    def __init__(self, ttl_s: float, size: int) -> None:
+        self.ttl_s, self.size = ttl_s, size
+        self._items: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: str, value: str) -> None:
+        with self._lock:
+            if len(self._items) >= self.size:
+                self._items.clear()
+            self._items[key] = (time.monotonic() + self.ttl_s, value)
+
+
 class Runtime:
     def __init__(self, settings: Settings, *, hub: Hub | None = None) -> None:
         self.settings = settings
@@ -33,6 +56,7 @@ class Runtime:
         self.router = Router(self.engine, self.texts, settings.links)
         self.hub = hub
         self.live = Live(settings.pubsub_url, hub)
+        self.key_cache = TtlCache(ttl_s=30.0, size=1024)  # API key -> tenant (keys rotate rarely)
         self.limiter = Limiter(settings.api.publish_rate_per_s, settings.api.publish_burst,
                                settings.pubsub_url)
         self._workers: Workers | None = None

@@ -26,7 +26,21 @@ def route_events(runtime: Runtime, pks: list[int]) -> None:
     metrics.EVENTS_ROUTED.labels("failed").inc(len(result.failed))
     log.info("route.batch", extra={"routed": len(result.routed), "failed": len(result.failed),
                                    "event_pks": pks[:20], "tenants": result.tenants})
-    runtime.workers.enqueue_deliveries(dict(result.start))
+    start = dict(result.start)
+    live = start.pop(Channel.BROWSER, [])
+    runtime.workers.enqueue_deliveries(start)
+    if live:  # the live path skips a queue hop: publish to websockets right away
+        deliver_inline(runtime, Channel.BROWSER, live)
+
+
+def deliver_inline(runtime: Runtime, channel: Channel, ids: list[int]) -> None:
+    """Deliver now in this thread; on failure the rows stay pending for a queued retry."""
+    try:
+        for start in range(0, len(ids), 1000):
+            deliver(runtime, channel, ids[start:start + 1000])
+    except Exception:  # noqa: BLE001 - the queue takes over; nothing is lost
+        log.warning("deliver.inline_failed", extra={"channel": str(channel)}, exc_info=True)
+        runtime.workers.enqueue_deliveries({channel: ids})
 
 
 def deliver(runtime: Runtime, channel: Channel, ids: list[int]) -> None:

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from router.api.auth import Principal, bearer, principal, tenant_for_key
 from router.runtime import Runtime
+from router.security import hash_secret
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -20,8 +21,14 @@ def get_runtime(request: Request) -> Runtime:
 
 def get_tenant(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> str:
     token = bearer(request)
+    digest = hash_secret(token)  # the cache never holds a key in the clear
+    cached = runtime.key_cache.get(digest)
+    if cached is not None:
+        return cached
     with runtime.db.session() as s:
-        return tenant_for_key(s, token)
+        tenant = tenant_for_key(s, token)
+    runtime.key_cache.put(digest, tenant)
+    return tenant
 
 
 def get_principal(request: Request,
