@@ -66,6 +66,7 @@ class Adapter(ABC):
 
     channel: ClassVar[Channel]
     batch_size: ClassVar[int] = 100
+    record_every: ClassVar[int] = 1000  # outcomes are committed after this many sends
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-import time
+import threading
 from email.message import EmailMessage
 from typing import ClassVar
 
@@ -29,10 +29,12 @@ TRANSIENT_CODES = {421, 450, 451, 452}
 class EmailAdapter(Adapter):
     channel: ClassVar[Channel] = Channel.EMAIL
     batch_size: ClassVar[int] = 100
+    record_every: ClassVar[int] = 10  # a worker killed mid-batch re-sends at most this many
 
     def __init__(self, runtime: object) -> None:
         super().__init__(runtime)  # type: ignore[arg-type]
         self.renderer = MailRenderer()
+        self._local = threading.local()  # one SMTP connection per worker thread
         smtp = self.settings.smtp
         self.mail = MailSettings(smtp.from_addr, smtp.reply_to, smtp.message_id_domain)
 
@@ -55,24 +57,33 @@ class EmailAdapter(Adapter):
     # ------------------------------------------------------------------ send (I/O)
 
     def send(self, jobs: list[Job]) -> dict[int, Outcome]:
+        """Send on this thread's connection, opened once and reused across chunks of a
+        batch (the worker records outcomes every few mails; ``close`` ends it)."""
         outcomes: dict[int, Outcome] = {}
         try:
-            conn = self._connect()
+            conn = self._connection()
         except (OSError, smtplib.SMTPException) as exc:
             return {j.id: Outcome.retry(f"SMTP connection failed: {exc}") for j in jobs}
-        deadline = time.monotonic() + self.settings.delivery.lease_s / 2
-        try:
-            for job in jobs:
-                if time.monotonic() > deadline:
-                    break  # stay inside the claim's lease; the rest retry right away
-                outcomes[job.id] = self._send_one(conn, job.extra["message"])
-                if outcomes[job.id].detail.startswith("connection lost"):
-                    break
-        finally:
-            _quit(conn)
         for job in jobs:
-            outcomes.setdefault(job.id, Outcome.retry("not attempted in this batch"))
+            outcomes[job.id] = self._send_one(conn, job.extra["message"])
+            if outcomes[job.id].detail.startswith("connection lost"):
+                self.close()
+                break
+        for job in jobs:
+            outcomes.setdefault(job.id, Outcome.retry("not attempted: connection lost earlier"))
         return outcomes
+
+    def _connection(self) -> smtplib.SMTP:
+        conn: smtplib.SMTP | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            _quit(conn)
 
     def _connect(self) -> smtplib.SMTP:
         cfg = self.settings.smtp
