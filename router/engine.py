@@ -41,6 +41,7 @@ class CompiledRuleSet:
     ruleset: RuleSet
     shape: FactShape
     definition: dict[str, Any]
+    order: dict[str, int]  # rule id -> position in the files
 
 
 class RuleEngine:
@@ -75,7 +76,8 @@ class RuleEngine:
             if definition:
                 # Host() deletes the "run" keys from the dict it is given: pass a copy.
                 self._shared_host().set_rulesets({name: dict(definition)})
-        return CompiledRuleSet(name, ruleset, shape, definition)
+        order = {rule.id: i for i, rule in enumerate(ruleset.rules)}
+        return CompiledRuleSet(name, ruleset, shape, definition, order)
 
     def _action(self, rule: Rule) -> Any:
         fired = self._fired
@@ -129,5 +131,4 @@ class RuleEngine:
         fired = list(self._fired)
         self._fired.clear()
         host.retract_fact(current.name, dict(fact))
-        order = {rule.id: i for i, rule in enumerate(current.ruleset.rules)}
-        return sorted(set(fired), key=order.__getitem__)
+        return sorted(set(fired), key=current.order.__getitem__)
