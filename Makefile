@@ -35,11 +35,21 @@ test: setup browser-deps
 test-fast: setup
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not slow and not browser" $(PYTEST_ARGS)
 
-bench: setup
-	$(BIN)/python -m bench
+# make bench: every workload of issue #8 with its peers (django-notifications-hq, apprise:
+# the `bench` extra, kept out of Herald's own dependencies), ~30 min; results in
+# bench/results/latest.json. make bench-smoke: tiny sizes, checks the command works (< 90 s).
+BENCH_STAMP := $(VENV)/.bench-installed
 
-bench-smoke: setup
-	$(BIN)/python -m bench --smoke
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	@echo "==> installing the bench extra (peers: Django 4.2, django-notifications-hq, apprise)"
+	$(BIN)/pip install --quiet --progress-bar off -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-smoke: $(BENCH_STAMP)
+	$(BIN)/python -m bench --smoke $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff check router channels workers tests bench

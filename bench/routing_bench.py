@@ -46,11 +46,15 @@ def extra_rules(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def directory(db: Database, tenant: str, employees: int) -> None:
+def directory(db: Database, tenant: str, employees: int, create_tenant: bool = True) -> None:
+    """EMPLOYEES employees (roles role0..role19, ~10 per role in user_roles) and a
+    template `tpl` whose notification receivers are u0..u5. With create_tenant=False
+    the tenant must exist (e.g. made by router.tenants.create, to get an API key)."""
     with db.session() as s:
-        s.add(m.Tenant(id=tenant, name="bench", api_key_hash=uuid.uuid4().hex,
-                       signing_secret="x"))
-        s.flush()
+        if create_tenant:
+            s.add(m.Tenant(id=tenant, name="bench", api_key_hash=uuid.uuid4().hex,
+                           signing_secret="x"))
+            s.flush()
         s.execute(insert(m.User), [
             {"tenant_id": tenant, "id": f"u{i}", "kind": "employee", "name": f"User {i}",
              "email": f"u{i}@bench.example", "roles": [f"role{i % 20}"], "active": True,
