@@ -117,13 +117,8 @@ class DeviceIn(BaseModel):
 @router.post("/push-subscriptions", status_code=201)
 def add_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
                           body: d.PushSubscriptionIn) -> dict[str, Any]:
-    _user_only(who)
-    with runtime.db.session() as s:
-        s.execute(delete(m.PushTarget).where(
-            m.PushTarget.tenant_id == who.tenant, m.PushTarget.user_id == who.id,
-            m.PushTarget.kind == PushKind.WEBPUSH, m.PushTarget.endpoint == body.endpoint))
-        s.add(m.PushTarget(tenant_id=who.tenant, user_id=who.id, kind=PushKind.WEBPUSH,
-                           endpoint=body.endpoint, p256dh=body.keys.p256dh, auth=body.keys.auth))
+    _register(runtime, _user_only(who), PushKind.WEBPUSH, body.endpoint,
+              p256dh=body.keys.p256dh, auth=body.keys.auth)
     return {"endpoint": body.endpoint, "registered": True}
 
 
@@ -136,13 +131,7 @@ def remove_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
 
 @router.post("/devices", status_code=201)
 def add_device(runtime: RuntimeDep, who: PrincipalDep, body: DeviceIn) -> dict[str, Any]:
-    _user_only(who)
-    with runtime.db.session() as s:
-        s.execute(delete(m.PushTarget).where(
-            m.PushTarget.tenant_id == who.tenant, m.PushTarget.user_id == who.id,
-            m.PushTarget.kind == PushKind.FCM, m.PushTarget.endpoint == body.token))
-        s.add(m.PushTarget(tenant_id=who.tenant, user_id=who.id, kind=PushKind.FCM,
-                           endpoint=body.token))
+    _register(runtime, _user_only(who), PushKind.FCM, body.token)
     return {"token": body.token, "registered": True}
 
 
@@ -153,10 +142,23 @@ def remove_device(runtime: RuntimeDep, who: PrincipalDep,
     return Response(status_code=204)
 
 
+def _register(runtime: Any, who: Principal, kind: PushKind, endpoint: str,
+              **keys: str) -> None:
+    """Upsert one push target of the caller (a browser re-registers on every load)."""
+    with runtime.db.session() as s:
+        _delete_targets(s, who, kind, endpoint)
+        s.add(m.PushTarget(tenant_id=who.tenant, user_id=who.id, kind=kind, endpoint=endpoint,
+                           **keys))
+
+
+def _delete_targets(s: Any, who: Principal, kind: str, endpoint: str) -> int:
+    result = s.execute(delete(m.PushTarget).where(
+        m.PushTarget.tenant_id == who.tenant, m.PushTarget.user_id == who.id,
+        m.PushTarget.kind == kind, m.PushTarget.endpoint == endpoint))
+    return getattr(result, "rowcount", 0) or 0
+
+
 def _remove_target(runtime: Any, who: Principal, kind: str, endpoint: str) -> None:
     with runtime.db.session() as s:
-        result = s.execute(delete(m.PushTarget).where(
-            m.PushTarget.tenant_id == who.tenant, m.PushTarget.user_id == who.id,
-            m.PushTarget.kind == kind, m.PushTarget.endpoint == endpoint))
-        if not result.rowcount:
+        if not _delete_targets(s, who, kind, endpoint):
             raise NotFound("no such registration")
