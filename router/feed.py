@@ -129,16 +129,27 @@ def _bump_values(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _unread_stacks(s: Session, keys: set[StackKey]) -> dict[StackKey, int]:
+    """Unread items the batch may stack on: fetched by the batch's subjects through a
+    partial index, then matched on the full key here. (A 6-column tuple IN of every key,
+    with `unread IS TRUE`, missed the partial indexes: ~2 s per batch of 100 events.)"""
     found: dict[StackKey, int] = {}
     columns = (m.FeedItem.tenant_id, m.FeedItem.receiver_kind, m.FeedItem.receiver_id,
                m.FeedItem.event_type, m.FeedItem.subject_kind, m.FeedItem.subject_id)
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), 1000):
-        chunk = ordered[start:start + 1000]
-        rows = s.execute(select(m.FeedItem.id, *columns).where(
-            m.FeedItem.unread.is_(True), tuple_(*columns).in_(chunk))
-            .order_by(m.FeedItem.id).with_for_update())
-        found.update({tuple(r[1:]): r[0] for r in rows})  # type: ignore[misc]
+    by_tenant: dict[str, set[tuple[str, str]]] = {}
+    for key in keys:
+        by_tenant.setdefault(key[0], set()).add((key[4], key[5]))
+    for tenant, subjects in by_tenant.items():
+        ordered = sorted(subjects)
+        for start in range(0, len(ordered), 1000):
+            rows = s.execute(select(m.FeedItem.id, *columns).where(
+                m.FeedItem.unread, m.FeedItem.tenant_id == tenant,
+                tuple_(m.FeedItem.subject_kind, m.FeedItem.subject_id).in_(
+                    ordered[start:start + 1000]))
+                .order_by(m.FeedItem.id).with_for_update())
+            for row in rows:
+                candidate = cast(StackKey, tuple(row[1:]))
+                if candidate in keys:
+                    found[candidate] = row[0]
     return found
 
 

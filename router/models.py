@@ -305,6 +305,8 @@ class FeedItem(Base):
         Index("ix_feed_receiver_seq", "tenant_id", "receiver_kind", "receiver_id", "seq"),
         Index("ix_feed_unread", "tenant_id", "receiver_kind", "receiver_id",
               postgresql_where=text("unread"), sqlite_where=text("unread")),
+        Index("ix_feed_unread_subject", "tenant_id", "subject_kind", "subject_id",
+              postgresql_where=text("unread"), sqlite_where=text("unread")),
         Index("uq_feed_unread_stack", "tenant_id", "receiver_kind", "receiver_id", "event_type",
               "subject_kind", "subject_id", unique=True,
               postgresql_where=text("unread"), sqlite_where=text("unread")),

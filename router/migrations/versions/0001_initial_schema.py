@@ -69,6 +69,7 @@ def upgrade() -> None:
     op.create_index('ix_feed_receiver_seq', 'feed_items', ['tenant_id', 'receiver_kind', 'receiver_id', 'seq'], unique=False)
     op.create_index('ix_feed_receiver_updated', 'feed_items', ['tenant_id', 'receiver_kind', 'receiver_id', 'updated_at', 'id'], unique=False)
     op.create_index('ix_feed_unread', 'feed_items', ['tenant_id', 'receiver_kind', 'receiver_id'], unique=False, postgresql_where=sa.text('unread'), sqlite_where=sa.text('unread'))
+    op.create_index('ix_feed_unread_subject', 'feed_items', ['tenant_id', 'subject_kind', 'subject_id'], unique=False, postgresql_where=sa.text('unread'), sqlite_where=sa.text('unread'))
     op.create_index('uq_feed_unread_stack', 'feed_items', ['tenant_id', 'receiver_kind', 'receiver_id', 'event_type', 'subject_kind', 'subject_id'], unique=True, postgresql_where=sa.text('unread'), sqlite_where=sa.text('unread'))
     op.create_table('participants',
     sa.Column('tenant_id', sa.String(length=100), nullable=False),
@@ -301,6 +302,7 @@ def downgrade() -> None:
     op.drop_table('push_targets')
     op.drop_table('participants')
     op.drop_index('uq_feed_unread_stack', table_name='feed_items', postgresql_where=sa.text('unread'), sqlite_where=sa.text('unread'))
+    op.drop_index('ix_feed_unread_subject', table_name='feed_items', postgresql_where=sa.text('unread'), sqlite_where=sa.text('unread'))
     op.drop_index('ix_feed_unread', table_name='feed_items', postgresql_where=sa.text('unread'), sqlite_where=sa.text('unread'))
     op.drop_index('ix_feed_receiver_updated', table_name='feed_items')
     op.drop_index('ix_feed_receiver_seq', table_name='feed_items')
