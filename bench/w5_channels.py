@@ -134,7 +134,7 @@ def email_deliveries(db: Any, tenant: str, first: int, n: int) -> list[int]:
 
 
 def wait_sent(url: str, ids: list[int], timeout: float, resend: Any = None) -> float:
-    """Poll until every delivery is sent. If nothing moves for 20 s while some are still
+    """Poll until every delivery is sent. If nothing moves for 60 s while some are still
     pending, their ids are enqueued again (`resend`): on this shared machine queued
     messages were seen vanishing from Redis; claims are guarded, so nothing is sent twice."""
     deadline = time.perf_counter() + timeout
@@ -152,12 +152,12 @@ def wait_sent(url: str, ids: list[int], timeout: float, resend: Any = None) -> f
             now = time.perf_counter()
             if row[0] != last:
                 last, moved = row[0], now
-            elif resend is not None and now - moved > 20:
+            elif resend is not None and now - moved > 60:
                 pending = [r[0] for r in conn.execute(
                     "SELECT id FROM deliveries WHERE id BETWEEN %s AND %s AND status = "
                     "'pending' AND attempts = 0", (min(ids), max(ids)))]
                 if pending:
-                    progress(f"W5:   no progress for 20 s; {len(pending)} deliveries never "
+                    progress(f"W5:   no progress for 60 s; {len(pending)} deliveries never "
                              "claimed: enqueueing them again (lost queue messages?)")
                     resend(pending)
                 moved = now

@@ -46,6 +46,8 @@ from router.pipeline import publish
 TARGET = 0.10
 GOAL = 1_000_000
 MB = 1024 * 1024
+STALL_S = 120.0
+EMPTY_EVERY = 2  # chunks: keeps feed_items (and receivers' unread counts) small
 
 
 def _events(n: int, prefix: str) -> list[Event]:
@@ -64,7 +66,7 @@ def _routed(conn: psycopg.Connection[Any]) -> int:
 
 
 def _wait(conn: psycopg.Connection[Any], want: int, resend: Any, timeout: float = 600) -> None:
-    """Wait until `want` events are routed; if nothing moves for 30 s, the events still
+    """Wait until `want` events are routed; if nothing moves for STALL_S, the events still
     `received` are enqueued again (queue messages were seen vanishing on this shared
     machine; the router claims events, so none is routed twice)."""
     deadline = time.perf_counter() + timeout
@@ -73,10 +75,11 @@ def _wait(conn: psycopg.Connection[Any], want: int, resend: Any, timeout: float 
         now = time.perf_counter()
         if routed != last:
             last, moved = routed, now
-        elif now - moved > 30:
+        elif now - moved > STALL_S:
             stuck = [r[0] for r in conn.execute(
                 "SELECT pk FROM events WHERE status = 'received' ORDER BY pk")]
-            progress(f"W6:   no progress for 30 s: enqueueing {len(stuck)} events again")
+            progress(f"W6:   no progress for {STALL_S:g} s: enqueueing {len(stuck)} events "
+                     "again")
             resend(stuck)
             moved = now
         if now > deadline:
@@ -146,15 +149,16 @@ def run(sizes: Sizes, raw: dict[str, Any], profile_dir: str | None = None,
                     i += 1
                     _wait(conn, published - routed_base - chunk, resend)  # <= 2 chunks in flight
                     samples.append((published - chunk, rss_bytes(pid)))
-                    if i % 10 == 0:
+                    if i % EMPTY_EVERY == 0:
                         _wait(conn, published - routed_base, resend)
                         _empty(conn)
                         routed_base = published
-                        if time.perf_counter() - last_report > 15:
-                            last_report = time.perf_counter()
-                            rate = published / (last_report - started)
-                            progress(f"W6:   {published:,} events routed ({rate:,.0f}/s), "
-                                     f"RSS {samples[-1][1] / MB:.0f} MB")
+                    if time.perf_counter() - last_report > 15:
+                        last_report = time.perf_counter()
+                        done = samples[-1][0]
+                        progress(f"W6:   {done:,} events routed "
+                                 f"({done / (last_report - started):,.0f}/s), "
+                                 f"RSS {samples[-1][1] / MB:.0f} MB")
                 _wait(conn, published - routed_base, resend)
                 samples.append((published, rss_bytes(pid)))
             elapsed = time.perf_counter() - started
