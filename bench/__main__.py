@@ -56,7 +56,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         if f.name == "smoke":
             continue
         flag = "--" + f.name.replace("_", "-")
-        kind = {"int": int, "float": float, "bool": _bool}[str(f.type)]
+        kind: Any = {"int": int, "float": float, "bool": _bool}[str(f.type)]
         parser.add_argument(flag, type=kind, default=None, help=f"(full: {f.default})")
     return parser.parse_args(argv)
 

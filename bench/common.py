@@ -99,7 +99,7 @@ class Sizes:
                    raw_encryptions=200, w1_events=200, w1_warmup=50, w1_employees=1000,
                    w1_extra_rules=200, w2_admins=1000, w2_clients=20, w3_clients=20,
                    w3_rate=50, w3_seconds=2, w4_rows=20_000, w4_users=500, w4_samples=200,
-                   w5_mails=100, w5_apprise_mails=5, w5_pushes=50, w6_events=1000,
+                   w5_mails=100, w5_apprise_mails=5, w5_pushes=50, w6_events=750,
                    w6_minutes=1.0, w6_warmup=250, w6_chunk=250)
 
 

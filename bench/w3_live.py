@@ -13,8 +13,8 @@ first and is not counted.
 from __future__ import annotations
 
 import asyncio
+from argparse import Namespace
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from bench import live_bench
@@ -41,10 +41,10 @@ P50_MS, P99_MS = 20.0, 100.0
 
 def run(sizes: Sizes, raw: dict[str, Any], profile_dir: str | None = None,
         peers: bool = True) -> list[Row]:
-    args = SimpleNamespace(rate=sizes.w3_rate, seconds=sizes.w3_seconds,
+    args = Namespace(rate=sizes.w3_rate, seconds=sizes.w3_seconds,
                            clients=sizes.w3_clients, replicas=sizes.w3_replicas,
                            worker_threads=8, first=0)
-    warm = SimpleNamespace(**{**vars(args), "seconds": 1.0 if sizes.smoke else 3.0,
+    warm = Namespace(**{**vars(args), "seconds": 1.0 if sizes.smoke else 3.0,
                               "first": 10_000_000})
     with pg_schema("bench_w3") as schema, tmpdir("w3") as tmp:
         dep = Deployment(tmp, schema.url)

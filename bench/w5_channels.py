@@ -123,7 +123,7 @@ def email_deliveries(db: Any, tenant: str, first: int, n: int) -> list[int]:
             for i in range(first, first + n)])
         doc = {**_event(tenant), "id": f"mail-{first}"}
         [stored] = publish(s, tenant, [Event.model_validate(doc)])
-        ids = list(s.scalars(insert(m.Delivery.__table__).returning(
+        ids = list(s.scalars(insert(m.Delivery).returning(
             m.Delivery.id, sort_by_parameter_order=True), [
             {"tenant_id": tenant, "event_pk": stored.pk, "receiver_kind": "employee",
              "receiver_id": f"u{i}", "channel": "email", "status": DeliveryStatus.PENDING,
