@@ -16,17 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from channels.base import Job, Outcome
 from router import models as m
+from router.bulk import insert_rows
 from router.config import DeliveryConfig
 from router.enums import Channel, DeliveryStatus, EventStatus, OutcomeStatus, Strategy
 from router.models import utcnow
 
 D = cast(Table, m.Delivery.__table__)
 LOG = cast(Table, m.DeliveryLog.__table__)
+PLANNED = "planned"
 
 
 def log_lines(s: Session, lines: Iterable[tuple[int, str, str]]) -> None:
@@ -34,8 +36,7 @@ def log_lines(s: Session, lines: Iterable[tuple[int, str, str]]) -> None:
     now = utcnow()
     rows = [{"delivery_id": d, "status": str(st), "detail": detail, "at": now}
             for d, st, detail in lines]
-    if rows:
-        s.execute(insert(LOG), rows)
+    insert_rows(s, LOG, rows, with_ids=False)
 
 
 def claim(s: Session, ids: list[int], channel: Channel, lease_s: float) -> list[Any]:
@@ -168,9 +169,9 @@ def _write(s: Session, batch: _Batch) -> None:
                   batch.updates)
     if batch.steps:
         rows = [{k: v for k, v in st.items() if not k.startswith("_")} for st in batch.steps]
-        created = s.execute(insert(D).returning(D.c.id, D.c.channel,
-                                                sort_by_parameter_order=True), rows).all()
-        for st, (new_id, channel) in zip(batch.steps, created, strict=True):
+        created = insert_rows(s, D, rows)
+        for st, new_id in zip(batch.steps, created, strict=True):
+            channel = st["channel"]
             batch.logs.append((new_id, DeliveryStatus.PENDING, st["_why"]))
             batch.logs.append((st["_from"], DeliveryStatus.FAILED,
                                f"next: {channel} (delivery {new_id})"))
@@ -240,10 +241,15 @@ def sweep(s: Session, cfg: DeliveryConfig, now: datetime | None = None) -> Stale
     return stale
 
 
-def history(s: Session, ids: list[int]) -> dict[int, list[dict[str, str]]]:
-    """The status history of deliveries, oldest first."""
-    found: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
-    for row in s.execute(select(LOG).where(LOG.c.delivery_id.in_(ids)).order_by(LOG.c.id)):
-        found[row.delivery_id].append({"status": row.status, "at": row.at.isoformat(),
-                                       "detail": row.detail})
+def history(s: Session, rows: list[Any]) -> dict[int, list[dict[str, str]]]:
+    """The status history of deliveries (rows with id, step, created_at), oldest first.
+    A routed delivery's first line, "pending: planned", is its creation (not stored);
+    later steps of a sequence log their own first line, saying why they were tried."""
+    found: dict[int, list[dict[str, str]]] = {
+        r.id: ([{"status": DeliveryStatus.PENDING.value, "at": r.created_at.isoformat(),
+                 "detail": PLANNED}] if r.step == 0 else []) for r in rows}
+    for line in s.execute(select(LOG).where(LOG.c.delivery_id.in_(list(found)))
+                          .order_by(LOG.c.id)):
+        found[line.delivery_id].append({"status": line.status, "at": line.at.isoformat(),
+                                        "detail": line.detail})
     return found

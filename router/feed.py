@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from router import access
 from router import models as m
+from router.bulk import insert_rows
 from router.db import next_seq
 from router.enums import ReceiverKind
 from router.models import utcnow
@@ -157,9 +158,8 @@ def _insert(s: Session, fresh: dict[StackKey, dict[str, Any]]) -> dict[StackKey,
     if not fresh:
         return {}
     keys = list(fresh)
-    rows = s.execute(insert(FEED).returning(
-        m.FeedItem.id, sort_by_parameter_order=True), [fresh[k] for k in keys]).all()
-    return {key: row[0] for key, row in zip(keys, rows, strict=True)}
+    ids = insert_rows(s, FEED, [fresh[k] for k in keys])
+    return dict(zip(keys, ids, strict=True))
 
 
 def _apply_bumps(s: Session, bumps: list[dict[str, Any]], restart: bool) -> None:

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from router import feed
 from router import models as m
 from router.audience import DirectoryView
-from router.deliveries import log_lines
+from router.bulk import insert_rows
 from router.engine import RuleEngine
 from router.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
 from router.events import Event
@@ -33,6 +33,7 @@ from router.planner import PlannedReceiver, RoutingPlan, plan_many
 from router.texts import TextCatalogue, Texts, deep_link
 
 log = logging.getLogger("herald.pipeline")
+DELIVERIES = cast(Table, m.Delivery.__table__)
 MAX_ROUTE_ATTEMPTS = 3
 
 
@@ -216,10 +217,8 @@ class Router:
 
     def _insert_deliveries(self, s: Session, values: list[dict[str, Any]],
                            result: RouteResult) -> None:
-        if not values:
-            return
-        rows = s.execute(insert(cast(Table, m.Delivery.__table__)).returning(
-            m.Delivery.id, m.Delivery.channel, sort_by_parameter_order=True), values).all()
-        for did, channel in rows:
-            result.start[Channel(channel)].append(did)
-        log_lines(s, ((did, DeliveryStatus.PENDING, "planned") for did, _channel in rows))
+        """The outbox rows. Their first history line ("pending: planned") is not written:
+        ``deliveries.history`` derives it from the row's created_at (step 0)."""
+        ids = insert_rows(s, DELIVERIES, values)
+        for did, v in zip(ids, values, strict=True):
+            result.start[Channel(v["channel"])].append(did)

@@ -120,7 +120,7 @@ def activity(runtime: RuntimeDep, tenant: TenantDep, event_id: str) -> dict[str,
                                                        m.Delivery.tenant_id == tenant)
                               .order_by(m.Delivery.receiver_kind, m.Delivery.receiver_id,
                                         m.Delivery.step, m.Delivery.id)))
-        return _activity(row, rows, deliveries.history(s, [r.id for r in rows]))
+        return _activity(row, rows, deliveries.history(s, rows))
 
 
 def _activity(row: m.EventRow, rows: list[m.Delivery],
