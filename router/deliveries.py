@@ -54,6 +54,18 @@ def claim(s: Session, ids: list[int], channel: Channel, lease_s: float) -> list[
     return rows
 
 
+def mark_sent(s: Session, ids: list[int], detail: str) -> int:
+    """pending -> sent for deliveries handed over right after routing (live browser
+    messages), guarded: a row the sweeper already gave to a worker is left alone."""
+    now = utcnow()
+    moved = list(s.scalars(
+        update(D).where(D.c.id.in_(ids), D.c.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SENT, attempts=D.c.attempts + 1, updated_at=now,
+                provider_response=detail).returning(D.c.id)))
+    log_lines(s, ((i, DeliveryStatus.SENT, detail) for i in moved))
+    return len(moved)
+
+
 def jobs_for(s: Session, rows: list[Any]) -> list[Job]:
     # only the payload: loading whole EventRows also fetched and decoded each event's
     # stored routing plan (MBs for a 50k-receiver fan-out) once per delivery batch

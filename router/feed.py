@@ -175,7 +175,8 @@ def _apply_bumps(s: Session, bumps: list[dict[str, Any]], restart: bool) -> None
 # ------------------------------------------------------------------------- reads
 
 
-def item_json(item: m.FeedItem) -> dict[str, Any]:
+def item_json(item: Any) -> dict[str, Any]:
+    """A feed item (ORM object or row) as the API and live messages show it."""
     actor = ({"name": item.actor_name, "avatar_url": item.actor_avatar_url or None}
              if item.actor_name or item.actor_avatar_url else None)
     return {
@@ -224,6 +225,41 @@ def page(s: Session, reader: Reader, limit: int, cursor: tuple[datetime, int] | 
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, ((rows[-1].updated_at, rows[-1].id) if more and rows else None)
+
+
+@dataclass(frozen=True)
+class LiveTarget:
+    """A browser delivery to announce live: which item, to whom, ack wanted or not."""
+
+    delivery_id: int
+    tenant: str
+    receiver_kind: str
+    receiver_id: str
+    feed_item_id: int | None
+    wants_ack: bool = False
+
+
+def live_entries(s: Session, targets: list[LiveTarget]) -> dict[int, dict[str, Any]]:
+    """The live messages (item + the receiver's unread count) for browser deliveries, by
+    delivery id, read with two set-based queries. Deliveries whose item is gone are left
+    out."""
+    ids = {t.feed_item_id for t in targets if t.feed_item_id}
+    items: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), 5000):
+        chunk = sorted(ids)[start:start + 5000]
+        items.update((row.id, item_json(row)) for row in s.execute(
+            select(*FEED.c).where(FEED.c.id.in_(chunk))))
+    by_tenant: dict[str, list[tuple[str, str]]] = {}
+    for t in targets:
+        by_tenant.setdefault(t.tenant, []).append((t.receiver_kind, t.receiver_id))
+    counts = {(tenant, *k): n for tenant, keys in by_tenant.items()
+              for k, n in unread_counts(s, tenant, list(dict.fromkeys(keys))).items()}
+    return {t.delivery_id: {
+        "tenant": t.tenant, "kind": t.receiver_kind, "id": t.receiver_id,
+        "item": items[t.feed_item_id],
+        "unread": counts.get((t.tenant, t.receiver_kind, t.receiver_id), 0),
+        "delivery": t.delivery_id if t.wants_ack else None}
+        for t in targets if t.feed_item_id in items}
 
 
 def unread_count(s: Session, reader: Reader) -> int:

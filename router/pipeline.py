@@ -10,6 +10,7 @@ of the deliveries to start are returned for enqueueing after commit.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -69,6 +70,10 @@ class RouteResult:
     failed: list[int] = field(default_factory=list)
     start: dict[Channel, list[int]] = field(default_factory=lambda: defaultdict(list))
     tenants: list[str] = field(default_factory=list)
+    # browser deliveries under `all`: their live messages, by delivery id, built in the
+    # route transaction; the worker publishes them right after commit (no queue hop)
+    live: dict[int, dict[str, Any]] = field(default_factory=dict)
+    written_at: float = field(default_factory=time.time)  # when the deliveries were written
 
 
 class Router:
@@ -151,6 +156,7 @@ class Router:
                 continue
             result.routed += one.routed
             result.failed += one.failed
+            result.live.update(one.live)
             for channel, ids in one.start.items():
                 result.start[channel] += ids
         return result
@@ -220,5 +226,15 @@ class Router:
         """The outbox rows. Their first history line ("pending: planned") is not written:
         ``deliveries.history`` derives it from the row's created_at (step 0)."""
         ids = insert_rows(s, DELIVERIES, values)
+        result.written_at = time.time()
+        live = []
         for did, v in zip(ids, values, strict=True):
-            result.start[Channel(v["channel"])].append(did)
+            if v["channel"] == Channel.BROWSER and v["strategy"] == Strategy.ALL:
+                live.append(feed.LiveTarget(did, v["tenant_id"], v["receiver_kind"],
+                                            v["receiver_id"], v["feed_item_id"]))
+            else:
+                result.start[Channel(v["channel"])].append(did)
+        result.live.update(feed.live_entries(s, live))
+        for target in live:  # an item gone already: the queued path records the failure
+            if target.delivery_id not in result.live:
+                result.start[Channel.BROWSER].append(target.delivery_id)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from channels.base import Adapter, Job, Outcome
 from channels.registry import adapter_for
 from router import deliveries, metrics
 from router.deliveries import Recorded
-from router.enums import Channel
+from router.enums import Channel, OutcomeStatus
 from router.models import utcnow
 
 if TYPE_CHECKING:
@@ -28,10 +28,40 @@ def route_events(runtime: Runtime, pks: list[int]) -> None:
     log.info("route.batch", extra={"routed": len(result.routed), "failed": len(result.failed),
                                    "event_pks": pks[:20], "tenants": result.tenants})
     start = dict(result.start)
-    live = start.pop(Channel.BROWSER, [])
+    browser = start.pop(Channel.BROWSER, [])
     runtime.workers.enqueue_deliveries(start)
-    if live:  # the live path skips a queue hop: publish to websockets right away
-        deliver_inline(runtime, Channel.BROWSER, live)
+    if result.live:
+        publish_live(runtime, result.live, result.written_at)
+    if browser:  # the live path skips a queue hop: publish to websockets right away
+        deliver_inline(runtime, Channel.BROWSER, browser)
+
+
+def publish_live(runtime: Runtime, entries: dict[int, dict[str, Any]],
+                 written_at: float) -> None:
+    """Browser deliveries under `all`, straight after the route commit: publish the live
+    messages the router built, then move the rows pending -> sent in one guarded UPDATE.
+    If publishing fails they stay pending and go through the queue (retries, backoff)."""
+    ids = list(entries)
+    started = time.perf_counter()
+    lag = metrics.QUEUE_LAG.labels(Channel.BROWSER)
+    waited = max(0.0, time.time() - written_at)
+    for _ in ids:
+        lag.observe(waited)
+    try:
+        runtime.live.publish(list(entries.values()))
+    except Exception:  # noqa: BLE001 - the queued path retries with backoff
+        log.warning("deliver.live_publish_failed", extra={"deliveries": len(ids)},
+                    exc_info=True)
+        runtime.workers.enqueue_deliveries({Channel.BROWSER: ids})
+        return
+    published = time.perf_counter()
+    with runtime.db.session() as s:
+        sent = deliveries.mark_sent(s, ids, "published live")
+    metrics.DELIVERIES.labels(Channel.BROWSER, OutcomeStatus.SENT).inc(sent)
+    log.info("deliver.live", extra={
+        "channel": str(Channel.BROWSER), "deliveries": len(ids), "delivery_ids": ids[:20],
+        "sent": sent, "publish_s": round(published - started, 3),
+        "record_s": round(time.perf_counter() - published, 3)})
 
 
 def deliver_inline(runtime: Runtime, channel: Channel, ids: list[int]) -> None:

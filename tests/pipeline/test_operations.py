@@ -130,9 +130,10 @@ def test_metrics_add_up_across_api_and_worker_processes(tmp_path, pg, new_tenant
         assert "herald_routing_seconds_bucket" in text and "herald_queue_lag_seconds" in text
         lines = [json.loads(line) for line in deployment.log("worker").splitlines()
                  if line.startswith("{")]
-        batch = next(r for r in lines if r.get("message") == "deliver.batch"
+        batch = next(r for r in lines if r.get("message") == "deliver.live"
                      and r["channel"] == "browser")
-        assert batch["delivery_ids"] and batch["prepare_s"] >= 0
+        assert batch["delivery_ids"] and batch["sent"] == batch["deliveries"]
+        assert batch["publish_s"] >= 0
         routed_log = next(r for r in lines if r.get("message") == "route.batch")
         assert routed_log["event_pks"] and routed_log["tenants"]
     finally:
