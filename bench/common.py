@@ -201,7 +201,7 @@ class Deployment(Herald):
             "rules_path": str(ROOT / "rules"),
             "public_url": self.url,
             "log_format": "json",
-            "log_level": "WARNING",
+            "log_level": os.environ.get("HERALD_BENCH_LOG_LEVEL", "WARNING"),
             "smtp": {"port": 1},
             "delivery": dict(NO_SWEEP),
             "api": {"publish_rate_per_s": 1_000_000, "publish_burst": 1_000_000,
@@ -334,6 +334,13 @@ def cpu_delta(before: dict[str, float], after: dict[str, float], per: int
 
 @contextmanager
 def tmpdir(prefix: str) -> Iterator[Path]:
+    """A scratch directory for a workload (configs, process logs); removed afterwards
+    unless HERALD_BENCH_KEEP=1, which keeps it and says where."""
+    if os.environ.get("HERALD_BENCH_KEEP") == "1":
+        path = Path(tempfile.mkdtemp(prefix=f"herald-{prefix}-"))
+        progress(f"  keeping {path} (HERALD_BENCH_KEEP=1)")
+        yield path
+        return
     with tempfile.TemporaryDirectory(prefix=f"herald-{prefix}-") as tmp:
         yield Path(tmp)
 

@@ -37,6 +37,7 @@ from channels import push_payload as pp
 from channels.base import Adapter, Job, Outcome
 from router import models as m
 from router.config import PushConfig
+from router.db import one_of
 from router.enums import Channel, OutcomeStatus, PushKind, ReceiverKind
 from router.errors import ConfigError
 
@@ -280,7 +281,7 @@ def _user_targets(s: Session, jobs: list[Job]) -> dict[tuple[str, str], list[Tar
         by_tenant.setdefault(job.tenant, set()).add(job.receiver_id)
     for tenant, ids in by_tenant.items():
         rows = s.scalars(select(m.PushTarget).where(
-            m.PushTarget.tenant_id == tenant, m.PushTarget.user_id.in_(ids))
+            m.PushTarget.tenant_id == tenant, one_of(s, m.PushTarget.user_id, ids))
             .order_by(m.PushTarget.id))
         for row in rows:
             found.setdefault((tenant, row.user_id), []).append(
@@ -296,7 +297,7 @@ def _push_switched_off(s: Session, jobs: list[Job]) -> set[tuple[str, str]]:
         by_tenant.setdefault(job.tenant, set()).add(job.receiver_id)
     for tenant, ids in by_tenant.items():
         off |= {(tenant, uid) for uid in s.scalars(select(m.UserSettings.user_id).where(
-            m.UserSettings.tenant_id == tenant, m.UserSettings.user_id.in_(ids),
+            m.UserSettings.tenant_id == tenant, one_of(s, m.UserSettings.user_id, ids),
             m.UserSettings.push.is_(False)))}
     return off
 

@@ -14,6 +14,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from router import models as m
+from router.db import one_of
 from router.enums import MemberKind, UserKind
 
 
@@ -136,7 +137,7 @@ class DirectoryView:
         missing = [i for i in ids if i not in self._users]
         for chunk in _chunks(missing, 5000):
             found = {u.id: u for u in self.s.scalars(select(m.User).where(
-                m.User.tenant_id == self.tenant, m.User.id.in_(chunk)))}
+                m.User.tenant_id == self.tenant, one_of(self.s, m.User.id, chunk)))}
             for uid in chunk:
                 self._users[uid] = found.get(uid)
         return {i: u for i in ids if (u := self._users.get(i)) is not None}
@@ -146,7 +147,7 @@ class DirectoryView:
         missing = [i for i in ids if i not in self._settings]
         for chunk in _chunks(missing, 5000):
             found = {r.user_id: r for r in self.s.scalars(select(m.UserSettings).where(
-                m.UserSettings.tenant_id == self.tenant, m.UserSettings.user_id.in_(chunk)))}
+                m.UserSettings.tenant_id == self.tenant, one_of(self.s, m.UserSettings.user_id, chunk)))}
             for uid in chunk:
                 self._settings[uid] = found.get(uid)
         return {i: r for i in ids if (r := self._settings.get(i)) is not None}
@@ -157,7 +158,7 @@ class DirectoryView:
         missing = [i for i in ids if i not in self._push]
         for chunk in _chunks(missing, 5000):
             found = set(self.s.scalars(select(m.PushTarget.user_id).where(
-                m.PushTarget.tenant_id == self.tenant, m.PushTarget.user_id.in_(chunk)
+                m.PushTarget.tenant_id == self.tenant, one_of(self.s, m.PushTarget.user_id, chunk)
             ).distinct()))
             for uid in chunk:
                 self._push[uid] = uid in found

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import ColumnElement, Engine, any_, bindparam, create_engine, event, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -92,3 +93,13 @@ def next_seq(session: Session, count: int) -> list[int]:
         return sorted(r[0] for r in rows)
     top = session.execute(text("SELECT coalesce(max(seq), 0) FROM feed_items")).scalar_one()
     return list(range(top + 1, top + 1 + count))
+
+
+def one_of(s: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+    """``column IN values`` for large id lists. On PostgreSQL it is ``column = ANY(:a)``,
+    one array parameter instead of one placeholder per value: psycopg re-parses a
+    statement with thousands of placeholders in Python on every execution (a
+    50,000-receiver fan-out spent seconds there), while an array is adapted in C."""
+    if s.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))

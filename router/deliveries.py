@@ -23,6 +23,7 @@ from channels.base import Job, Outcome
 from router import models as m
 from router.bulk import insert_rows
 from router.config import DeliveryConfig
+from router.db import one_of
 from router.enums import Channel, DeliveryStatus, EventStatus, OutcomeStatus, Strategy
 from router.models import utcnow
 
@@ -44,7 +45,7 @@ def claim(s: Session, ids: list[int], channel: Channel, lease_s: float) -> list[
     call moved. Until the lease ends the sweeper leaves them to this worker."""
     now = utcnow()
     rows = list(s.execute(
-        update(D).where(D.c.id.in_(ids), D.c.channel == channel,
+        update(D).where(one_of(s, D.c.id, ids), D.c.channel == channel,
                         D.c.status == DeliveryStatus.PENDING,
                         or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now))
         .values(status=DeliveryStatus.SENDING, attempts=D.c.attempts + 1, updated_at=now,
@@ -59,7 +60,7 @@ def mark_sent(s: Session, ids: list[int], detail: str) -> int:
     messages), guarded: a row the sweeper already gave to a worker is left alone."""
     now = utcnow()
     moved = list(s.scalars(
-        update(D).where(D.c.id.in_(ids), D.c.status == DeliveryStatus.PENDING)
+        update(D).where(one_of(s, D.c.id, ids), D.c.status == DeliveryStatus.PENDING)
         .values(status=DeliveryStatus.SENT, attempts=D.c.attempts + 1, updated_at=now,
                 provider_response=detail).returning(D.c.id)))
     log_lines(s, ((i, DeliveryStatus.SENT, detail) for i in moved))
@@ -71,7 +72,7 @@ def jobs_for(s: Session, rows: list[Any]) -> list[Job]:
     # stored routing plan (MBs for a 50k-receiver fan-out) once per delivery batch
     events = {pk: payload for pk, payload in s.execute(
         select(m.EventRow.pk, m.EventRow.payload).where(
-            m.EventRow.pk.in_({r.event_pk for r in rows})))}
+            one_of(s, m.EventRow.pk, {r.event_pk for r in rows})))}
     return [Job(id=r.id, tenant=r.tenant_id, channel=Channel(r.channel),
                 receiver_kind=r.receiver_kind, receiver_id=r.receiver_id, strategy=r.strategy,
                 attempts=r.attempts, content=dict(r.content), event=events.get(r.event_pk, {}),
@@ -112,7 +113,7 @@ class _Batch:
 
 
 def _locked(s: Session, ids: Iterable[int], *where: Any) -> list[Any]:
-    return list(s.execute(select(D).where(D.c.id.in_(list(ids)),
+    return list(s.execute(select(D).where(one_of(s, D.c.id, list(ids)),
                                           D.c.status == DeliveryStatus.SENDING, *where)
                           .with_for_update()))
 
@@ -236,7 +237,7 @@ def sweep(s: Session, cfg: DeliveryConfig, now: datetime | None = None) -> Stale
     unacked = set(stale.unacked)
     lost = [r.id for r in stuck if r.id not in unacked]
     if lost:
-        s.execute(update(D).where(D.c.id.in_(lost), D.c.status == DeliveryStatus.SENDING)
+        s.execute(update(D).where(one_of(s, D.c.id, lost), D.c.status == DeliveryStatus.SENDING)
                   .values(status=DeliveryStatus.PENDING, updated_at=now, lease_until=None))
         log_lines(s, ((i, DeliveryStatus.PENDING, "recovered by the sweeper (its worker's "
                        "lease ran out: lost while sending)") for i in lost))
@@ -260,7 +261,7 @@ def history(s: Session, rows: list[Any]) -> dict[int, list[dict[str, str]]]:
     found: dict[int, list[dict[str, str]]] = {
         r.id: ([{"status": DeliveryStatus.PENDING.value, "at": r.created_at.isoformat(),
                  "detail": PLANNED}] if r.step == 0 else []) for r in rows}
-    for line in s.execute(select(LOG).where(LOG.c.delivery_id.in_(list(found)))
+    for line in s.execute(select(LOG).where(one_of(s, LOG.c.delivery_id, list(found)))
                           .order_by(LOG.c.id)):
         found[line.delivery_id].append({"status": line.status, "at": line.at.isoformat(),
                                         "detail": line.detail})

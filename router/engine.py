@@ -50,6 +50,7 @@ class RuleEngine:
     _host: _QuietHost | None = None
     _lock = threading.RLock()  # one lock per process: the C engine is shared
     _names = itertools.count(1)
+    _fact_ids = itertools.count(1)  # a fact lives only between its assert and retract
 
     def __init__(self, ruleset: RuleSet) -> None:
         self._fired: list[str] = []
@@ -122,7 +123,7 @@ class RuleEngine:
 
     def _match_one(self, current: CompiledRuleSet, doc: dict[str, Any]) -> list[str]:
         host = self._shared_host()
-        fact = current.shape.fact(doc, uuid.uuid4().hex)
+        fact = current.shape.fact(doc, f"f{next(self._fact_ids)}")  # retracted below
         self._fired.clear()
         try:
             host.assert_fact(current.name, dict(fact))

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from router import access
 from router import models as m
 from router.bulk import insert_rows
-from router.db import next_seq
+from router.db import next_seq, one_of
 from router.enums import ReceiverKind
 from router.models import utcnow
 
@@ -248,7 +248,7 @@ def live_entries(s: Session, targets: list[LiveTarget]) -> dict[int, dict[str, A
     for start in range(0, len(ids), 5000):
         chunk = sorted(ids)[start:start + 5000]
         items.update((row.id, item_json(row)) for row in s.execute(
-            select(*FEED.c).where(FEED.c.id.in_(chunk))))
+            select(*FEED.c).where(one_of(s, FEED.c.id, chunk))))
     by_tenant: dict[str, list[tuple[str, str]]] = {}
     for t in targets:
         by_tenant.setdefault(t.tenant, []).append((t.receiver_kind, t.receiver_id))
@@ -268,10 +268,23 @@ def unread_count(s: Session, reader: Reader) -> int:
 
 
 def unread_counts(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """Unread counts for many receivers in one query (for live fan-out)."""
+    """Unread counts for many receivers at once (for live fan-out).
+
+    On PostgreSQL the receivers go in as two arrays joined to the unread items (a hash
+    join or an index lookup per receiver, as the planner sees fit; a correlated count
+    per receiver was planned as a scan each when the table's statistics were fresh
+    off a bulk load). A 2,000-pair tuple IN cost ~0.5 s per chunk: 13 s for a
+    50,000-receiver fan-out."""
     counts: dict[tuple[str, str], int] = {k: 0 for k in keys}
-    for start in range(0, len(keys), 2000):
-        chunk = keys[start:start + 2000]
+    if not keys:
+        return counts
+    if s.get_bind().dialect.name == "postgresql":
+        rows = s.execute(_UNREAD_BY_RECEIVER, {"tenant": tenant, "kinds": [k for k, _ in keys],
+                                                "ids": [i for _, i in keys]})
+        counts.update({(kind, rid): n for kind, rid, n in rows})
+        return counts
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
         rows = s.execute(select(m.FeedItem.receiver_kind, m.FeedItem.receiver_id, func.count())
                          .where(m.FeedItem.tenant_id == tenant, m.FeedItem.unread,
                                 tuple_(m.FeedItem.receiver_kind, m.FeedItem.receiver_id)
@@ -279,6 +292,14 @@ def unread_counts(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[
                          .group_by(m.FeedItem.receiver_kind, m.FeedItem.receiver_id))
         counts.update({(kind, rid): n for kind, rid, n in rows})
     return counts
+
+
+_UNREAD_BY_RECEIVER = text("""
+    SELECT f.receiver_kind, f.receiver_id, count(*)
+      FROM unnest(CAST(:kinds AS text[]), CAST(:ids AS text[])) AS k(kind, rid)
+      JOIN feed_items f ON f.receiver_kind = k.kind AND f.receiver_id = k.rid
+     WHERE f.tenant_id = :tenant AND f.unread
+     GROUP BY f.receiver_kind, f.receiver_id""")
 
 
 def mark_read(s: Session, reader: Reader, item_id: int) -> m.FeedItem | None:

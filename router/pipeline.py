@@ -25,6 +25,7 @@ from router import feed
 from router import models as m
 from router.audience import DirectoryView
 from router.bulk import insert_rows
+from router.db import one_of
 from router.engine import RuleEngine
 from router.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
 from router.events import Event
@@ -60,7 +61,7 @@ def publish(s: Session, tenant: str, events: list[Event]) -> list[Published]:
         new_ids = set(s.scalars(stmt))
     ids = [e.id for e in events]
     stored = {r.event_id: r for r in s.scalars(select(m.EventRow).where(
-        m.EventRow.tenant_id == tenant, m.EventRow.event_id.in_(ids)))}
+        m.EventRow.tenant_id == tenant, one_of(s, m.EventRow.event_id, ids)))}
     return [Published(i, stored[i].pk, i in new_ids, stored[i].status) for i in ids]
 
 
@@ -74,6 +75,12 @@ class RouteResult:
     # route transaction; the worker publishes them right after commit (no queue hop)
     live: dict[int, dict[str, Any]] = field(default_factory=dict)
     written_at: float = field(default_factory=time.time)  # when the deliveries were written
+    timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> ms (for the log)
+
+    def timed(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings_ms[stage] = round(self.timings_ms.get(stage, 0.0) + (now - since) * 1000, 1)
+        return now
 
 
 class Router:
@@ -90,10 +97,14 @@ class Router:
         self.links = links
 
     def route(self, s: Session, pks: list[int]) -> RouteResult:
+        started = time.perf_counter()
         rows = self._claim(s, pks)
+        claimed_ms = round((time.perf_counter() - started) * 1000, 1)
         try:
             with s.begin_nested():
-                return self._route_batch(s, rows)
+                result = self._route_batch(s, rows)
+                result.timings_ms["claim"] = claimed_ms
+                return result
         except OperationalError:
             raise  # the database is gone: the whole message is retried later
         except Exception:  # noqa: BLE001 - fall back to one event at a time
@@ -101,7 +112,7 @@ class Router:
             return self._route_each(s, rows)
 
     def _claim(self, s: Session, pks: list[int]) -> list[m.EventRow]:
-        query = select(m.EventRow).where(m.EventRow.pk.in_(pks),
+        query = select(m.EventRow).where(one_of(s, m.EventRow.pk, pks),
                                          m.EventRow.status == EventStatus.RECEIVED)
         if s.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
@@ -118,6 +129,7 @@ class Router:
 
     def _route_batch(self, s: Session, rows: list[m.EventRow]) -> RouteResult:
         result = RouteResult()
+        started = time.perf_counter()
         planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]] = []
         by_tenant: dict[str, list[m.EventRow]] = defaultdict(list)
         for row in rows:
@@ -125,7 +137,9 @@ class Router:
         for tenant, group in by_tenant.items():
             planned += self._plan_group(s, tenant, group, result)
         result.tenants = sorted(by_tenant)
+        started = result.timed("plan", started)
         self._write(s, planned, result)
+        result.timed("write", started)
         return result
 
     def _plan_group(self, s: Session, tenant: str, rows: list[m.EventRow], result: RouteResult
@@ -175,7 +189,9 @@ class Router:
                 FeedWrite(str(r.kind), r.id, *self._texts(r, rendered), link)
                 for r in plan.receivers
                 if Channel.BROWSER in r.channels or r.kind == ReceiverKind.CODE_USER]))
+        started = time.perf_counter()
         items = feed.write_many(s, entries)
+        started = result.timed("feed", started)
         values = [v for (row, _doc, plan), (link, rendered) in zip(planned, renders, strict=True)
                   for v in self._delivery_rows(row, plan, rendered, items, link)]
         self._insert_deliveries(s, values, result)
@@ -225,7 +241,9 @@ class Router:
                            result: RouteResult) -> None:
         """The outbox rows. Their first history line ("pending: planned") is not written:
         ``deliveries.history`` derives it from the row's created_at (step 0)."""
+        started = time.perf_counter()
         ids = insert_rows(s, DELIVERIES, values)
+        started = result.timed("deliveries", started)
         result.written_at = time.time()
         live = []
         for did, v in zip(ids, values, strict=True):
@@ -235,6 +253,7 @@ class Router:
             else:
                 result.start[Channel(v["channel"])].append(did)
         result.live.update(feed.live_entries(s, live))
+        result.timed("live_entries", started)
         for target in live:  # an item gone already: the queued path records the failure
             if target.delivery_id not in result.live:
                 result.start[Channel.BROWSER].append(target.delivery_id)

@@ -21,19 +21,27 @@ log = logging.getLogger("herald.workers")
 
 
 def route_events(runtime: Runtime, pks: list[int]) -> None:
+    started = time.perf_counter()
     with metrics.ROUTING_SECONDS.time(), runtime.db.session() as s:
         result = runtime.router.route(s, pks)
+        routed = result.timed("route", started)
+    result.timed("commit", routed)
     metrics.EVENTS_ROUTED.labels("routed").inc(len(result.routed))
     metrics.EVENTS_ROUTED.labels("failed").inc(len(result.failed))
-    log.info("route.batch", extra={"routed": len(result.routed), "failed": len(result.failed),
-                                   "event_pks": pks[:20], "tenants": result.tenants})
     start = dict(result.start)
     browser = start.pop(Channel.BROWSER, [])
+    committed = time.perf_counter()
     runtime.workers.enqueue_deliveries(start)
+    committed = result.timed("enqueue", committed)
     if result.live:
         publish_live(runtime, result.live, result.written_at)
+        committed = result.timed("live", committed)
     if browser:  # the live path skips a queue hop: publish to websockets right away
         deliver_inline(runtime, Channel.BROWSER, browser)
+        result.timed("inline", committed)
+    log.info("route.batch", extra={"routed": len(result.routed), "failed": len(result.failed),
+                                   "event_pks": pks[:20], "tenants": result.tenants,
+                                   "timings_ms": result.timings_ms})
 
 
 def publish_live(runtime: Runtime, entries: dict[int, dict[str, Any]],
@@ -137,10 +145,11 @@ def _channels_of(runtime: Runtime, ids: list[int]) -> dict[Channel, list[int]]:
     from sqlalchemy import select
 
     from router import models as m
+    from router.db import one_of
 
     with runtime.db.session() as s:
         rows = s.execute(select(m.Delivery.id, m.Delivery.channel)
-                         .where(m.Delivery.id.in_(ids))).all()
+                         .where(one_of(s, m.Delivery.id, ids))).all()
     found: dict[Channel, list[int]] = {}
     for did, channel in rows:
         found.setdefault(Channel(channel), []).append(did)
