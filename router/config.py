@@ -63,6 +63,9 @@ class DeliveryConfig(BaseModel):
     lease_s: float = 120.0  # a claimed batch belongs to its worker this long; adapters stop
     #                         starting new sends after half of it (leftovers retry)
     presence_window_s: float = 5.0
+    route_batch: int = 100  # events per route transaction (a job tops its batch up)
+    idle_poll_ms: int = 100  # longest pause of an idle worker between queue polls: the
+    #                          latency floor after a quiet spell (Dramatiq's default: 1 s)
 
 
 class ApiConfig(BaseModel):

@@ -49,20 +49,25 @@ class Published:
 
 def publish(s: Session, tenant: str, events: list[Event]) -> list[Published]:
     """Store events; an id seen before returns the stored event, unchanged."""
+    if not events:
+        return []
+    now = utcnow()
     rows = [dict(tenant_id=tenant, event_id=e.id, type=e.type,
                  payload={**e.as_doc(), "tenant": tenant}, status=EventStatus.RECEIVED,
-                 received_at=utcnow(), attempts=0) for e in events]
+                 received_at=now, attempts=0) for e in events]
     dialect = s.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    new_ids: set[str] = set()
-    if rows:
-        stmt = insert(m.EventRow).values(rows).on_conflict_do_nothing(
-            index_elements=["tenant_id", "event_id"]).returning(m.EventRow.event_id)
-        new_ids = set(s.scalars(stmt))
+    table = cast(Table, m.EventRow.__table__)
+    stmt = insert(table).values(rows).on_conflict_do_nothing(
+        index_elements=["tenant_id", "event_id"]).returning(table.c.event_id, table.c.pk)
+    fresh = {event_id: pk for event_id, pk in s.execute(stmt)}
     ids = [e.id for e in events]
-    stored = {r.event_id: r for r in s.scalars(select(m.EventRow).where(
-        m.EventRow.tenant_id == tenant, one_of(s, m.EventRow.event_id, ids)))}
-    return [Published(i, stored[i].pk, i in new_ids, stored[i].status) for i in ids]
+    seen = [i for i in ids if i not in fresh]  # published before: answer what is stored
+    stored = {r.event_id: (r.pk, r.status) for r in s.execute(
+        select(table.c.event_id, table.c.pk, table.c.status).where(
+            table.c.tenant_id == tenant, one_of(s, table.c.event_id, seen)))} if seen else {}
+    return [Published(i, fresh[i], True, EventStatus.RECEIVED) if i in fresh
+            else Published(i, stored[i][0], False, stored[i][1]) for i in ids]
 
 
 @dataclass
@@ -91,10 +96,12 @@ class Router:
     savepoint, so a poison event fails alone and visibly.
     """
 
-    def __init__(self, engine: RuleEngine, texts: TextCatalogue, links: dict[str, str]) -> None:
+    def __init__(self, engine: RuleEngine, texts: TextCatalogue, links: dict[str, str],
+                 batch: int = 100) -> None:
         self.engine = engine
         self.texts = texts
         self.links = links
+        self.batch = batch  # events per route transaction, at most
 
     def route(self, s: Session, pks: list[int]) -> RouteResult:
         started = time.perf_counter()
@@ -112,11 +119,24 @@ class Router:
             return self._route_each(s, rows)
 
     def _claim(self, s: Session, pks: list[int]) -> list[m.EventRow]:
+        """Lock the job's events that still wait for routing, then top the batch up with
+        other waiting first-attempt events (PostgreSQL, SKIP LOCKED): under a stream of
+        single-event publishes one job routes many events at batch cost, and the jobs of
+        the events it took find nothing left to do. Retried events wait for their own
+        job, so a failing event keeps its backoff and cannot stall other batches."""
         query = select(m.EventRow).where(one_of(s, m.EventRow.pk, pks),
                                          m.EventRow.status == EventStatus.RECEIVED)
-        if s.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return list(s.scalars(query.order_by(m.EventRow.pk)))
+        if s.get_bind().dialect.name != "postgresql":
+            return list(s.scalars(query.order_by(m.EventRow.pk)))
+        rows = list(s.scalars(query.order_by(m.EventRow.pk).with_for_update(skip_locked=True)))
+        room = self.batch - len(rows)
+        if room > 0 and self.batch > 1:
+            rows += s.scalars(select(m.EventRow).where(
+                m.EventRow.status == EventStatus.RECEIVED, m.EventRow.attempts == 0,
+                m.EventRow.pk.not_in([r.pk for r in rows] or [0]))
+                .order_by(m.EventRow.received_at, m.EventRow.pk).limit(room)
+                .with_for_update(skip_locked=True))
+        return rows
 
     def _failed(self, row: m.EventRow, exc: Exception, result: RouteResult) -> None:
         row.attempts += 1

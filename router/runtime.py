@@ -53,7 +53,8 @@ class Runtime:
         self.db = Database(settings.database_url)
         self.engine = RuleEngine(load_ruleset(settings.rules_path))
         self.texts = TextCatalogue()
-        self.router = Router(self.engine, self.texts, settings.links)
+        self.router = Router(self.engine, self.texts, settings.links,
+                             batch=settings.delivery.route_batch)
         self.hub = hub
         self.live = Live(settings.pubsub_url, hub)
         self.key_cache = TtlCache(ttl_s=30.0, size=1024)  # API key -> tenant (keys rotate rarely)

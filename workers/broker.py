@@ -109,6 +109,7 @@ class Workers:
         """Run actors in this process (embedded mode, or one `herald worker` process)."""
         self.check_channels()
         self._worker = dramatiq.Worker(self.broker, worker_threads=threads,
+                                       worker_timeout=self.runtime.settings.delivery.idle_poll_ms,
                                        queues=set(queues) if queues else None)
         self._worker.start()
 
