@@ -58,9 +58,9 @@ def publish(s: Session, tenant: str, events: list[Event]) -> list[Published]:
     dialect = s.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = cast(Table, m.EventRow.__table__)
-    stmt = insert(table).values(rows).on_conflict_do_nothing(
+    stmt = insert(table).on_conflict_do_nothing(  # parameters apart: the statement is cached
         index_elements=["tenant_id", "event_id"]).returning(table.c.event_id, table.c.pk)
-    fresh = {event_id: pk for event_id, pk in s.execute(stmt)}
+    fresh = {event_id: pk for event_id, pk in s.execute(stmt, rows)}
     ids = [e.id for e in events]
     seen = [i for i in ids if i not in fresh]  # published before: answer what is stored
     stored = {r.event_id: (r.pk, r.status) for r in s.execute(

@@ -21,11 +21,12 @@ log = logging.getLogger("herald.workers")
 
 
 def route_events(runtime: Runtime, pks: list[int]) -> None:
-    started = time.perf_counter()
-    with metrics.ROUTING_SECONDS.time(), runtime.db.session() as s:
-        result = runtime.router.route(s, pks)
-        routed = result.timed("route", started)
-    result.timed("commit", routed)
+    with runtime.route_slots:
+        started = time.perf_counter()
+        with metrics.ROUTING_SECONDS.time(), runtime.db.session() as s:
+            result = runtime.router.route(s, pks)
+            routed = result.timed("route", started)
+        result.timed("commit", routed)
     metrics.EVENTS_ROUTED.labels("routed").inc(len(result.routed))
     metrics.EVENTS_ROUTED.labels("failed").inc(len(result.failed))
     start = dict(result.start)
