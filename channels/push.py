@@ -20,15 +20,19 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlparse
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from py_vapid import Vapid, VapidException
-from pywebpush import WebPushException, webpush
+from pywebpush import WebPusher, WebPushException
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -105,6 +109,9 @@ def load_vapid(cfg: PushConfig) -> Vapid:
     return key
 
 
+VAPID_LIFETIME_S = 12 * 3600  # the JWT's exp, as pywebpush sets it (services allow 24 h)
+VAPID_RENEW_S = 3600  # sign again when less than this is left
+
 # ------------------------------------------------------------------ the adapter
 
 
@@ -119,6 +126,10 @@ class PushAdapter(Adapter):
         self.vapid_problem = ""
         self.fcm: fcm_client.FcmClient | None = None
         self.fcm_problem = ""  # set only when FCM is configured but broken
+        self._executor: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._local = threading.local()
+        self._signed: dict[str, tuple[int, dict[str, str]]] = {}  # aud -> (exp, headers)
         try:
             self.vapid = load_vapid(self.settings.push)
         except ConfigError as exc:
@@ -156,15 +167,37 @@ class PushAdapter(Adapter):
     # ------------------------------------------------------------------ send (I/O)
 
     def send(self, jobs: list[Job]) -> dict[int, Outcome]:
+        """Push a batch, `push.concurrency` requests in flight: a push is one HTTPS round
+        trip to the push service (tens of ms to a real one), so one at a time left the
+        worker waiting (173 pushes/s to a local service, CPU mostly idle)."""
         # stay well inside the claim's lease: the sweeper takes rows back once it ends
         budget = min(self.time_budget_s, self.settings.delivery.lease_s / 2)
         deadline = time.monotonic() + budget
-        outcomes: dict[int, Outcome] = {}
-        with requests.Session() as http:
-            for job in jobs:
-                outcomes[job.id] = (self._send_job(http, job) if time.monotonic() < deadline
-                                    else Outcome.retry("not attempted: the batch ran out of time"))
-        return outcomes
+
+        def one(job: Job) -> Outcome:
+            if time.monotonic() >= deadline:
+                return Outcome.retry("not attempted: the batch ran out of time")
+            return self._send_job(self._session(), job)
+
+        return dict(zip((j.id for j in jobs), self._pool().map(one, jobs), strict=True))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max(1, self.settings.push.concurrency),
+                                                    thread_name_prefix="herald-push")
+            return self._executor
+
+    def _session(self) -> requests.Session:
+        """One HTTP session (keep-alive pool) per sending thread."""
+        http: requests.Session | None = getattr(self._local, "http", None)
+        if http is None:
+            http = self._local.http = requests.Session()
+            # proxies from the environment once, not per request: with trust_env requests
+            # re-read the environment and looked for ~/.netrc on every push (~10% of it)
+            http.trust_env = False
+            http.proxies.update(urllib.request.getproxies())
+        return http
 
     def _send_job(self, http: requests.Session, job: Job) -> Outcome:
         targets: list[Target] = job.extra.get("targets") or []
@@ -199,12 +232,11 @@ class PushAdapter(Adapter):
             return Outcome.failed(f"{name}: {len(payload)} bytes even with the text shortened "
                                   "(the link alone is too long for a push)")
         try:
-            response: Any = webpush(
-                target.subscription_info(), payload.decode(),
-                vapid_private_key=self.vapid,
-                vapid_claims={"sub": self.settings.push.vapid_subject},  # fresh: it gets aud, exp
-                content_encoding="aes128gcm", ttl=how.ttl, timeout=self.settings.push.timeout_s,
-                headers={"Urgency": how.urgency, "Topic": how.topic}, requests_session=http)
+            headers = {"Urgency": how.urgency, "Topic": how.topic,
+                       **self._vapid_headers(target.address)}
+            response: Any = WebPusher(target.subscription_info(), requests_session=http).send(
+                payload.decode(), headers, ttl=how.ttl, content_encoding="aes128gcm",
+                timeout=self.settings.push.timeout_s)
         except WebPushException as exc:
             if exc.response is None:
                 return Outcome.failed(f"{name}: {exc.message}")
@@ -214,6 +246,24 @@ class PushAdapter(Adapter):
         except (ValueError, VapidException) as exc:  # keys not on the curve, unsignable aud
             return Outcome.failed(f"{name}: cannot encrypt or sign for this subscription: {exc}")
         return web_answer(target.address, response)
+
+    def _vapid_headers(self, endpoint: str) -> dict[str, str]:
+        """The VAPID Authorization header for a push service, signed once per service and
+        reused until an hour before its 12 h expiry (signing per push was ~8% of a push)."""
+        url = urlparse(endpoint)
+        aud = f"{url.scheme}://{url.netloc}"
+        now = int(time.time())
+        with self._pool_lock:
+            cached = self._signed.get(aud)
+            if cached is not None and cached[0] - now > VAPID_RENEW_S:
+                return cached[1]
+        assert self.vapid is not None
+        expires = now + VAPID_LIFETIME_S
+        headers = self.vapid.sign({"sub": self.settings.push.vapid_subject, "aud": aud,
+                                   "exp": expires})
+        with self._pool_lock:
+            self._signed[aud] = (expires, headers)
+        return headers
 
     def _fcm(self, http: requests.Session, target: Target, item: pp.Notice,
              how: pp.PushOptions) -> Outcome:

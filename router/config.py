@@ -43,6 +43,7 @@ class PushConfig(BaseModel):
     vapid_subject: str = "mailto:ops@herald.localhost"
     default_ttl_s: int = 86400
     timeout_s: float = 10.0
+    concurrency: int = 16  # push requests in flight per worker process
 
 
 class FcmConfig(BaseModel):

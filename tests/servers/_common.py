@@ -80,9 +80,12 @@ class HttpResponse:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Adapts http.server to ``HttpService.handle``."""
+    """Adapts http.server to ``HttpService.handle``. HTTP/1.1 with keep-alive, as real
+    push services and FCM speak it (a connection per request made the local push
+    service, not the sender, what a push benchmark measured)."""
 
     server: _Server
+    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -118,6 +121,29 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, port: int, app: Callable[[HttpRequest], HttpResponse]) -> None:
         super().__init__((LOOPBACK, port), _Handler)
         self.app = app
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Close kept-alive connections too: a stopped service must look down."""
+        with self._open_lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
 
 
 class HttpService:
@@ -170,6 +196,7 @@ class HttpService:
             return
         server.shutdown()
         server.server_close()
+        server.drop_connections()
         if thread is not None:
             thread.join(timeout=5)
 
