@@ -212,15 +212,16 @@ class Reader:
 
 
 def page(s: Session, reader: Reader, limit: int, cursor: tuple[datetime, int] | None,
-         unread_only: bool) -> tuple[list[m.FeedItem], tuple[datetime, int] | None]:
-    query = select(m.FeedItem).where(reader.where())
+         unread_only: bool) -> tuple[list[Any], tuple[datetime, int] | None]:
+    """A page of items as rows (Core: no ORM objects built for a read-only page)."""
+    query = select(*FEED.c).where(reader.where())
     if unread_only:
         query = query.where(m.FeedItem.unread)
     if cursor:
         query = query.where(or_(m.FeedItem.updated_at < cursor[0],
                                 and_(m.FeedItem.updated_at == cursor[0],
                                      m.FeedItem.id < cursor[1])))
-    rows = list(s.scalars(query.order_by(m.FeedItem.updated_at.desc(), m.FeedItem.id.desc())
+    rows = list(s.execute(query.order_by(m.FeedItem.updated_at.desc(), m.FeedItem.id.desc())
                           .limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -316,6 +317,6 @@ def mark_all_read(s: Session, reader: Reader) -> int:
     return getattr(result, "rowcount", 0) or 0
 
 
-def replay(s: Session, reader: Reader, after_seq: int, limit: int = 500) -> list[m.FeedItem]:
-    return list(s.scalars(select(m.FeedItem).where(reader.where(), m.FeedItem.seq > after_seq)
+def replay(s: Session, reader: Reader, after_seq: int, limit: int = 500) -> list[Any]:
+    return list(s.execute(select(*FEED.c).where(reader.where(), m.FeedItem.seq > after_seq)
                           .order_by(m.FeedItem.seq).limit(limit)))
