@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from router import models as m
-from router.db import one_of
+from router.db import one_of, pair_of
 from router.enums import MemberKind, UserKind
 
 
@@ -55,16 +55,16 @@ class DirectoryView:
             self._cache[("subs", *key)] = []
         t = self.tenant
         for row in self.s.scalars(select(m.SubjectRow).where(
-                m.SubjectRow.tenant_id == t, tuple_(m.SubjectRow.kind, m.SubjectRow.id).in_(keys))):
+                m.SubjectRow.tenant_id == t, pair_of(self.s, m.SubjectRow.kind, m.SubjectRow.id, keys))):
             self._cache[("subject", row.kind, row.id)] = row
         for kind, sid, uid in self.s.execute(select(
                 m.Participant.subject_kind, m.Participant.subject_id, m.Participant.user_id).where(
-                m.Participant.tenant_id == t, tuple_(m.Participant.subject_kind,
-                                                     m.Participant.subject_id).in_(keys))):
+                m.Participant.tenant_id == t, pair_of(self.s, m.Participant.subject_kind,
+                                                      m.Participant.subject_id, keys))):
             self._cache[("participants", kind, sid)].append(uid)
         for sub in self.s.scalars(select(m.Subscription).where(
                 m.Subscription.tenant_id == t, m.Subscription.active.is_(True),
-                tuple_(m.Subscription.subject_kind, m.Subscription.subject_id).in_(keys))
+                pair_of(self.s, m.Subscription.subject_kind, m.Subscription.subject_id, keys))
                 .order_by(m.Subscription.id)):
             self._cache[("subs", sub.subject_kind, sub.subject_id)].append(sub)
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from router import access
 from router import models as m
 from router.bulk import insert_rows
-from router.db import next_seq, one_of
+from router.db import next_seq, one_of, pair_of
 from router.enums import ReceiverKind
 from router.models import utcnow
 
@@ -144,8 +144,8 @@ def _unread_stacks(s: Session, keys: set[StackKey]) -> dict[StackKey, int]:
         for start in range(0, len(ordered), 1000):
             rows = s.execute(select(m.FeedItem.id, *columns).where(
                 m.FeedItem.unread, m.FeedItem.tenant_id == tenant,
-                tuple_(m.FeedItem.subject_kind, m.FeedItem.subject_id).in_(
-                    ordered[start:start + 1000]))
+                pair_of(s, m.FeedItem.subject_kind, m.FeedItem.subject_id,
+                        ordered[start:start + 1000]))
                 .order_by(m.FeedItem.id).with_for_update())
             for row in rows:
                 candidate = cast(StackKey, tuple(row[1:]))

@@ -64,8 +64,13 @@ def publish_live(runtime: Runtime, entries: dict[int, dict[str, Any]],
         runtime.workers.enqueue_deliveries({Channel.BROWSER: ids})
         return
     published = time.perf_counter()
-    with runtime.db.session() as s:
-        sent = deliveries.mark_sent(s, ids, "published live")
+    try:
+        with runtime.db.session() as s:
+            sent = deliveries.mark_sent(s, ids, "published live")
+    except Exception:  # noqa: BLE001 - the rows stay pending: the sweeper sends them again
+        log.warning("deliver.live_record_failed", extra={"deliveries": len(ids)},
+                    exc_info=True)
+        return
     metrics.DELIVERIES.labels(Channel.BROWSER, OutcomeStatus.SENT).inc(sent)
     log.info("deliver.live", extra={
         "channel": str(Channel.BROWSER), "deliveries": len(ids), "delivery_ids": ids[:20],
