@@ -68,7 +68,19 @@ def _make_engine(url: str, **engine_args: Any) -> Engine:
     engine_args.setdefault("pool_pre_ping", True)
     engine_args.setdefault("pool_size", 10)
     engine_args.setdefault("max_overflow", 20)
-    return create_engine(url, **engine_args)
+    engine = create_engine(url, **engine_args)
+    event.listen(engine, "connect", _pg_session)
+    return engine
+
+
+def _pg_session(conn: Any, _record: Any) -> None:
+    # psycopg prepares a statement after 5 runs, and PostgreSQL then switches to a
+    # generic plan that cannot see how many ids an array parameter holds: lookups by a
+    # batch's ids went from index probes to scans testing every row (0.3-1.3 s each).
+    # Plan every execution with its values; parsing is still saved.
+    with conn.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    conn.commit()
 
 
 def _sqlite_pragmas(conn: Any, _record: Any) -> None:
