@@ -2,13 +2,16 @@
 
     .venv/bin/python -m bench.feed_bench [--rows 1000000] [--users 10000] [--samples 2000]
                                          [--database-url URL] [--keep] [--explain]
+                                         [--schema NAME]
 
 Loads ROWS feed items over USERS employees of one fresh tenant with COPY (about
 30% unread, months of history, some stacked counts, subjects shared by a few
 receivers), ANALYZEs, then times the API's own read paths for random users:
 ``router.feed.unread_count`` and ``router.feed.page`` (50 items, newest first),
 each in its own session as the API opens one per request. The rows go into a
-schema of their own in the given database, dropped afterwards unless --keep.
+schema of their own in the given database, dropped afterwards unless --keep;
+``--schema NAME`` times the reads again on a schema kept by an earlier --keep run
+(no reload).
 """
 
 from __future__ import annotations
@@ -133,18 +136,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--keep", action="store_true", help="keep the bench schema")
     parser.add_argument("--explain", action="store_true", help="print the query plans")
+    parser.add_argument("--schema", help="reuse a schema kept by --keep (rows not reloaded)")
     args = parser.parse_args(argv)
-    schema = f"herald_bench_{os.getpid()}"
+    schema = args.schema or f"herald_bench_{os.getpid()}"
     url = f"{args.database_url}?options=-csearch_path%3D{schema}"
     admin = Database(args.database_url)
-    with admin.engine.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    if not args.schema:
+        with admin.engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
     db = Database(url)
     try:
         run(db, url, args)
     finally:
         db.dispose()
-        if not args.keep:
+        if not args.keep and not args.schema:
             with admin.engine.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         else:
@@ -154,15 +159,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(db: Database, url: str, args: argparse.Namespace) -> None:
-    print(f"==> schema, then {args.rows:,} feed rows over {args.users:,} users (COPY)")
-    db.migrate()
-    seconds = load(url, args.rows, args.users)
+    if not args.schema:
+        print(f"==> schema, then {args.rows:,} feed rows over {args.users:,} users (COPY)")
+        db.migrate()
+        seconds = load(url, args.rows, args.users)
+        print(f"  {args.rows / seconds:,.0f} rows/s")
     with db.session() as s:
-        unread = s.execute(text("SELECT count(*) FILTER (WHERE unread), "
+        unread = s.execute(text("SELECT count(*), count(*) FILTER (WHERE unread), "
                                 "pg_size_pretty(pg_total_relation_size('feed_items')) "
                                 "FROM feed_items")).one()
-    print(f"  {args.rows / seconds:,.0f} rows/s; {unread[0] / args.rows:.1%} unread; "
-          f"table + indexes {unread[1]}")
+    print(f"  {unread[0]:,} rows; {unread[1] / max(unread[0], 1):.1%} unread; "
+          f"table + indexes {unread[2]}")
     queries: list[tuple[str, Callable[[Any, feed.Reader], Any]]] = [
         ("unread count", feed.unread_count),
         (f"first page ({PAGE})", lambda s, r: feed.page(s, r, PAGE, None, False)),

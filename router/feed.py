@@ -15,9 +15,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from operator import attrgetter, itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Result,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from router import access
@@ -175,18 +191,29 @@ def _apply_bumps(s: Session, bumps: list[dict[str, Any]], restart: bool) -> None
 # ------------------------------------------------------------------------- reads
 
 
+_ITEM_FIELDS = ("id", "seq", "unread", "created_at", "updated_at", "count", "event_type",
+                "subject_kind", "subject_id", "subject_number", "title", "message",
+                "actor_name", "actor_avatar_url", "link")
+_BY_KEY, _BY_ATTRIBUTE = itemgetter(*_ITEM_FIELDS), attrgetter(*_ITEM_FIELDS)
+
+
 def item_json(item: Any) -> dict[str, Any]:
-    """A feed item (ORM object or row) as the API and live messages show it."""
-    actor = ({"name": item.actor_name, "avatar_url": item.actor_avatar_url or None}
-             if item.actor_name or item.actor_avatar_url else None)
+    """A feed item (ORM object or row) as the API and live messages show it.
+
+    A row's values are taken through its mapping in one C call: attribute access on
+    a Row costs ~1 us per column, two thirds of the whole for a 50-item page."""
+    (id_, seq, unread, created, updated, count, event_type, subject_kind, subject_id,
+     subject_number, title, message, actor_name, avatar_url, link) = (
+        _BY_KEY(item._mapping) if isinstance(item, Row) else _BY_ATTRIBUTE(item))
     return {
-        "id": item.id, "seq": item.seq, "unread": item.unread,
-        "created_at": item.created_at.isoformat(), "updated_at": item.updated_at.isoformat(),
-        "count": item.count, "event_type": item.event_type,
-        "subject": {"kind": item.subject_kind, "id": item.subject_id,
-                    "number": item.subject_number},
-        "title": item.title, "message": item.message, "actor": actor,
-        "icon": item.subject_kind, "link": item.link,
+        "id": id_, "seq": seq, "unread": unread,
+        "created_at": created.isoformat(), "updated_at": updated.isoformat(),
+        "count": count, "event_type": event_type,
+        "subject": {"kind": subject_kind, "id": subject_id, "number": subject_number},
+        "title": title, "message": message,
+        "actor": ({"name": actor_name, "avatar_url": avatar_url or None}
+                  if actor_name or avatar_url else None),
+        "icon": subject_kind, "link": link,
     }
 
 
@@ -210,19 +237,79 @@ class Reader:
             clauses.append(m.FeedItem.updated_at > self.cutoff)
         return and_(*clauses)
 
+    @property
+    def shape(self) -> tuple[bool, bool]:
+        """Which optional filters apply: picks one of the prebuilt read statements."""
+        return self.subject is not None, self.cutoff is not None
+
+    def params(self) -> dict[str, Any]:
+        """The bound values of the prebuilt statements' receiver filter."""
+        values: dict[str, Any] = {"tenant": self.tenant, "kind": self.kind, "rid": self.id}
+        if self.subject:
+            values.update(subject_kind=self.subject[0], subject_id=self.subject[1])
+        if self.cutoff:
+            values["cutoff"] = self.cutoff
+        return values
+
+
+# The per-request reads run prebuilt statements with bound parameters, through the
+# session's Core connection: building a select, its cache key and the ORM execution
+# path cost more per call (~1 ms) than PostgreSQL takes to answer it.
+
+
+def _receiver(subject: bool, cutoff: bool) -> list[ColumnElement[bool]]:
+    c = FEED.c
+    clauses = [c.tenant_id == bindparam("tenant"), c.receiver_kind == bindparam("kind"),
+               c.receiver_id == bindparam("rid")]
+    if subject:
+        clauses += [c.subject_kind == bindparam("subject_kind"),
+                    c.subject_id == bindparam("subject_id")]
+    if cutoff:
+        clauses.append(c.updated_at > bindparam("cutoff"))
+    return clauses
+
+
+@cache
+def _page_statement(shape: tuple[bool, bool], unread_only: bool, after: bool) -> Select[Any]:
+    c = FEED.c
+    query = select(*c).where(*_receiver(*shape))
+    if unread_only:
+        query = query.where(c.unread)
+    if after:
+        query = query.where(or_(c.updated_at < bindparam("before"),
+                                and_(c.updated_at == bindparam("before"),
+                                     c.id < bindparam("before_id"))))
+    return query.order_by(c.updated_at.desc(), c.id.desc()).limit(bindparam("limit"))
+
+
+@cache
+def _count_statement(shape: tuple[bool, bool]) -> Select[Any]:
+    return select(func.count()).select_from(FEED).where(*_receiver(*shape), FEED.c.unread)
+
+
+@cache
+def _replay_statement(shape: tuple[bool, bool]) -> Select[Any]:
+    c = FEED.c
+    return (select(*c).where(*_receiver(*shape), c.seq > bindparam("after_seq"))
+            .order_by(c.seq).limit(bindparam("limit")))
+
+
+def _read(s: Session, statement: Select[Any], params: dict[str, Any]) -> Result[Any]:
+    """A prebuilt read on the session's Core connection (pending ORM changes flushed
+    first, as ``Session.execute`` would)."""
+    s.flush()
+    return s.connection().execute(statement, params)
+
 
 def page(s: Session, reader: Reader, limit: int, cursor: tuple[datetime, int] | None,
          unread_only: bool) -> tuple[list[Any], tuple[datetime, int] | None]:
     """A page of items as rows (Core: no ORM objects built for a read-only page)."""
-    query = select(*FEED.c).where(reader.where())
-    if unread_only:
-        query = query.where(m.FeedItem.unread)
+    params = reader.params()
+    params["limit"] = limit + 1
     if cursor:
-        query = query.where(or_(m.FeedItem.updated_at < cursor[0],
-                                and_(m.FeedItem.updated_at == cursor[0],
-                                     m.FeedItem.id < cursor[1])))
-    rows = list(s.execute(query.order_by(m.FeedItem.updated_at.desc(), m.FeedItem.id.desc())
-                          .limit(limit + 1)))
+        params.update(before=cursor[0], before_id=cursor[1])
+    statement = _page_statement(reader.shape, unread_only, cursor is not None)
+    rows = list(_read(s, statement, params).all())
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, ((rows[-1].updated_at, rows[-1].id) if more and rows else None)
@@ -264,8 +351,7 @@ def live_entries(s: Session, targets: list[LiveTarget]) -> dict[int, dict[str, A
 
 
 def unread_count(s: Session, reader: Reader) -> int:
-    return s.execute(select(func.count()).select_from(m.FeedItem).where(
-        reader.where(), m.FeedItem.unread)).scalar_one()
+    return int(_read(s, _count_statement(reader.shape), reader.params()).scalar_one())
 
 
 def unread_counts(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -318,5 +404,6 @@ def mark_all_read(s: Session, reader: Reader) -> int:
 
 
 def replay(s: Session, reader: Reader, after_seq: int, limit: int = 500) -> list[Any]:
-    return list(s.execute(select(*FEED.c).where(reader.where(), m.FeedItem.seq > after_seq)
-                          .order_by(m.FeedItem.seq).limit(limit)))
+    params = reader.params()
+    params.update(after_seq=after_seq, limit=limit)
+    return list(_read(s, _replay_statement(reader.shape), params).all())
