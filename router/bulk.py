@@ -11,7 +11,7 @@ Elsewhere (SQLite, the embedded default) it is a plain executemany insert.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
 
@@ -34,20 +34,44 @@ def insert_rows(s: Session, table: Table, rows: Sequence[dict[str, Any]],
         return [r[0] for r in found]
     ids = _next_ids(s, table, len(rows)) if with_ids else []
     names = list(rows[0])
-    as_json = {n for n in names if isinstance(table.c[n].type, JSON)}
+    convert = [_converter(table, n, rows[0][n]) for n in names]
     columns = (["id"] if with_ids else []) + names
     driver = s.connection().connection.driver_connection
     assert driver is not None
     with driver.cursor() as cur, cur.copy(
             f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for i, row in enumerate(rows):
-            values = [json.dumps(row[n]) if n in as_json else _plain(row[n]) for n in names]
+            values = [row[n] if c is None else c(row[n]) for n, c in zip(names, convert, strict=True)]
             copy.write_row([ids[i], *values] if with_ids else values)
     return ids
 
 
+def _converter(table: Table, name: str, first: Any) -> Callable[[Any], Any] | None:
+    """How a column's values are written, decided once per call from the first row (the
+    row builders put one type in a column): JSON text, an enum's value (psycopg would
+    dump an Enum member by its name), or as they are (None)."""
+    if isinstance(table.c[name].type, JSON):
+        return _json_memo()
+    if isinstance(first, Enum):
+        return _plain
+    return None
+
+
+def _json_memo() -> Callable[[Any], str]:
+    """json.dumps that encodes an object shared by many rows (one content dict for a
+    whole fan-out, the empty chain) once; the rows keep the objects alive meanwhile."""
+    seen: dict[int, str] = {}
+
+    def dumps(value: Any) -> str:
+        key = id(value)
+        if key not in seen:
+            seen[key] = json.dumps(value)
+        return seen[key]
+
+    return dumps
+
+
 def _plain(value: Any) -> Any:
-    # psycopg dumps an Enum member by its name; the columns hold StrEnum values
     return value.value if isinstance(value, Enum) else value
 
 

@@ -30,6 +30,9 @@ from router.models import utcnow
 D = cast(Table, m.Delivery.__table__)
 LOG = cast(Table, m.DeliveryLog.__table__)
 PLANNED = "planned"
+# a browser delivery under `all` whose receiver had no open websocket session when it was
+# routed: written settled (sent, no attempt), since the feed item is the whole delivery
+NO_SESSION = "no open session: the feed item is the record"
 
 
 def log_lines(s: Session, lines: Iterable[tuple[int, str, str]]) -> None:
@@ -255,14 +258,25 @@ def sweep(s: Session, cfg: DeliveryConfig, now: datetime | None = None) -> Stale
 
 
 def history(s: Session, rows: list[Any]) -> dict[int, list[dict[str, str]]]:
-    """The status history of deliveries (rows with id, step, created_at), oldest first.
-    A routed delivery's first line, "pending: planned", is its creation (not stored);
-    later steps of a sequence log their own first line, saying why they were tried."""
-    found: dict[int, list[dict[str, str]]] = {
-        r.id: ([{"status": DeliveryStatus.PENDING.value, "at": r.created_at.isoformat(),
-                 "detail": PLANNED}] if r.step == 0 else []) for r in rows}
+    """The status history of deliveries (rows with id, step, status, attempts,
+    provider_response, created_at), oldest first. Lines derived, not stored: a routed
+    delivery's first, "pending: planned", is its creation; one settled at routing
+    (sent with no attempt) was sent at its creation too. Later steps of a sequence log
+    their own first line, saying why they were tried."""
+    found: dict[int, list[dict[str, str]]] = {r.id: _derived(r) for r in rows}
     for line in s.execute(select(LOG).where(one_of(s, LOG.c.delivery_id, list(found)))
                           .order_by(LOG.c.id)):
         found[line.delivery_id].append({"status": line.status, "at": line.at.isoformat(),
                                         "detail": line.detail})
     return found
+
+
+def _derived(r: Any) -> list[dict[str, str]]:
+    if r.step != 0:
+        return []
+    at = r.created_at.isoformat()
+    lines = [{"status": DeliveryStatus.PENDING.value, "at": at, "detail": PLANNED}]
+    if r.status == DeliveryStatus.SENT and r.attempts == 0:
+        lines.append({"status": DeliveryStatus.SENT.value, "at": at,
+                      "detail": r.provider_response or ""})
+    return lines

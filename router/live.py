@@ -5,6 +5,17 @@ runs one :class:`Hub` that holds its open sessions and receives every batch,
 through Redis pub/sub (production) or directly in-process (embedded mode).
 Pub/sub is fire-and-forget: the feed rows in SQL stay the truth and a
 reconnecting client replays from its last seen seq.
+
+Presence: the router asks :meth:`Live.online` which receivers have an open session
+before it writes a batch, and builds live messages only for those; a browser delivery
+(strategy ``all``) to a receiver with no open session is settled at routing time (the
+feed item is the record). Each API process keeps the set of its receivers in Redis
+(``herald:presence:<replica>``, refreshed every ``PRESENCE_REFRESH_S`` with a TTL of
+``PRESENCE_TTL_S``, so a crashed replica's set expires) and scores itself in
+``herald:replicas``. A session joins the set *before* its hello reads the database,
+and the router asks again after its commit, so a client that connects meanwhile
+either gets the live message or sees the item in its first read. When presence cannot
+be told (Redis down), every receiver counts as online: the old publish-to-all path.
 """
 
 from __future__ import annotations
@@ -13,8 +24,10 @@ import asyncio
 import json
 import logging
 import threading
+import time
+import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +37,10 @@ import redis.asyncio as aredis
 log = logging.getLogger("herald.live")
 CHANNEL = "herald:live"
 CHUNK = 500  # entries per pub/sub message
+REPLICAS = "herald:replicas"  # sorted set: API replica id -> last presence refresh (unix s)
+PRESENCE = "herald:presence:"  # + replica id: set of "tenant\x1fkind\x1fid" with a session
+PRESENCE_REFRESH_S = 10.0
+PRESENCE_TTL_S = 30.0
 
 
 Key = tuple[str, str, str]  # tenant, receiver kind, receiver id
@@ -37,16 +54,82 @@ class Session:
     pending_acks: dict[int, int] = field(default_factory=dict)  # feed item id -> delivery id
 
 
+def member(key: Key) -> str:
+    return "\x1f".join(key)
+
+
+class Board:
+    """This replica's presence set in Redis (the writing side of presence)."""
+
+    def __init__(self, redis_url: str, replica: str) -> None:
+        self.client = aredis.from_url(redis_url, socket_timeout=2)
+        self.replica = replica
+        self.key = PRESENCE + replica
+
+    async def join(self, key: Key) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.sadd(self.key, member(key))
+        pipe.expire(self.key, int(PRESENCE_TTL_S))
+        pipe.zadd(REPLICAS, {self.replica: time.time()})
+        await pipe.execute()
+
+    async def leave(self, key: Key) -> None:
+        await self.client.srem(self.key, member(key))
+
+    async def refresh(self, current: Callable[[], Iterable[Key]]) -> None:
+        """Re-assert every receiver (the set may have expired or Redis restarted) and
+        drop members whose sessions are gone (a failed leave). Nothing is deleted
+        wholesale: a join running meanwhile must not be wiped out."""
+        pipe = self.client.pipeline(transaction=False)
+        members = [member(k) for k in current()]
+        if members:
+            pipe.sadd(self.key, *members)
+        pipe.expire(self.key, int(PRESENCE_TTL_S))
+        pipe.zadd(REPLICAS, {self.replica: time.time()})
+        pipe.zremrangebyscore(REPLICAS, "-inf", time.time() - 10 * PRESENCE_TTL_S)
+        pipe.smembers(self.key)
+        stored = (await pipe.execute())[-1]
+        stale = {m.decode() for m in stored} - {member(k) for k in current()}
+        if stale:
+            await self.client.srem(self.key, *stale)
+
+    async def close(self) -> None:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.delete(self.key)
+            pipe.zrem(REPLICAS, self.replica)
+            await pipe.execute()
+        finally:
+            await self.client.aclose()  # type: ignore[attr-defined]
+
+
 class Hub:
     """The websocket sessions of this process, by receiver."""
 
     def __init__(self) -> None:
         self.sessions: dict[Key, set[Session]] = defaultdict(set)
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.replica = uuid.uuid4().hex
+        self.board: Board | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
-    def add(self, session: Session) -> None:
+    async def join(self, session: Session) -> None:
+        """Add a session and, for a receiver's first, announce it before returning."""
+        first = session.key not in self.sessions
         self.sessions[session.key].add(session)
+        if first and self.board is not None:
+            try:
+                await self.board.join(session.key)
+            except Exception as exc:  # noqa: BLE001 - presence is re-asserted by the refresh
+                log.warning("live.presence_failed", extra={"error": str(exc)})
+
+    async def leave(self, session: Session) -> None:
+        self.remove(session)
+        if session.key not in self.sessions and self.board is not None:
+            try:
+                await self.board.leave(session.key)
+            except Exception as exc:  # noqa: BLE001 - the refresh rewrites the whole set
+                log.warning("live.presence_failed", extra={"error": str(exc)})
 
     def remove(self, session: Session) -> None:
         group = self.sessions.get(session.key)
@@ -54,6 +137,9 @@ class Hub:
             group.discard(session)
             if not group:
                 del self.sessions[session.key]
+
+    def online(self, keys: Iterable[Key]) -> set[Key]:
+        return {k for k in keys if k in self.sessions}
 
     def count(self, key: Key) -> int:
         return len(self.sessions.get(key, ()))
@@ -87,15 +173,33 @@ class Hub:
     async def start(self, redis_url: str) -> None:
         self.loop = asyncio.get_running_loop()
         if redis_url:
-            self._task = asyncio.create_task(self._listen(redis_url))
+            self.board = Board(redis_url, self.replica)
+            self._tasks = [asyncio.create_task(self._listen(redis_url)),
+                           asyncio.create_task(self._refresh_loop())]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             try:
-                await self._task
+                await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
+        if self.board is not None:
+            try:
+                await self.board.close()
+            except Exception:  # noqa: BLE001 - its set expires by itself
+                pass
+
+    async def _refresh_loop(self) -> None:
+        assert self.board is not None
+        while True:
+            try:
+                await self.board.refresh(lambda: list(self.sessions))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - try again at the next refresh
+                log.warning("live.presence_failed", extra={"error": str(exc)})
+            await asyncio.sleep(PRESENCE_REFRESH_S)
 
     async def _listen(self, redis_url: str) -> None:
         while True:
@@ -133,6 +237,29 @@ class Live:
             if self._client is None:
                 self._client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
             return self._client
+
+    def online(self, keys: Iterable[Key]) -> set[Key] | None:
+        """Which of these receivers have an open websocket session on some replica;
+        None when that cannot be told (every receiver then counts as online)."""
+        keys = list(dict.fromkeys(keys))
+        if not self.redis_url:
+            return self.hub.online(keys) if self.hub is not None else None
+        if not keys:
+            return set()
+        try:
+            client = self._redis()
+            replicas = client.zrangebyscore(REPLICAS, time.time() - PRESENCE_TTL_S, "+inf")
+            pipe = client.pipeline(transaction=False)
+            members = [member(k) for k in keys]
+            for replica in replicas:
+                pipe.smismember(PRESENCE + replica.decode(), members)
+            found: set[Key] = set()
+            for flags in pipe.execute():
+                found.update(k for k, hit in zip(keys, flags, strict=True) if hit)
+            return found
+        except redis.RedisError as exc:
+            log.warning("live.presence_unknown", extra={"error": str(exc)})
+            return None
 
     def publish(self, entries: list[dict[str, Any]]) -> None:
         if not self.redis_url:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -26,6 +27,7 @@ from router import models as m
 from router.audience import DirectoryView
 from router.bulk import insert_rows
 from router.db import one_of
+from router.deliveries import NO_SESSION
 from router.engine import RuleEngine
 from router.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
 from router.events import Event
@@ -37,6 +39,10 @@ from router.texts import TextCatalogue, Texts, deep_link
 log = logging.getLogger("herald.pipeline")
 DELIVERIES = cast(Table, m.Delivery.__table__)
 MAX_ROUTE_ATTEMPTS = 3
+NO_CHAIN: list[str] = []  # shared by the rows that have none (JSON encoded once)
+NO_CONTENT: dict[str, Any] = {}
+LiveKey = tuple[str, str, str]  # tenant, receiver kind, receiver id
+Online = Callable[[Iterable[LiveKey]], "set[LiveKey] | None"]
 
 
 @dataclass
@@ -79,6 +85,9 @@ class RouteResult:
     # browser deliveries under `all`: their live messages, by delivery id, built in the
     # route transaction; the worker publishes them right after commit (no queue hop)
     live: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # browser deliveries under `all` settled at routing time (no open session); the
+    # worker asks again after commit and publishes to any session opened meanwhile
+    settled: list[feed.LiveTarget] = field(default_factory=list)
     written_at: float = field(default_factory=time.time)  # when the deliveries were written
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> ms (for the log)
 
@@ -97,11 +106,12 @@ class Router:
     """
 
     def __init__(self, engine: RuleEngine, texts: TextCatalogue, links: dict[str, str],
-                 batch: int = 100) -> None:
+                 batch: int = 100, online: Online | None = None) -> None:
         self.engine = engine
         self.texts = texts
         self.links = links
         self.batch = batch  # events per route transaction, at most
+        self.online = online  # who has an open websocket session (None: everyone)
 
     def route(self, s: Session, pks: list[int]) -> RouteResult:
         started = time.perf_counter()
@@ -191,6 +201,7 @@ class Router:
             result.routed += one.routed
             result.failed += one.failed
             result.live.update(one.live)
+            result.settled += one.settled
             for channel, ids in one.start.items():
                 result.start[channel] += ids
         return result
@@ -239,6 +250,9 @@ class Router:
     def _delivery_rows(self, row: m.EventRow, plan: RoutingPlan, rendered: dict[str, Texts],
                        items: dict[tuple[int, str, str], int], link: str
                        ) -> list[dict[str, Any]]:
+        """One row per receiver and channel (first_success: the first step only). The
+        texts a channel needs go in `content`; a browser delivery under `all` carries
+        none (its feed item holds them), so a fan-out writes one shared empty content."""
         values = []
         now = utcnow()
         for r in plan.receivers:
@@ -247,33 +261,55 @@ class Router:
                        "message": rendered[lang].message, "link": link, "email": r.email,
                        "name": r.name, "created_at": now.isoformat()}
             first_success = r.strategy == Strategy.FIRST_SUCCESS
+            chain = [str(c) for c in r.channels[1:]] if first_success else NO_CHAIN
+            item = items.get((row.pk, str(r.kind), r.id))
             for channel in (r.channels[:1] if first_success else r.channels):
                 values.append(dict(
                     tenant_id=row.tenant_id, event_pk=row.pk, receiver_kind=str(r.kind),
                     receiver_id=r.id, channel=str(channel), status=DeliveryStatus.PENDING,
-                    strategy=str(r.strategy), step=0,
-                    chain=[str(c) for c in r.channels[1:]] if first_success else [],
-                    feed_item_id=items.get((row.pk, str(r.kind), r.id)), content=content,
-                    attempts=0, created_at=now, updated_at=now))
+                    strategy=str(r.strategy), step=0, chain=chain, feed_item_id=item,
+                    content=NO_CONTENT if channel == Channel.BROWSER and not first_success
+                    else content,
+                    attempts=0, provider_response=None, created_at=now, updated_at=now))
         return values
 
     def _insert_deliveries(self, s: Session, values: list[dict[str, Any]],
                            result: RouteResult) -> None:
         """The outbox rows. Their first history line ("pending: planned") is not written:
-        ``deliveries.history`` derives it from the row's created_at (step 0)."""
+        ``deliveries.history`` derives it from the row's created_at (step 0). A browser
+        delivery under `all` to a receiver without an open session is written settled
+        (sent, no attempt): the feed item is all there is to deliver."""
         started = time.perf_counter()
+        live = [v for v in values if v["channel"] == Channel.BROWSER
+                and v["strategy"] == Strategy.ALL]
+        online = self.online(_live_key(v) for v in live) if self.online and live else None
+        if online is not None:
+            for v in live:
+                if _live_key(v) not in online:
+                    v.update(status=DeliveryStatus.SENT, provider_response=NO_SESSION)
+        started = result.timed("presence", started)
         ids = insert_rows(s, DELIVERIES, values)
         started = result.timed("deliveries", started)
         result.written_at = time.time()
-        live = []
+        targets = []
         for did, v in zip(ids, values, strict=True):
-            if v["channel"] == Channel.BROWSER and v["strategy"] == Strategy.ALL:
-                live.append(feed.LiveTarget(did, v["tenant_id"], v["receiver_kind"],
-                                            v["receiver_id"], v["feed_item_id"]))
+            if v["status"] == DeliveryStatus.SENT:
+                result.settled.append(_target(did, v))
+            elif v["channel"] == Channel.BROWSER and v["strategy"] == Strategy.ALL:
+                targets.append(_target(did, v))
             else:
                 result.start[Channel(v["channel"])].append(did)
-        result.live.update(feed.live_entries(s, live))
+        result.live.update(feed.live_entries(s, targets))
         result.timed("live_entries", started)
-        for target in live:  # an item gone already: the queued path records the failure
+        for target in targets:  # an item gone already: the queued path records the failure
             if target.delivery_id not in result.live:
                 result.start[Channel.BROWSER].append(target.delivery_id)
+
+
+def _live_key(v: dict[str, Any]) -> LiveKey:
+    return (v["tenant_id"], v["receiver_kind"], v["receiver_id"])
+
+
+def _target(delivery_id: int, v: dict[str, Any]) -> feed.LiveTarget:
+    return feed.LiveTarget(delivery_id, v["tenant_id"], v["receiver_kind"], v["receiver_id"],
+                           v["feed_item_id"])

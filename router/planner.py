@@ -17,7 +17,7 @@ from router.audience import DirectoryView
 from router.engine import RuleEngine
 from router.enums import Channel, Origin, ReceiverKind, Strategy, Submodule, UserKind, Visibility
 from router.events import Event
-from router.rulefile import Rule, RuleSet, Selector
+from router.rulefile import ChannelPrefs, Rule, RuleSet, Selector
 from router.settings import effective_prefs
 
 CODE_USER_CHANNELS = (Channel.EMAIL, Channel.PUSH)
@@ -128,6 +128,8 @@ class Planner:
         self.candidates: dict[tuple[ReceiverKind, str], _Candidate] = {}
         self.plan = RoutingPlan(doc["id"], doc["type"], [])
         self.rules: list[Rule] = []
+        self._default_prefs: tuple[ChannelPrefs, str] | None = None
+        self._tenant_language: str | None = None
 
     # -- selectors ---------------------------------------------------------------
 
@@ -220,46 +222,43 @@ class Planner:
               channel: Channel | None = None) -> None:
         self.plan.dropped.append(Dropped(cand.kind, cand.id, reason, setting, channel))
 
-    def _settle_user(self, cand: _Candidate, user: m.User, row: m.UserSettings | None,
-                     has_push: bool) -> None:
+    def _settle_user(self, cand: _Candidate, user: Any, row: Any | None, has_push: bool) -> None:
+        """`user` and `row` are directory rows (router.audience USER_/SETTINGS_COLUMNS)."""
         if not user.active:
             return self._drop(cand, "the user is inactive", "directory: active = false")
         if cand.kind == ReceiverKind.CUSTOMER and row is not None and not row.customer_notifications:
             return self._drop(cand, "customer notifications are off",
                               "customer_notifications = off")
-        prefs, source = effective_prefs(row.advanced if row else None, self.doc["type"],
-                                        self.ruleset)
+        prefs, source = self._prefs(row.advanced if row is not None else None)
         origin = Origin.ME if self.actor_id == user.id else Origin.OTHERS
         if origin not in prefs.origin:
             return self._drop(cand, f"the event's origin is '{origin}', which {source} excludes",
                               f"{source}: origin = {sorted(str(o) for o in prefs.origin)}")
-        channels = self._user_channels(cand, prefs.channels, source, user, row, has_push)
+        channels = self._user_channels(cand, prefs.channels, user, row, has_push)
         if not channels:
             return self._drop(cand, "no channel is left", "see the dropped channels")
         self.plan.receivers.append(PlannedReceiver(
             cand.kind, user.id, user.name, self._language(user.language), channels,
             prefs.strategy, cand.reasons, source, user.email))
 
-    def _user_channels(self, cand: _Candidate, wanted: Iterable[Channel], source: str,
-                       user: m.User, row: m.UserSettings | None, has_push: bool) -> list[Channel]:
+    def _prefs(self, advanced: dict[str, Any] | None) -> tuple[ChannelPrefs, str]:
+        if advanced:
+            return effective_prefs(advanced, self.doc["type"], self.ruleset)
+        if self._default_prefs is None:  # the same for everyone without advanced rows
+            self._default_prefs = effective_prefs(None, self.doc["type"], self.ruleset)
+        return self._default_prefs
+
+    def _user_channels(self, cand: _Candidate, wanted: Iterable[Channel], user: Any,
+                       row: Any | None, has_push: bool) -> list[Channel]:
         kept: list[Channel] = []
-        checks = {
-            Channel.PUSH: [(row is not None and not row.push, "the push switch is off",
-                            "push = off"),
-                           (not has_push, "no browser subscription or app device registered",
-                            "push registrations")],
-            Channel.EMAIL: [(row is not None and not row.email, "the email switch is off",
-                             "email = off"),
-                            (not user.email, "the user has no email address", "directory: email")],
-        }
         for channel in wanted:
             if cand.restrict is not None and channel not in cand.restrict:
                 self._drop(cand, f"the matching rules allow only {sorted(cand.restrict)}",
                            "rule channels", channel)
                 continue
-            hit = next(((r, s) for bad, r, s in checks.get(channel, []) if bad), None)
-            if hit:
-                self._drop(cand, hit[0], hit[1], channel)
+            blocked = _blocked(channel, user, row, has_push)
+            if blocked:
+                self._drop(cand, *blocked, channel)
                 continue
             kept.append(channel)
         return kept
@@ -288,8 +287,34 @@ class Planner:
             "code-user subscription", sub.email))
 
     def _language(self, preferred: str | None) -> str:
-        tenant = self.view.tenant_row()
-        return preferred or (tenant.default_language if tenant else None) or "en"
+        if preferred:
+            return preferred
+        if self._tenant_language is None:
+            tenant = self.view.tenant_row()
+            self._tenant_language = (tenant.default_language if tenant else None) or "en"
+        return self._tenant_language
+
+
+# why a user's channel is dropped: (reason, setting), checked in this order
+PUSH_OFF = ("the push switch is off", "push = off")
+NO_PUSH_TARGET = ("no browser subscription or app device registered", "push registrations")
+EMAIL_OFF = ("the email switch is off", "email = off")
+NO_EMAIL = ("the user has no email address", "directory: email")
+
+
+def _blocked(channel: Channel, user: Any, row: Any | None, has_push: bool
+             ) -> tuple[str, str] | None:
+    if channel == Channel.PUSH:
+        if row is not None and not row.push:
+            return PUSH_OFF
+        if not has_push:
+            return NO_PUSH_TARGET
+    elif channel == Channel.EMAIL:
+        if row is not None and not row.email:
+            return EMAIL_OFF
+        if not user.email:
+            return NO_EMAIL
+    return None
 
 
 def plan_event(event: Event, view: DirectoryView, engine: RuleEngine) -> RoutingPlan:

@@ -53,13 +53,13 @@ class Runtime:
         self.db = Database(settings.database_url)
         self.engine = RuleEngine(load_ruleset(settings.rules_path))
         self.texts = TextCatalogue()
-        self.router = Router(self.engine, self.texts, settings.links,
-                             batch=settings.delivery.route_batch)
         self.hub = hub
+        self.live = Live(settings.pubsub_url, hub)
+        self.router = Router(self.engine, self.texts, settings.links,
+                             batch=settings.delivery.route_batch, online=self.live.online)
         # route jobs run at most this many at a time per process: more only split the
         # waiting events into smaller (costlier) batches and contend for the GIL
         self.route_slots = threading.BoundedSemaphore(settings.delivery.route_concurrency)
-        self.live = Live(settings.pubsub_url, hub)
         self.key_cache = TtlCache(ttl_s=30.0, size=1024)  # API key -> tenant (keys rotate rarely)
         self.limiter = Limiter(settings.api.publish_rate_per_s, settings.api.publish_burst,
                                settings.pubsub_url)

@@ -9,15 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from channels.base import Adapter, Job, Outcome
 from channels.registry import adapter_for
-from router import deliveries, metrics
+from router import deliveries, feed, metrics
 from router.deliveries import Recorded
-from router.enums import Channel, OutcomeStatus
+from router.enums import Channel, DeliveryStatus, OutcomeStatus
 from router.models import utcnow
 
 if TYPE_CHECKING:
     from router.runtime import Runtime
 
 log = logging.getLogger("herald.workers")
+LATE = "published live: a session opened while the event was routed"
 
 
 def route_events(runtime: Runtime, pks: list[int]) -> None:
@@ -37,6 +38,10 @@ def route_events(runtime: Runtime, pks: list[int]) -> None:
     if result.live:
         publish_live(runtime, result.live, result.written_at)
         committed = result.timed("live", committed)
+    if result.settled:
+        metrics.DELIVERIES.labels(Channel.BROWSER, OutcomeStatus.SENT).inc(len(result.settled))
+        publish_late(runtime, result.settled)
+        committed = result.timed("late", committed)
     if browser:  # the live path skips a queue hop: publish to websockets right away
         deliver_inline(runtime, Channel.BROWSER, browser)
         result.timed("inline", committed)
@@ -76,6 +81,24 @@ def publish_live(runtime: Runtime, entries: dict[int, dict[str, Any]],
         "channel": str(Channel.BROWSER), "deliveries": len(ids), "delivery_ids": ids[:20],
         "sent": sent, "publish_s": round(published - started, 3),
         "record_s": round(time.perf_counter() - published, 3)})
+
+
+def publish_late(runtime: Runtime, settled: list[feed.LiveTarget]) -> None:
+    """Receivers who had no open session when their batch was routed, asked again after
+    the commit: a session opened meanwhile may have read the feed before the commit, so
+    it gets the live message now (the delivery stays as it was settled)."""
+    online = runtime.live.online((t.tenant, t.receiver_kind, t.receiver_id) for t in settled)
+    late = [t for t in settled if (t.tenant, t.receiver_kind, t.receiver_id) in (online or ())]
+    if not late:
+        return
+    try:
+        with runtime.db.session() as s:
+            entries = feed.live_entries(s, late)
+            deliveries.log_lines(s, ((i, DeliveryStatus.SENT, LATE) for i in entries))
+        runtime.live.publish(list(entries.values()))
+    except Exception:  # noqa: BLE001 - the feed row is the record; the client replays it
+        log.warning("deliver.late_publish_failed", extra={"deliveries": len(late)},
+                    exc_info=True)
 
 
 def deliver_inline(runtime: Runtime, channel: Channel, ids: list[int]) -> None:

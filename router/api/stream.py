@@ -81,7 +81,7 @@ async def stream(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     session = Session(key=key, send=websocket.send_json)
-    hub.add(session)
+    await hub.join(session)  # announced before the hello reads: see router.live, presence
     metrics.WEBSOCKETS.inc()
     try:
         last_seq = websocket.query_params.get("last_seq")
@@ -94,7 +94,7 @@ async def stream(websocket: WebSocket) -> None:
     except (WebSocketDisconnect, asyncio.CancelledError):
         pass
     finally:
-        hub.remove(session)
+        await hub.leave(session)
         metrics.WEBSOCKETS.dec()
 
 

@@ -103,6 +103,37 @@ def test_only_the_receivers_own_sessions_get_an_item(replicas, tenant):
         assert quiet(bobs)
 
 
+def test_a_receiver_without_an_open_session_is_settled_at_routing(replicas, tenant):
+    """No live message to build for a closed inbox: the feed item is the delivery."""
+    _, url_a, url_b = replicas
+    tenant_id, secret, client = tenant
+    with connect(ws_url(url_b, user_token(secret, tenant_id, "bob"))) as bobs:
+        assert frame(bobs)["type"] == "hello"
+        event_id = publish(client, event("P-1", creator="alice", participants=["bob"]))[0]
+        assert frame(bobs)["item"]["subject"]["id"] == "P-1"
+    wait_delivered(client, event_id)
+    browser = {d["receiver"]["id"]: d for d in client.activity(event_id)["deliveries"]
+               if d["channel"] == "browser"}
+    assert browser["alice"]["status"] == "sent" and browser["alice"]["attempts"] == 0
+    assert browser["alice"]["provider_response"].startswith("no open session")
+    assert [h["status"] for h in browser["alice"]["history"]] == ["pending", "sent"]
+    assert browser["bob"]["provider_response"] == "published live"
+    assert browser["bob"]["attempts"] == 1
+    with Inbox(url_a, user_token(secret, tenant_id, "alice")) as alice:
+        assert alice.items()[0]["subject"]["id"] == "P-1" and alice.unread() == 1
+
+
+def test_a_session_that_closed_is_no_longer_counted_as_open(replicas, tenant):
+    _, _, url_b = replicas
+    tenant_id, secret, client = tenant
+    with connect(ws_url(url_b, user_token(secret, tenant_id, "alice"))) as ws:
+        assert frame(ws)["type"] == "hello"
+    event_id = publish(client, event("P-2", creator="alice"))[0]
+    wait_delivered(client, event_id)
+    [browser] = [d for d in client.activity(event_id)["deliveries"] if d["channel"] == "browser"]
+    assert browser["provider_response"].startswith("no open session")
+
+
 def test_a_stacked_item_arrives_again_with_its_new_count_and_seq(replicas, tenant):
     _, _, url_b = replicas
     tenant_id, secret, client = tenant

@@ -8,10 +8,13 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from websockets.sync.client import connect
 
+from router.api.auth import mint_user_token
 from tests.conftest import ROOT, RULES
 from tests.harness import Client, Herald, wait_until
 
@@ -114,12 +117,18 @@ def test_metrics_add_up_across_api_and_worker_processes(tmp_path, pg, new_tenant
     deployment = Herald(tmp_path, smtp={"port": 1})
     deployment.start_api()
     deployment.start_worker()
-    _, key, _ = new_tenant_key()
+    tenant, key, secret = new_tenant_key()
     try:
         with Client(deployment.url, key) as client:
             client.put("/v1/users/a", json={"id": "a", "roles": ["admin"]})
-            client.post("/v1/events", json={"id": "m1", "type": "code.paired", "subject": {
-                "kind": "code", "id": "Q", "number": "Q"}})
+            # the admin has the inbox open, so the worker publishes the item live
+            token = mint_user_token(secret, tenant, "a", timedelta(hours=1))
+            ws_url = deployment.url.replace("http", "ws") + f"/v1/me/stream?token={token}"
+            with connect(ws_url) as ws:
+                assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+                client.post("/v1/events", json={"id": "m1", "type": "code.paired", "subject": {
+                    "kind": "code", "id": "Q", "number": "Q"}})
+                assert json.loads(ws.recv(timeout=20))["type"] == "item"
             client.wait_terminal("m1")
             text = client.get("/metrics").text
         # (the schema is shared by the session's tests, so the sweeper may find others' work)
