@@ -19,6 +19,8 @@ http_ece.encrypt rate measured in this run.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import smtplib
 import time
 from datetime import UTC, datetime
@@ -201,8 +203,8 @@ def herald_worker(sizes: Sizes, host: str, port: int, profile_dir: str | None
 def run(sizes: Sizes, raw: dict[str, Any], profile_dir: str | None = None,
         peers: bool = True) -> list[Row]:
     rows: list[Row] = []
-    message = render(sample_job("bench"))
-    data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # as smtplib sends
+    data = render(sample_job("bench")).data  # the bytes Herald sends
+    message = email.message_from_bytes(data, policy=email.policy.default)
     with smtp_sink() as sink:
         progress(f"W5: raw smtplib, one connection: {sizes.w5_mails:,} mails of "
                  f"{len(data):,} bytes ...")

@@ -10,14 +10,13 @@ from __future__ import annotations
 import smtplib
 import ssl
 import threading
-from email.message import EmailMessage
 from typing import ClassVar
 
 from sqlalchemy.orm import Session
 
 from channels import links
 from channels.base import Adapter, Job, Outcome
-from channels.mail_content import MailRenderer, MailSettings
+from channels.mail_content import Mail, MailRenderer, MailSettings
 from router import models as m
 from router import unsubscribe
 from router.enums import Channel
@@ -47,10 +46,12 @@ class EmailAdapter(Adapter):
     def prepare(self, s: Session, jobs: list[Job]) -> None:
         names = {t.id: t.name for t in s.query(m.Tenant).filter(
             m.Tenant.id.in_({j.tenant for j in jobs}))}
-        for job in jobs:
+        tokens = unsubscribe.issue_many(s, [(j.tenant, j.receiver_kind, j.receiver_id)
+                                            for j in jobs])
+        base = f"{self.settings.public_url.rstrip('/')}/v1/unsubscribe/"
+        for job, token in zip(jobs, tokens, strict=True):
             link, expires = links.content_link(s, job, self.settings.access_token_days)
-            token = unsubscribe.issue(s, job.tenant, job.receiver_kind, job.receiver_id)
-            url = f"{self.settings.public_url.rstrip('/')}/v1/unsubscribe/{token}"
+            url = base + token
             ctx = self.renderer.context(job, link, expires, url, names.get(job.tenant, ""))
             job.extra["message"] = self.renderer.build(job, ctx, self.mail)
 
@@ -100,9 +101,13 @@ class EmailAdapter(Adapter):
             conn.login(cfg.username, cfg.password)
         return conn
 
-    def _send_one(self, conn: smtplib.SMTP, msg: EmailMessage) -> Outcome:
+    def _send_one(self, conn: smtplib.SMTP, mail: Mail) -> Outcome:
         try:
-            refused = conn.send_message(msg)
+            options = _options(conn, mail)
+            if options is None:
+                return Outcome.failed("the SMTP server does not offer SMTPUTF8, which a "
+                                      "non-ASCII address needs")
+            refused = conn.sendmail(mail.sender, list(mail.recipients), mail.data, options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
             return _by_code(code, reply)
@@ -113,7 +118,15 @@ class EmailAdapter(Adapter):
         if refused:
             code, reply = next(iter(refused.values()))
             return _by_code(code, reply)
-        return Outcome.sent("250 accepted", provider_ref=str(msg["Message-ID"]))
+        return Outcome.sent("250 accepted", provider_ref=mail.message_id)
+
+
+def _options(conn: smtplib.SMTP, mail: Mail) -> tuple[str, ...] | None:
+    """MAIL FROM options: SMTPUTF8 for a non-ASCII address (None: not offered)."""
+    if not mail.international:
+        return ()
+    conn.ehlo_or_helo_if_needed()
+    return ("SMTPUTF8", "BODY=8BITMIME") if conn.has_extn("smtputf8") else None
 
 
 def _by_code(code: int, reply: bytes | str) -> Outcome:

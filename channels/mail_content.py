@@ -1,4 +1,4 @@
-"""Email content: pure functions from a job to a MIME message (no I/O).
+"""Email content: pure functions from a job to the bytes of a MIME message (no I/O).
 
 Multipart text + HTML from ``channels/templates/email/<lang>/<event type>``
 (autoescaped HTML; sandboxed so admins may edit templates), localised dates
@@ -7,19 +7,24 @@ Multipart text + HTML from ``channels/templates/email/<lang>/<event type>``
 
 from __future__ import annotations
 
+import binascii
+import email.policy
 import email.utils
+import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
-from email.message import EmailMessage
-from functools import cached_property
-from typing import Any
+from datetime import UTC, datetime
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from babel.dates import format_datetime
 
 from channels.base import Job
 from router.texts import environment
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 LABELS: dict[str, dict[str, str]] = {
     "en": {"link_label": "Open {number}", "unsubscribe_label": "Unsubscribe",
@@ -91,25 +96,119 @@ class MailRenderer:
             "receiver": {"kind": job.receiver_kind, "name": job.content.get("name") or ""},
         }
 
-    def build(self, job: Job, ctx: dict[str, Any], cfg: MailSettings) -> EmailMessage:
+    def build(self, job: Job, ctx: dict[str, Any], cfg: MailSettings) -> Mail:
         etype = job.event.get("type", "")
-        msg = EmailMessage()
-        msg["Subject"] = _one_line(ctx["title"])
-        msg["From"] = cfg.from_addr
-        msg["To"] = job.content["email"]
-        if cfg.reply_to:
-            msg["Reply-To"] = cfg.reply_to
-        msg["Date"] = email.utils.formatdate(localtime=False, usegmt=True)
-        msg["Message-ID"] = f"<herald.{job.id}.{secrets.token_hex(6)}@{cfg.domain}>"
-        thread = thread_id(job.tenant, ctx["subject"], cfg.domain)
-        msg["In-Reply-To"] = thread
-        msg["References"] = thread
-        msg["List-Unsubscribe"] = f"<{ctx['unsubscribe_url']}>"
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        msg.set_content(self.template(ctx["lang"], etype, "txt").render(ctx))
-        msg.add_alternative(self.template(ctx["lang"], etype, "html").render(ctx), subtype="html")
-        msg["Content-Language"] = ctx["lang"]  # after set_content, which clears Content-*
-        return msg
+        text = self.template(ctx["lang"], etype, "txt").render(ctx)
+        html = self.template(ctx["lang"], etype, "html").render(ctx)
+        return compose(cfg, Envelope(
+            job.content["email"], _one_line(ctx["title"]), ctx["lang"],
+            f"<herald.{job.id}.{secrets.token_hex(6)}@{cfg.domain}>",
+            thread_id(job.tenant, ctx["subject"], cfg.domain), ctx["unsubscribe_url"]),
+            text, html)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The per-mail header values."""
+
+    to: str
+    subject: str
+    lang: str
+    message_id: str
+    thread: str
+    unsubscribe_url: str
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A message ready for ``SMTP.sendmail``: envelope addresses and the exact bytes."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    message_id: str
+    data: bytes
+    international: bool = False  # a non-ASCII address: the server must offer SMTPUTF8
+
+
+def compose(cfg: MailSettings, env: Envelope, text: str, html: str) -> Mail:
+    """multipart/alternative (text, HTML), UTF-8, CRLF, written directly: building an
+    ``EmailMessage`` and flattening it cost ~6 ms a mail. Text headers are encoded as
+    the default policy does (RFC 2047 for non-ASCII); ids and URLs stay on one line."""
+    sender, recipients = _address(cfg.from_addr), tuple(_addresses(env.to))
+    international = not (sender + "".join(recipients)).isascii()
+    policy = UTF8 if international else POLICY
+    boundary = f"=_herald_{secrets.token_hex(8)}"
+    head = [_header("Subject", env.subject, policy), _header("From", cfg.from_addr, policy),
+            _header("To", env.to, policy)]
+    if cfg.reply_to:
+        head.append(_header("Reply-To", cfg.reply_to, policy))
+    head += [f"Date: {_now()}\r\n".encode(), _raw("Message-ID", env.message_id, policy),
+             _raw("In-Reply-To", env.thread, policy), _raw("References", env.thread, policy),
+             _raw("List-Unsubscribe", f"<{env.unsubscribe_url}>", policy),
+             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", b"MIME-Version: 1.0\r\n",
+             f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode(),
+             _header("Content-Language", env.lang, policy), b"\r\n"]
+    marker = f"\r\n--{boundary}".encode()
+    parts = [_part("plain", text, marker), _part("html", html, marker)]
+    data = b"".join([*head, *(marker[2:] + b"\r\n" + part + b"\r\n" for part in parts),
+                     marker[2:] + b"--\r\n"])
+    return Mail(sender, recipients, env.message_id, data, international)
+
+
+if TYPE_CHECKING:
+    Policy = email.policy.EmailPolicy[EmailMessage]
+POLICY: Policy = email.policy.default.clone(linesep="\r\n")
+UTF8: Policy = POLICY.clone(utf8=True)
+_SIMPLE_TEXT = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*\Z")
+_SIMPLE_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/^_`{|}~-]+@[A-Za-z0-9.-]+\Z")
+ADDRESS_HEADERS = frozenset({"From", "To", "Reply-To"})
+
+
+def _header(name: str, value: str, policy: Policy) -> bytes:
+    """One header line. Short plain ASCII is written as is (what the policy would
+    write); anything else (non-ASCII, long, display names) goes through the policy."""
+    simple = _SIMPLE_ADDRESS if name in ADDRESS_HEADERS else _SIMPLE_TEXT
+    if len(name) + len(value) <= 76 and "=?" not in value and simple.match(value):
+        return f"{name}: {value}\r\n".encode()
+    return _folded(name, value, policy)
+
+
+@lru_cache(maxsize=4096)  # From, Reply-To, a subject per (event, language): few values
+def _folded(name: str, value: str, policy: Policy) -> bytes:
+    return policy.fold_binary(name, policy.header_store_parse(name, value)[1])
+
+
+def _raw(name: str, value: str, policy: Policy) -> bytes:
+    """Ids and URLs on one line, never folded or RFC 2047-encoded (both break them
+    for mail clients: RFC 2369, RFC 5322 §3.6.4); non-ASCII ones as the policy says."""
+    if value.isascii() and "\r" not in value and "\n" not in value:
+        return f"{name}: {value}\r\n".encode()
+    return _folded(name, value, policy)
+
+
+def _part(subtype: str, text: str, marker: bytes) -> bytes:
+    """One text part: 7bit when it is short-lined ASCII, else quoted-printable."""
+    lines = text.encode("utf-8").splitlines()
+    body = b"\r\n".join(lines) + b"\r\n"
+    cte = "7bit"
+    if not body.isascii() or max(map(len, lines), default=0) > 78 or marker[2:] in body:
+        cte, body = "quoted-printable", binascii.b2a_qp(body, istext=True)
+    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+            f"Content-Transfer-Encoding: {cte}\r\n\r\n").encode() + body
+
+
+def _address(value: str) -> str:
+    return email.utils.parseaddr(value)[1] if not _SIMPLE_ADDRESS.match(value) else value
+
+
+def _addresses(value: str) -> list[str]:
+    if _SIMPLE_ADDRESS.match(value):
+        return [value]
+    return [addr for _, addr in email.utils.getaddresses([value]) if addr]
+
+
+def _now() -> str:
+    return email.utils.format_datetime(datetime.now(UTC))  # "+0000", as the policy wrote
 
 
 def thread_id(tenant: str, subject: dict[str, Any], domain: str) -> str:
@@ -130,6 +229,7 @@ def _parse(value: Any) -> datetime | None:
         return None
 
 
+@lru_cache(maxsize=1024)  # an event's time and a batch's expiry repeat across receivers
 def _when(value: datetime | None, lang: str) -> str:
     if value is None:
         return ""

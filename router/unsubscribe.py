@@ -3,6 +3,9 @@ receiver; using one turns off that receiver's email and nothing else."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from router import models as m
@@ -13,10 +16,20 @@ from router.security import hash_secret, new_secret
 
 
 def issue(s: Session, tenant: str, kind: str, receiver_id: str) -> str:
-    token = new_secret("hu_")
-    s.add(m.UnsubscribeToken(token_hash=hash_secret(token), tenant_id=tenant,
-                             receiver_kind=kind, receiver_id=receiver_id))
+    [token] = issue_many(s, [(tenant, kind, receiver_id)])
     return token
+
+
+def issue_many(s: Session, receivers: Sequence[tuple[str, str, str]]) -> list[str]:
+    """One token per (tenant, receiver kind, receiver id), stored in one INSERT."""
+    tokens = [new_secret("hu_") for _ in receivers]
+    if receivers:
+        now = utcnow()
+        s.execute(insert(m.UnsubscribeToken), [
+            {"token_hash": hash_secret(token), "tenant_id": tenant, "receiver_kind": kind,
+             "receiver_id": receiver_id, "created_at": now}
+            for token, (tenant, kind, receiver_id) in zip(tokens, receivers, strict=True)])
+    return tokens
 
 
 def find(s: Session, token: str) -> m.UnsubscribeToken:
