@@ -7,8 +7,9 @@
 Loads ROWS feed items over USERS employees of one fresh tenant with COPY (about
 30% unread, months of history, some stacked counts, subjects shared by a few
 receivers), ANALYZEs, then times the API's own read paths for random users:
-``router.feed.unread_count`` and ``router.feed.page`` (50 items, newest first),
-each in its own session as the API opens one per request. The rows go into a
+``router.feed.unread_count`` and ``router.feed.page`` (50 items, newest first;
+also with ``item_json`` of each row, the list the API answers with), each in its
+own session as the API opens one per request. The rows go into a
 schema of their own in the given database, dropped afterwards unless --keep;
 ``--schema NAME`` times the reads again on a schema kept by an earlier --keep run
 (no reload).
@@ -103,6 +104,11 @@ def measure(db: Database, users: int, samples: int,
     return timings
 
 
+def page_json(s: Any, reader: feed.Reader) -> list[dict[str, Any]]:
+    """The first page as the API answers it: the rows, then ``item_json`` of each."""
+    return [feed.item_json(row) for row in feed.page(s, reader, PAGE, None, False)[0]]
+
+
 def quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
 
@@ -174,6 +180,7 @@ def run(db: Database, url: str, args: argparse.Namespace) -> None:
         ("unread count", feed.unread_count),
         (f"first page ({PAGE})", lambda s, r: feed.page(s, r, PAGE, None, False)),
         (f"first unread page ({PAGE})", lambda s, r: feed.page(s, r, PAGE, None, True)),
+        (f"first page as JSON ({PAGE})", page_json),
     ]
     results = []
     for label, query in queries:

@@ -150,6 +150,17 @@ def test_reading_one_item_and_then_all_moves_the_unread_count(tenant, inbox):
     assert [i["unread"] for i in alice.items()] == [False, False, False]
 
 
+def test_a_marked_item_answers_with_the_fields_the_feed_lists_in_the_same_order(tenant, inbox):
+    """The feed lists rows and marking answers with the ORM object: one JSON shape."""
+    _, _, client = tenant
+    publish(client, event("J-1"))
+    alice = inbox("alice")
+    (listed,) = alice.items()
+    marked = alice.read(listed["id"]).json()
+    assert list(marked) == list(listed) and list(marked["subject"]) == list(listed["subject"])
+    assert marked == {**listed, "unread": False}
+
+
 # ---------------------------------------------------------------------- stacking
 
 
