@@ -10,8 +10,8 @@ from __future__ import annotations
 import binascii
 import email.policy
 import email.utils
+import random  # ids and boundaries need uniqueness, not secrecy (no urandom call each)
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
@@ -102,7 +102,7 @@ class MailRenderer:
         html = self.template(ctx["lang"], etype, "html").render(ctx)
         return compose(cfg, Envelope(
             job.content["email"], _one_line(ctx["title"]), ctx["lang"],
-            f"<herald.{job.id}.{secrets.token_hex(6)}@{cfg.domain}>",
+            f"<herald.{job.id}.{random.getrandbits(48):012x}@{cfg.domain}>",
             thread_id(job.tenant, ctx["subject"], cfg.domain), ctx["unsubscribe_url"]),
             text, html)
 
@@ -137,7 +137,7 @@ def compose(cfg: MailSettings, env: Envelope, text: str, html: str) -> Mail:
     sender, recipients = _address(cfg.from_addr), tuple(_addresses(env.to))
     international = not (sender + "".join(recipients)).isascii()
     policy = UTF8 if international else POLICY
-    boundary = f"=_herald_{secrets.token_hex(8)}"
+    boundary = f"=_herald_{random.getrandbits(64):016x}"
     head = [_header("Subject", env.subject, policy), _header("From", cfg.from_addr, policy),
             _header("To", env.to, policy)]
     if cfg.reply_to:
