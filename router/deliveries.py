@@ -31,7 +31,7 @@ D = cast(Table, m.Delivery.__table__)
 LOG = cast(Table, m.DeliveryLog.__table__)
 PLANNED = "planned"
 # a browser delivery under `all` whose receiver had no open websocket session when it was
-# routed: written settled (sent, no attempt), since the feed item is the whole delivery
+# routed: settled then (no row, no attempt), since the feed item is the whole delivery
 NO_SESSION = "no open session: the feed item is the record"
 
 
@@ -258,12 +258,12 @@ def sweep(s: Session, cfg: DeliveryConfig, now: datetime | None = None) -> Stale
 
 
 def history(s: Session, rows: list[Any]) -> dict[int, list[dict[str, str]]]:
-    """The status history of deliveries (rows with id, step, status, attempts,
-    provider_response, created_at), oldest first. Lines derived, not stored: a routed
-    delivery's first, "pending: planned", is its creation; one settled at routing
-    (sent with no attempt) was sent at its creation too. Later steps of a sequence log
-    their own first line, saying why they were tried."""
-    found: dict[int, list[dict[str, str]]] = {r.id: _derived(r) for r in rows}
+    """The status history of deliveries (rows with id, step, created_at), oldest first.
+    A routed delivery's first line, "pending: planned", is its creation (not stored);
+    later steps of a sequence log their own first line, saying why they were tried."""
+    found: dict[int, list[dict[str, str]]] = {
+        r.id: ([{"status": DeliveryStatus.PENDING.value, "at": r.created_at.isoformat(),
+                 "detail": PLANNED}] if r.step == 0 else []) for r in rows}
     for line in s.execute(select(LOG).where(one_of(s, LOG.c.delivery_id, list(found)))
                           .order_by(LOG.c.id)):
         found[line.delivery_id].append({"status": line.status, "at": line.at.isoformat(),
@@ -271,12 +271,22 @@ def history(s: Session, rows: list[Any]) -> dict[int, list[dict[str, str]]]:
     return found
 
 
-def _derived(r: Any) -> list[dict[str, str]]:
-    if r.step != 0:
-        return []
-    at = r.created_at.isoformat()
-    lines = [{"status": DeliveryStatus.PENDING.value, "at": at, "detail": PLANNED}]
-    if r.status == DeliveryStatus.SENT and r.attempts == 0:
-        lines.append({"status": DeliveryStatus.SENT.value, "at": at,
-                      "detail": r.provider_response or ""})
-    return lines
+def settled_at_routing(plan: dict[str, Any], rows: list[Any], routed_at: datetime | None
+                       ) -> list[dict[str, Any]]:
+    """The browser deliveries (strategy `all`) that were settled when the event was
+    routed, because the receiver had no open session: they have no row, so they are
+    read off the stored plan (every planned browser receiver under `all` without a
+    browser row), shaped like the activity view's other deliveries."""
+    with_row = {(r.receiver_kind, r.receiver_id) for r in rows if r.channel == Channel.BROWSER}
+    at = routed_at.isoformat() if routed_at else ""
+    history = [{"status": DeliveryStatus.PENDING.value, "at": at, "detail": PLANNED},
+               {"status": DeliveryStatus.SENT.value, "at": at, "detail": NO_SESSION}]
+    return [{
+        "id": None, "receiver": {"kind": r["kind"], "id": r["id"]},
+        "channel": Channel.BROWSER.value, "status": DeliveryStatus.SENT.value,
+        "strategy": Strategy.ALL.value, "step": 0, "remaining_chain": [], "attempts": 0,
+        "last_error": None, "provider_response": NO_SESSION, "next_attempt_at": None,
+        "history": history, "status_times": {h["status"]: h["at"] for h in history},
+    } for r in plan.get("receivers", [])
+        if r.get("strategy") == Strategy.ALL and Channel.BROWSER in r.get("channels", ())
+        and (r["kind"], r["id"]) not in with_row]

@@ -27,7 +27,6 @@ from router import models as m
 from router.audience import DirectoryView
 from router.bulk import insert_rows
 from router.db import one_of
-from router.deliveries import NO_SESSION
 from router.engine import RuleEngine
 from router.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
 from router.events import Event
@@ -85,8 +84,9 @@ class RouteResult:
     # browser deliveries under `all`: their live messages, by delivery id, built in the
     # route transaction; the worker publishes them right after commit (no queue hop)
     live: dict[int, dict[str, Any]] = field(default_factory=dict)
-    # browser deliveries under `all` settled at routing time (no open session); the
-    # worker asks again after commit and publishes to any session opened meanwhile
+    # browser deliveries under `all` settled at routing (no open session, so no row; keyed
+    # by feed item id): the worker asks again after commit and publishes to any session
+    # opened meanwhile
     settled: list[feed.LiveTarget] = field(default_factory=list)
     written_at: float = field(default_factory=time.time)  # when the deliveries were written
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> ms (for the log)
@@ -270,32 +270,32 @@ class Router:
                     strategy=str(r.strategy), step=0, chain=chain, feed_item_id=item,
                     content=NO_CONTENT if channel == Channel.BROWSER and not first_success
                     else content,
-                    attempts=0, provider_response=None, created_at=now, updated_at=now))
+                    attempts=0, created_at=now, updated_at=now))
         return values
 
     def _insert_deliveries(self, s: Session, values: list[dict[str, Any]],
                            result: RouteResult) -> None:
         """The outbox rows. Their first history line ("pending: planned") is not written:
         ``deliveries.history`` derives it from the row's created_at (step 0). A browser
-        delivery under `all` to a receiver without an open session is written settled
-        (sent, no attempt): the feed item is all there is to deliver."""
+        delivery under `all` to a receiver without an open session gets no row at all:
+        the feed item is all there is to deliver, so it is settled here, and the activity
+        view shows it from the event's plan (``deliveries.settled_at_routing``)."""
         started = time.perf_counter()
         live = [v for v in values if v["channel"] == Channel.BROWSER
                 and v["strategy"] == Strategy.ALL]
         online = self.online(_live_key(v) for v in live) if self.online and live else None
         if online is not None:
-            for v in live:
-                if _live_key(v) not in online:
-                    v.update(status=DeliveryStatus.SENT, provider_response=NO_SESSION)
+            settled = [v for v in live if _live_key(v) not in online]
+            result.settled += [_target(v["feed_item_id"], v) for v in settled]
+            gone = {id(v) for v in settled}
+            values = [v for v in values if id(v) not in gone]
         started = result.timed("presence", started)
         ids = insert_rows(s, DELIVERIES, values)
         started = result.timed("deliveries", started)
         result.written_at = time.time()
         targets = []
         for did, v in zip(ids, values, strict=True):
-            if v["status"] == DeliveryStatus.SENT:
-                result.settled.append(_target(did, v))
-            elif v["channel"] == Channel.BROWSER and v["strategy"] == Strategy.ALL:
+            if v["channel"] == Channel.BROWSER and v["strategy"] == Strategy.ALL:
                 targets.append(_target(did, v))
             else:
                 result.start[Channel(v["channel"])].append(did)

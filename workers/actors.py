@@ -11,14 +11,13 @@ from channels.base import Adapter, Job, Outcome
 from channels.registry import adapter_for
 from router import deliveries, feed, metrics
 from router.deliveries import Recorded
-from router.enums import Channel, DeliveryStatus, OutcomeStatus
+from router.enums import Channel, OutcomeStatus
 from router.models import utcnow
 
 if TYPE_CHECKING:
     from router.runtime import Runtime
 
 log = logging.getLogger("herald.workers")
-LATE = "published live: a session opened while the event was routed"
 
 
 def route_events(runtime: Runtime, pks: list[int]) -> None:
@@ -86,7 +85,8 @@ def publish_live(runtime: Runtime, entries: dict[int, dict[str, Any]],
 def publish_late(runtime: Runtime, settled: list[feed.LiveTarget]) -> None:
     """Receivers who had no open session when their batch was routed, asked again after
     the commit: a session opened meanwhile may have read the feed before the commit, so
-    it gets the live message now (the delivery stays as it was settled)."""
+    it gets the live message now. (Their deliveries were settled at routing and have no
+    row; the targets are keyed by feed item.)"""
     online = runtime.live.online((t.tenant, t.receiver_kind, t.receiver_id) for t in settled)
     late = [t for t in settled if (t.tenant, t.receiver_kind, t.receiver_id) in (online or ())]
     if not late:
@@ -94,11 +94,11 @@ def publish_late(runtime: Runtime, settled: list[feed.LiveTarget]) -> None:
     try:
         with runtime.db.session() as s:
             entries = feed.live_entries(s, late)
-            deliveries.log_lines(s, ((i, DeliveryStatus.SENT, LATE) for i in entries))
         runtime.live.publish(list(entries.values()))
     except Exception:  # noqa: BLE001 - the feed row is the record; the client replays it
         log.warning("deliver.late_publish_failed", extra={"deliveries": len(late)},
                     exc_info=True)
+    log.info("deliver.late", extra={"channel": str(Channel.BROWSER), "deliveries": len(late)})
 
 
 def deliver_inline(runtime: Runtime, channel: Channel, ids: list[int]) -> None:

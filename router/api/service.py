@@ -134,7 +134,10 @@ def _activity(row: m.EventRow, rows: list[m.Delivery],
         "matched_rules": plan.get("matched_rules", []),
         "receivers": plan.get("receivers", []), "dropped": plan.get("dropped", []),
         "notes": plan.get("notes", []),
-        "deliveries": [_delivery(r, history[r.id]) for r in rows],
+        "deliveries": sorted(
+            [_delivery(r, history[r.id]) for r in rows]
+            + deliveries.settled_at_routing(plan, rows, row.routed_at),
+            key=lambda d: (d["receiver"]["kind"], d["receiver"]["id"], d["step"])),
     }
 
 
