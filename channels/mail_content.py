@@ -192,9 +192,15 @@ def _part(subtype: str, text: str, marker: bytes) -> bytes:
     body = b"\r\n".join(lines) + b"\r\n"
     cte = "7bit"
     if not body.isascii() or max(map(len, lines), default=0) > 78 or marker[2:] in body:
-        cte, body = "quoted-printable", binascii.b2a_qp(body, istext=True)
+        cte, body = "quoted-printable", b"".join(map(_qp_line, lines))
     return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
             f"Content-Transfer-Encoding: {cte}\r\n\r\n").encode() + body
+
+
+@lru_cache(maxsize=4096)  # most lines of a template's output repeat from mail to mail
+def _qp_line(line: bytes) -> bytes:
+    """Quoted-printable is line-local: one line with its CRLF encodes as in the whole."""
+    return binascii.b2a_qp(line + b"\r\n", istext=True)
 
 
 def _address(value: str) -> str:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from router import models as m
@@ -18,6 +19,7 @@ from router.security import hash_secret
 
 PREFIX = "hu_"
 TOKEN_BYTES = 32  # as router.security.new_secret
+TOKENS = cast(Table, m.UnsubscribeToken.__table__)
 
 
 def issue(s: Session, tenant: str, kind: str, receiver_id: str) -> str:
@@ -32,7 +34,7 @@ def issue_many(s: Session, receivers: Sequence[tuple[str, str, str]]) -> list[st
               for i in range(0, len(entropy), TOKEN_BYTES)]
     if receivers:
         now = utcnow()
-        s.execute(insert(m.UnsubscribeToken), [
+        s.execute(insert(TOKENS), [  # Core table: the ORM bulk path cost ~5% of a worker
             {"token_hash": hash_secret(token), "tenant_id": tenant, "receiver_kind": kind,
              "receiver_id": receiver_id, "created_at": now}
             for token, (tenant, kind, receiver_id) in zip(tokens, receivers, strict=True)])
