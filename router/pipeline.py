@@ -223,8 +223,10 @@ class Router:
         started = time.perf_counter()
         items = feed.write_many(s, entries)
         started = result.timed("feed", started)
+        offline = self._offline(planned)
+        started = result.timed("presence", started)
         values = [v for (row, _doc, plan), (link, rendered) in zip(planned, renders, strict=True)
-                  for v in self._delivery_rows(row, plan, rendered, items, link)]
+                  for v in self._delivery_rows(row, plan, rendered, items, link, offline, result)]
         self._insert_deliveries(s, values, result)
         now = utcnow()
         for row, _doc, plan in planned:
@@ -232,6 +234,16 @@ class Router:
             row.attempts += 1
             row.plan = plan.as_dict()
             result.routed.append(row.pk)
+
+    def _offline(self, planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]]
+                 ) -> set[LiveKey]:
+        """Receivers of a browser delivery under `all` with no open websocket session
+        (nobody, when presence cannot be told)."""
+        keys = {(row.tenant_id, str(r.kind), r.id) for row, _doc, plan in planned
+                for r in plan.receivers
+                if r.strategy == Strategy.ALL and Channel.BROWSER in r.channels}
+        online = self.online(keys) if self.online and keys else None
+        return set() if online is None else keys - online
 
     def _render(self, doc: dict[str, Any], plan: RoutingPlan) -> dict[str, Texts]:
         spec = self.engine.ruleset.events.get(doc["type"])
@@ -248,24 +260,34 @@ class Router:
         return texts.title, texts.message
 
     def _delivery_rows(self, row: m.EventRow, plan: RoutingPlan, rendered: dict[str, Texts],
-                       items: dict[tuple[int, str, str], int], link: str
-                       ) -> list[dict[str, Any]]:
+                       items: dict[tuple[int, str, str], int], link: str,
+                       offline: set[LiveKey], result: RouteResult) -> list[dict[str, Any]]:
         """One row per receiver and channel (first_success: the first step only). The
         texts a channel needs go in `content`; a browser delivery under `all` carries
-        none (its feed item holds them), so a fan-out writes one shared empty content."""
+        none (its feed item holds them). One to a receiver without an open session gets
+        no row: it is settled here (the feed item is the delivery; the activity view
+        shows it from the plan, ``deliveries.settled_at_routing``)."""
         values = []
         now = utcnow()
         for r in plan.receivers:
+            kind = str(r.kind)
+            item = items.get((row.pk, kind, r.id))
+            first_success = r.strategy == Strategy.FIRST_SUCCESS
+            channels = r.channels[:1] if first_success else r.channels
+            if not first_success and Channel.BROWSER in channels \
+                    and (row.tenant_id, kind, r.id) in offline:
+                result.settled.append(feed.LiveTarget(item or 0, row.tenant_id, kind, r.id, item))
+                channels = [c for c in channels if c != Channel.BROWSER]
+            if not channels:
+                continue
             lang = self.texts.pick_language(r.language)
             content = {"language": lang, "title": rendered[lang].title,
                        "message": rendered[lang].message, "link": link, "email": r.email,
                        "name": r.name, "created_at": now.isoformat()}
-            first_success = r.strategy == Strategy.FIRST_SUCCESS
             chain = [str(c) for c in r.channels[1:]] if first_success else NO_CHAIN
-            item = items.get((row.pk, str(r.kind), r.id))
-            for channel in (r.channels[:1] if first_success else r.channels):
+            for channel in channels:
                 values.append(dict(
-                    tenant_id=row.tenant_id, event_pk=row.pk, receiver_kind=str(r.kind),
+                    tenant_id=row.tenant_id, event_pk=row.pk, receiver_kind=kind,
                     receiver_id=r.id, channel=str(channel), status=DeliveryStatus.PENDING,
                     strategy=str(r.strategy), step=0, chain=chain, feed_item_id=item,
                     content=NO_CONTENT if channel == Channel.BROWSER and not first_success
@@ -276,20 +298,8 @@ class Router:
     def _insert_deliveries(self, s: Session, values: list[dict[str, Any]],
                            result: RouteResult) -> None:
         """The outbox rows. Their first history line ("pending: planned") is not written:
-        ``deliveries.history`` derives it from the row's created_at (step 0). A browser
-        delivery under `all` to a receiver without an open session gets no row at all:
-        the feed item is all there is to deliver, so it is settled here, and the activity
-        view shows it from the event's plan (``deliveries.settled_at_routing``)."""
+        ``deliveries.history`` derives it from the row's created_at (step 0)."""
         started = time.perf_counter()
-        live = [v for v in values if v["channel"] == Channel.BROWSER
-                and v["strategy"] == Strategy.ALL]
-        online = self.online(_live_key(v) for v in live) if self.online and live else None
-        if online is not None:
-            settled = [v for v in live if _live_key(v) not in online]
-            result.settled += [_target(v["feed_item_id"], v) for v in settled]
-            gone = {id(v) for v in settled}
-            values = [v for v in values if id(v) not in gone]
-        started = result.timed("presence", started)
         ids = insert_rows(s, DELIVERIES, values)
         started = result.timed("deliveries", started)
         result.written_at = time.time()
@@ -304,10 +314,6 @@ class Router:
         for target in targets:  # an item gone already: the queued path records the failure
             if target.delivery_id not in result.live:
                 result.start[Channel.BROWSER].append(target.delivery_id)
-
-
-def _live_key(v: dict[str, Any]) -> LiveKey:
-    return (v["tenant_id"], v["receiver_kind"], v["receiver_id"])
 
 
 def _target(delivery_id: int, v: dict[str, Any]) -> feed.LiveTarget:
