@@ -277,6 +277,8 @@ class Router:
             if not first_success and Channel.BROWSER in channels \
                     and (row.tenant_id, kind, r.id) in offline:
                 result.settled.append(feed.LiveTarget(item or 0, row.tenant_id, kind, r.id, item))
+                if len(channels) == 1:
+                    continue
                 channels = [c for c in channels if c != Channel.BROWSER]
             if not channels:
                 continue
