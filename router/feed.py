@@ -226,14 +226,9 @@ class Reader:
     cutoff: datetime | None = None  # code users: items older than this are hidden
 
     def where(self) -> Any:
-        clauses = [m.FeedItem.tenant_id == self.tenant, m.FeedItem.receiver_kind == self.kind,
-                   m.FeedItem.receiver_id == self.id]
-        if self.subject:
-            clauses += [m.FeedItem.subject_kind == self.subject[0],
-                        m.FeedItem.subject_id == self.subject[1]]
-        if self.cutoff:
-            clauses.append(m.FeedItem.updated_at > self.cutoff)
-        return and_(*clauses)
+        """The receiver filter with this reader's values bound (for the writes; the
+        reads run the prebuilt statements with ``params()``)."""
+        return and_(*_receiver(*self.shape)).params(self.params())
 
     @property
     def shape(self) -> tuple[bool, bool]:
