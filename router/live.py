@@ -41,6 +41,7 @@ REPLICAS = "herald:replicas"  # sorted set: API replica id -> last presence refr
 PRESENCE = "herald:presence:"  # + replica id: set of "tenant\x1fkind\x1fid" with a session
 PRESENCE_REFRESH_S = 10.0
 PRESENCE_TTL_S = 30.0
+CLOSE_TIMEOUT_S = 2.0  # redis-py's asyncio close can stall (redis/redis-py#3941): never wait longer
 
 
 Key = tuple[str, str, str]  # tenant, receiver kind, receiver id
@@ -58,49 +59,67 @@ def member(key: Key) -> str:
     return "\x1f".join(key)
 
 
+async def _bounded(*closing: Awaitable[Any]) -> None:
+    """Await each close for at most CLOSE_TIMEOUT_S; a stalled or failing close is let go
+    (the socket dies with the process, a presence set with its TTL)."""
+    for step in closing:
+        try:
+            await asyncio.wait_for(step, CLOSE_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - shutting down: nothing left to protect
+            log.debug("live.close_failed", extra={"error": repr(exc)})
+
+
 class Board:
-    """This replica's presence set in Redis (the writing side of presence)."""
+    """This replica's presence set in Redis (the writing side of presence).
+
+    Its writes run one at a time, in the order they were asked for: a leave sent on a
+    pooled connection must not overtake the refresh that re-asserted the receiver on a
+    connection still being opened, or the receiver would stay online after it left."""
 
     def __init__(self, redis_url: str, replica: str) -> None:
         self.client = aredis.from_url(redis_url, socket_timeout=2)
         self.replica = replica
         self.key = PRESENCE + replica
+        self._order = asyncio.Lock()  # FIFO: writes reach Redis in the order of the calls
 
     async def join(self, key: Key) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.sadd(self.key, member(key))
-        pipe.expire(self.key, int(PRESENCE_TTL_S))
-        pipe.zadd(REPLICAS, {self.replica: time.time()})
-        await pipe.execute()
+        async with self._order:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.sadd(self.key, member(key))
+            pipe.expire(self.key, int(PRESENCE_TTL_S))
+            pipe.zadd(REPLICAS, {self.replica: time.time()})
+            await pipe.execute()
 
     async def leave(self, key: Key) -> None:
-        await self.client.srem(self.key, member(key))
+        async with self._order:
+            await self.client.srem(self.key, member(key))
 
     async def refresh(self, current: Callable[[], Iterable[Key]]) -> None:
         """Re-assert every receiver (the set may have expired or Redis restarted) and
         drop members whose sessions are gone (a failed leave). Nothing is deleted
         wholesale: a join running meanwhile must not be wiped out."""
-        pipe = self.client.pipeline(transaction=False)
-        members = [member(k) for k in current()]
-        if members:
-            pipe.sadd(self.key, *members)
-        pipe.expire(self.key, int(PRESENCE_TTL_S))
-        pipe.zadd(REPLICAS, {self.replica: time.time()})
-        pipe.zremrangebyscore(REPLICAS, "-inf", time.time() - 10 * PRESENCE_TTL_S)
-        pipe.smembers(self.key)
-        stored = (await pipe.execute())[-1]
-        stale = {m.decode() for m in stored} - {member(k) for k in current()}
-        if stale:
-            await self.client.srem(self.key, *stale)
+        async with self._order:
+            pipe = self.client.pipeline(transaction=False)
+            members = [member(k) for k in current()]
+            if members:
+                pipe.sadd(self.key, *members)
+            pipe.expire(self.key, int(PRESENCE_TTL_S))
+            pipe.zadd(REPLICAS, {self.replica: time.time()})
+            pipe.zremrangebyscore(REPLICAS, "-inf", time.time() - 10 * PRESENCE_TTL_S)
+            pipe.smembers(self.key)
+            stored = (await pipe.execute())[-1]
+            stale = {m.decode() for m in stored} - {member(k) for k in current()}
+            if stale:
+                await self.client.srem(self.key, *stale)
 
     async def close(self) -> None:
-        try:
+        async def withdraw() -> None:
             pipe = self.client.pipeline(transaction=False)
             pipe.delete(self.key)
             pipe.zrem(REPLICAS, self.replica)
             await pipe.execute()
-        finally:
-            await self.client.aclose()  # type: ignore[attr-defined]
+
+        await _bounded(withdraw(), self.client.aclose())  # type: ignore[attr-defined]
 
 
 class Hub:
@@ -178,17 +197,13 @@ class Hub:
                            asyncio.create_task(self._refresh_loop())]
 
     async def stop(self) -> None:
+        """Stop listening and withdraw this replica's presence, in bounded time."""
         for task in self._tasks:
             task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                pass
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2 * CLOSE_TIMEOUT_S)
         if self.board is not None:
-            try:
-                await self.board.close()
-            except Exception:  # noqa: BLE001 - its set expires by itself
-                pass
+            await self.board.close()
 
     async def _refresh_loop(self) -> None:
         assert self.board is not None
@@ -212,15 +227,15 @@ class Hub:
                 await asyncio.sleep(1.0)
 
     async def _listen_once(self, redis_url: str) -> None:
-        client = aredis.from_url(redis_url)
+        client = aredis.from_url(redis_url, socket_connect_timeout=2)
+        pubsub = client.pubsub()
         try:
-            async with client.pubsub() as pubsub:
-                await pubsub.subscribe(CHANNEL)
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        await self.dispatch(json.loads(message["data"]))
+            await pubsub.subscribe(CHANNEL)
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    await self.dispatch(json.loads(message["data"]))
         finally:
-            await client.aclose()  # type: ignore[attr-defined]
+            await _bounded(pubsub.aclose(), client.aclose())  # type: ignore[attr-defined]
 
 
 class Live:
