@@ -6,15 +6,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-fast bench bench-smoke lint browser-deps clean
+.PHONY: setup run test test-fast bench bench-smoke lint browser-deps clean constraints
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@echo "==> creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Herald needs Python 3.11 or 3.12 (durable_rules does not build on 3.13)"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@echo "==> installing Herald and its test tools (durable_rules compiles C: ~1 min)"
-	$(BIN)/pip install --quiet --progress-bar off -e '.[test]'
+	$(BIN)/pip install --quiet --progress-bar off -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -42,7 +42,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	@echo "==> installing the bench extra (peers: Django 4.2, django-notifications-hq, apprise)"
-	$(BIN)/pip install --quiet --progress-bar off -e '.[test,bench]'
+	$(BIN)/pip install --quiet --progress-bar off -c constraints.txt -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
@@ -54,6 +54,12 @@ bench-smoke: $(BENCH_STAMP)
 lint: setup
 	$(BIN)/ruff check router channels workers tests bench
 	$(BIN)/mypy router channels workers
+
+# Pin what just passed: upgrade the venv (pip install -U ...), run make test, then this.
+constraints: setup
+	{ echo "# Exact versions the test suite last passed with (make setup installs with -c constraints.txt)."; \
+	  echo "# Regenerate after an upgrade that passes make test: make constraints"; \
+	  $(BIN)/pip freeze --exclude-editable; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) herald.db herald.db-* .pytest_cache
