@@ -108,3 +108,30 @@ def test_embedded_mode_asks_the_hub_in_this_process():
         await hub.stop()
 
     asyncio.run(main())
+
+
+def test_an_api_replica_shuts_down_even_when_redis_stops_answering():
+    """A Redis that accepts connections and never replies (hung, or a network black hole)
+    must not keep an API replica from stopping: joins give up, and so does the stop."""
+    async def main() -> float:
+        held: list[asyncio.StreamWriter] = []
+
+        async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)  # read nothing, answer nothing, never close
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        hub = Hub()
+        await hub.start(f"redis://127.0.0.1:{port}/0")
+        await hub.join(_session(ALICE))  # the presence write times out and is logged
+        assert hub.count(ALICE) == 1, "the session is served even without presence"
+        started = time.monotonic()
+        await hub.stop()
+        stopped_in = time.monotonic() - started
+        for writer in held:
+            writer.close()
+        server.close()
+        return stopped_in
+
+    stopped_in = asyncio.run(asyncio.wait_for(main(), 60))
+    assert stopped_in < 15, f"Hub.stop took {stopped_in:.1f} s against a silent Redis"
