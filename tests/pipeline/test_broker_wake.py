@@ -1,0 +1,74 @@
+"""The Redis broker's idle consumers are woken by an enqueue (workers.broker), against
+the real Redis: a message sent to a quiet queue is fetched at once, not after the
+consumer's idle backoff."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import dramatiq
+import pytest
+import redis
+
+from tests.conftest import REDIS_URL
+from workers.broker import WAKE, WakingRedisBroker
+
+IDLE_MS = 30_000  # an idle consumer's longest backoff, as if delivery.idle_poll_ms were 30 s
+
+
+@pytest.fixture
+def queue() -> Iterator[tuple[WakingRedisBroker, dramatiq.Actor, str]]:  # type: ignore[type-arg]
+    broker = WakingRedisBroker(url=REDIS_URL)
+    name = f"test-wake-{uuid.uuid4().hex[:8]}"
+    actor = dramatiq.actor(actor_name=f"echo_{name}", queue_name=name, broker=broker)(
+        lambda value: value)
+    try:
+        yield broker, actor, name
+    finally:
+        broker.flush(name)
+        broker.client.delete(WAKE + name, WAKE + name + ".DQ")
+        broker.close()
+
+
+def test_an_idle_consumer_fetches_a_message_as_soon_as_it_is_sent(queue):
+    broker, actor, name = queue
+    consumer = broker.consume(name, prefetch=1, timeout=IDLE_MS)
+    consumer.idle_misses = 20  # long idle: the next wait is 15-30 s without a wake-up
+    got: list[object] = []
+
+    def consume() -> None:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            message = next(consumer)
+            if message is not None:
+                got.append(message.args)
+                consumer.ack(message)
+                return
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    time.sleep(0.3)  # the consumer is waiting now
+    sent = time.monotonic()
+    actor.send("hello")
+    thread.join(timeout=40)
+    waited = time.monotonic() - sent
+    consumer.close()
+    assert got == [("hello",)]
+    assert waited < 10, f"the message waited {waited:.1f} s: the consumer slept its backoff"
+
+
+def test_only_immediate_messages_wake_and_the_wake_list_stays_one_long(queue):
+    broker, actor, name = queue
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        actor.send_with_options(args=("later",), delay=60_000)
+        assert client.llen(WAKE + name) == 0, "a delayed message must not wake anyone"
+        assert client.llen(WAKE + name + ".DQ") == 0
+        for i in range(5):
+            actor.send(i)
+        assert client.llen(WAKE + name) == 1, "nobody waits: one token, not one per message"
+    finally:
+        client.close()
