@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router import __version__
 from router.api import codes, errors, me, service, stream, unsub
@@ -122,11 +123,27 @@ def _page(title: str, parts: list[str]) -> str:
 
 
 def _body_limit(app: FastAPI, limit: int) -> None:
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
-            return JSONResponse({"error": {"code": "payload_too_large",
-                                           "message": f"request body over {limit} bytes"}},
-                                status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=limit)
+
+
+class BodyLimit:
+    """Refuse a request whose Content-Length is over the limit with 413, before its
+    body is read. Plain ASGI: Starlette's ``@app.middleware("http")`` wraps every
+    request in an extra task and stream (about 1 ms of the API's CPU per publish)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    if value.isdigit() and int(value) > self.limit:
+                        refused = JSONResponse(
+                            {"error": {"code": "payload_too_large",
+                                       "message": f"request body over {self.limit} bytes"}},
+                            status_code=413)
+                        await refused(scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)
