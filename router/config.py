@@ -66,8 +66,8 @@ class DeliveryConfig(BaseModel):
     presence_window_s: float = 5.0
     route_batch: int = 100  # events per route transaction (a job tops its batch up)
     route_concurrency: int = 2  # route jobs running at once per worker process
-    idle_poll_ms: int = 100  # longest pause of an idle worker between queue polls: the
-    #                          latency floor after a quiet spell (Dramatiq's default: 1 s)
+    idle_poll_ms: int = 100  # longest wait of an idle worker between queue polls; an
+    #                          enqueue wakes it at once (workers.broker.WakingRedisBroker)
 
 
 class ApiConfig(BaseModel):

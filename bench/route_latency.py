@@ -1,0 +1,108 @@
+"""One event at a time through the router, in this process: what a single publish
+costs below saturation (W3's latency floor), by stage and by SQL statement.
+
+    python -m bench.route_latency [--events 200] [--employees 10000]
+
+The W1 directory and rule set on a fresh PostgreSQL schema; every receiver counts as
+online (live messages are built). Prints the route p50, the stage timings of
+`route.batch`, and each statement's mean wait per event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import text
+
+from bench.common import pg_schema, progress
+from bench.routing_bench import ROOT, directory, events, extra_rules
+from router.config import get_settings
+from router.engine import RuleEngine
+from router.pipeline import Router, publish
+from router.rulefile import load_ruleset
+from router.texts import TextCatalogue
+
+WARM_UP = 20
+
+
+def run(n_events: int, employees: int) -> dict[str, Any]:
+    random.seed(7)
+    rules_dir = Path(tempfile.mkdtemp())
+    try:
+        for f in (ROOT / "rules").glob("*.yaml"):
+            if not f.name.endswith(".test.yaml"):
+                shutil.copy(f, rules_dir)
+        (rules_dir / "extra.yaml").write_text(extra_rules(200))
+        engine = RuleEngine(load_ruleset(rules_dir))
+        with pg_schema("route_latency") as schema:
+            progress(f"loading {employees:,} employees ...")
+            directory(schema.db, "bench", employees)
+            with schema.db.engine.begin() as conn:
+                conn.execute(text("ANALYZE"))
+            router = Router(engine, TextCatalogue(), get_settings().links, batch=100,
+                            online=lambda keys: set(keys))
+            waits: collections.Counter[str] = collections.Counter()
+            counts: collections.Counter[str] = collections.Counter()
+
+            def before(conn: Any, *_: Any) -> None:
+                conn.info["t0"] = time.perf_counter()
+
+            def after(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                key = " ".join(statement.split()[:6])
+                waits[key] += time.perf_counter() - conn.info["t0"]
+                counts[key] += 1
+
+            sa_event.listen(schema.db.engine, "before_cursor_execute", before)
+            sa_event.listen(schema.db.engine, "after_cursor_execute", after)
+            latencies: list[float] = []
+            stages: dict[str, list[float]] = collections.defaultdict(list)
+            progress(f"routing {n_events} events one at a time ...")
+            for i, e in enumerate(events("bench", n_events + WARM_UP)):
+                with schema.db.session() as s:
+                    pk = publish(s, "bench", [e])[0].pk
+                if i == WARM_UP:
+                    waits.clear()
+                    counts.clear()
+                started = time.perf_counter()
+                with schema.db.session() as s:
+                    result = router.route(s, [pk])
+                if i >= WARM_UP:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    for stage, ms in result.timings_ms.items():
+                        stages[stage].append(ms)
+    finally:
+        shutil.rmtree(rules_dir)
+    per_event = {k: (v / n_events * 1000, counts[k] / n_events) for k, v in waits.items()}
+    return {"route_p50_ms": statistics.median(latencies),
+            "stages_p50_ms": {k: statistics.median(v) for k, v in stages.items()},
+            "statements": per_event}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.route_latency", description=__doc__)
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--employees", type=int, default=10_000)
+    args = parser.parse_args()
+    out = run(args.events, args.employees)
+    # publish's INSERT shares the listener: keep only what route ran
+    statements = {k: v for k, v in out["statements"].items() if not k.startswith("INSERT INTO events")}
+    total = sum(n for _, n in statements.values())
+    print(f"route p50 {out['route_p50_ms']:.1f} ms; {total:.0f} statements per event, "
+          f"{sum(ms for ms, _ in statements.values()):.1f} ms waiting on PostgreSQL")
+    for stage, ms in out["stages_p50_ms"].items():
+        print(f"  stage {stage:13s} {ms:6.2f} ms")
+    for key, (ms, n) in sorted(statements.items(), key=lambda kv: -kv[1][0]):
+        print(f"  {ms:6.2f} ms  x{n:.0f}  {key[:90]}")
+
+
+if __name__ == "__main__":
+    main()
