@@ -71,7 +71,7 @@ def rows(raw: dict[str, Any]) -> list[Row]:
 
 
 def rules(n: int, n_extra: int) -> dict[str, Any]:
-    from bench.w1_routing import build_rules
+    from bench.routing_bench import build_rules
 
     with tmpdir("raw-rules") as tmp:
         ruleset = load_ruleset(build_rules(tmp, n_extra))

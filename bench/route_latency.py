@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import random
 import shutil
 import statistics
 import tempfile
@@ -24,7 +23,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import text
 
 from bench.common import pg_schema, progress
-from bench.routing_bench import ROOT, directory, events, extra_rules
+from bench.routing_bench import build_rules, directory, events
 from router.config import get_settings
 from router.engine import RuleEngine
 from router.pipeline import Router, publish
@@ -35,14 +34,9 @@ WARM_UP = 20
 
 
 def run(n_events: int, employees: int) -> dict[str, Any]:
-    random.seed(7)
     rules_dir = Path(tempfile.mkdtemp())
     try:
-        for f in (ROOT / "rules").glob("*.yaml"):
-            if not f.name.endswith(".test.yaml"):
-                shutil.copy(f, rules_dir)
-        (rules_dir / "extra.yaml").write_text(extra_rules(200))
-        engine = RuleEngine(load_ruleset(rules_dir))
+        engine = RuleEngine(load_ruleset(build_rules(rules_dir, 200)))
         with pg_schema("route_latency") as schema:
             progress(f"loading {employees:,} employees ...")
             directory(schema.db, "bench", employees)

@@ -46,6 +46,18 @@ def extra_rules(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def build_rules(dest: Path, n_extra: int) -> Path:
+    """The shipped rule files plus N extra rules (same seed: same rules every run)."""
+    rules = dest / "rules"
+    rules.mkdir(parents=True, exist_ok=True)
+    for f in (ROOT / "rules").glob("*.yaml"):
+        if not f.name.endswith(".test.yaml"):
+            shutil.copy(f, rules)
+    random.seed(7)
+    (rules / "extra.yaml").write_text(extra_rules(n_extra))
+    return rules
+
+
 def directory(db: Database, tenant: str, employees: int, create_tenant: bool = True) -> None:
     """EMPLOYEES employees (roles role0..role19, ~10 per role in user_roles) and a
     template `tpl` whose notification receivers are u0..u5. With create_tenant=False
@@ -82,13 +94,8 @@ def events(tenant: str, n: int) -> list[Event]:
 
 
 def run(n_events: int, n_extra: int, employees: int) -> dict[str, Any]:
-    random.seed(7)
     rules_dir = Path(tempfile.mkdtemp())
-    for f in (ROOT / "rules").glob("*.yaml"):
-        if not f.name.endswith(".test.yaml"):
-            shutil.copy(f, rules_dir)
-    (rules_dir / "extra.yaml").write_text(extra_rules(n_extra))
-    engine = RuleEngine(load_ruleset(rules_dir))
+    engine = RuleEngine(load_ruleset(build_rules(rules_dir, n_extra)))
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = Database(PG)
     with admin.engine.begin() as conn:

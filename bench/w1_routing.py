@@ -24,12 +24,9 @@ jobs_per_event = route messages + channel messages per event.
 from __future__ import annotations
 
 import json
-import random
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,7 +36,6 @@ import redis
 from bench import routing_bench as rb
 from bench.common import (
     REDIS_URL,
-    ROOT,
     Deployment,
     Row,
     Sizes,
@@ -58,18 +54,6 @@ from router import tenants
 BATCH = 1000
 TARGET = 1000.0
 CHANNEL_QUEUES = ("herald.browser", "herald.email", "herald.push")
-
-
-def build_rules(dest: Path, n_extra: int) -> Path:
-    """The shipped rule files plus N extra rules (same seed: same rules every run)."""
-    rules = dest / "rules"
-    rules.mkdir(parents=True, exist_ok=True)
-    for f in (ROOT / "rules").glob("*.yaml"):
-        if not f.name.endswith(".test.yaml"):
-            shutil.copy(f, rules)
-    random.seed(7)
-    (rules / "extra.yaml").write_text(rb.extra_rules(n_extra))
-    return rules
 
 
 def docs(tenant: str, n: int, prefix: str) -> list[dict[str, Any]]:
@@ -171,7 +155,7 @@ def run(sizes: Sizes, raw: dict[str, Any], profile_dir: str | None = None,
         peers: bool = True) -> list[Row]:
     n, warm = sizes.w1_events, sizes.w1_warmup
     with pg_schema("bench_w1") as schema, tmpdir("w1") as tmp:
-        rules = build_rules(tmp, sizes.w1_extra_rules)
+        rules = rb.build_rules(tmp, sizes.w1_extra_rules)
         with schema.db.session() as s:
             created = tenants.create(s, "Bench W1", tenant_id="bench")
         progress(f"W1: loading {sizes.w1_employees:,} employees, "

@@ -37,7 +37,8 @@ from bench.common import (
     tmpdir,
     verdict,
 )
-from bench.w1_routing import CHANNEL_QUEUES, build_rules
+from bench.routing_bench import build_rules
+from bench.w1_routing import CHANNEL_QUEUES
 from router import tenants
 from router.config import load_settings
 from router.events import Event

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router import __version__
 from router.api import codes, errors, me, service, stream, unsub
+from router.api.errors import error_body
 from router.live import Hub
 from router.runtime import Runtime
 
@@ -139,9 +140,8 @@ class BodyLimit:
             for name, value in scope["headers"]:
                 if name == b"content-length":
                     if value.isdigit() and int(value) > self.limit:
-                        refused = JSONResponse(
-                            {"error": {"code": "payload_too_large",
-                                       "message": f"request body over {self.limit} bytes"}},
+                        refused = JSONResponse(error_body(
+                            "payload_too_large", f"request body over {self.limit} bytes"),
                             status_code=413)
                         await refused(scope, receive, send)
                         return

@@ -18,7 +18,7 @@ from router.errors import HeraldError, Problem, RateLimited, ValidationFailed
 log = logging.getLogger("herald.api")
 
 
-def _body(code: str, message: str, **extra: object) -> dict[str, object]:
+def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
@@ -47,7 +47,7 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     headers = dict(getattr(exc, "headers", None) or {})
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(_allowed_methods(request))
-    return JSONResponse(_body(code, str(exc.detail)), status_code=exc.status_code,
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
                         headers=headers)
 
 
@@ -63,13 +63,13 @@ def _allowed_methods(request: Request) -> list[str]:
 
 async def database_down(_request: Request, exc: Exception) -> JSONResponse:
     log.error("db.unavailable", extra={"error": str(exc)[:300]})
-    return JSONResponse(_body("unavailable", "the database is unavailable; retry shortly"),
+    return JSONResponse(error_body("unavailable", "the database is unavailable; retry shortly"),
                         status_code=503, headers={"Retry-After": "2"})
 
 
 async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("api.unexpected", exc_info=exc)
-    return JSONResponse(_body("internal", "internal error; it has been logged"), status_code=500)
+    return JSONResponse(error_body("internal", "internal error; it has been logged"), status_code=500)
 
 
 def install(app: FastAPI) -> None:
