@@ -7,7 +7,6 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-import router.models
 
 revision = '0001'
 down_revision = None
@@ -26,9 +25,9 @@ def upgrade() -> None:
     sa.Column('subject_kind', sa.String(length=20), nullable=False),
     sa.Column('subject_id', sa.String(length=200), nullable=False),
     sa.Column('subscription_id', sa.String(length=200), nullable=False),
-    sa.Column('created_at', router.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', router.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', router.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('token_hash')
     )
@@ -37,7 +36,7 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('delivery_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('at', router.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('detail', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
@@ -61,9 +60,9 @@ def upgrade() -> None:
     sa.Column('count', sa.Integer(), nullable=False),
     sa.Column('unread', sa.Boolean(), nullable=False),
     sa.Column('last_event_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('created_at', router.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', router.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('read_at', router.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('read_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('ix_feed_receiver_seq', 'feed_items', ['tenant_id', 'receiver_kind', 'receiver_id', 'seq'], unique=False)
@@ -86,7 +85,7 @@ def upgrade() -> None:
     sa.Column('endpoint', sa.String(length=2000), nullable=False),
     sa.Column('p256dh', sa.String(length=200), nullable=True),
     sa.Column('auth', sa.String(length=100), nullable=True),
-    sa.Column('created_at', router.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('tenant_id', 'user_id', 'kind', 'endpoint', name='uq_push_target')
     )
@@ -97,9 +96,9 @@ def upgrade() -> None:
     sa.Column('api_key_hash', sa.String(length=128), nullable=False),
     sa.Column('signing_secret', sa.String(length=200), nullable=False),
     sa.Column('previous_signing_secret', sa.String(length=200), nullable=True),
-    sa.Column('secret_rotated_at', router.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('secret_rotated_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('default_language', sa.String(length=20), nullable=False),
-    sa.Column('created_at', router.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('api_key_hash')
     )
@@ -108,15 +107,15 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.String(length=100), nullable=False),
     sa.Column('receiver_kind', sa.String(length=20), nullable=False),
     sa.Column('receiver_id', sa.String(length=200), nullable=False),
-    sa.Column('created_at', router.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('used_at', router.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('token_hash')
     )
     op.create_table('code_states',
     sa.Column('tenant_id', sa.String(length=100), nullable=False),
     sa.Column('code_id', sa.String(length=200), nullable=False),
-    sa.Column('tokens_revoked_before', router.models.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('notifications_cutoff', router.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('tokens_revoked_before', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('notifications_cutoff', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], ),
     sa.PrimaryKeyConstraint('tenant_id', 'code_id')
     )
@@ -127,8 +126,8 @@ def upgrade() -> None:
     sa.Column('type', sa.String(length=100), nullable=False),
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('received_at', router.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('routed_at', router.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('routed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('plan', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
@@ -164,7 +163,7 @@ def upgrade() -> None:
     sa.Column('language', sa.String(length=20), nullable=True),
     sa.Column('created_by', sa.String(length=20), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', router.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], ),
     sa.PrimaryKeyConstraint('tenant_id', 'id')
     )
@@ -195,7 +194,7 @@ def upgrade() -> None:
     sa.Column('org_id', sa.String(length=200), nullable=True),
     sa.Column('avatar_url', sa.String(length=2000), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('updated_at', router.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], ),
     sa.PrimaryKeyConstraint('tenant_id', 'id')
     )
@@ -216,10 +215,10 @@ def upgrade() -> None:
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('provider_response', sa.Text(), nullable=True),
-    sa.Column('next_attempt_at', router.models.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('lease_until', router.models.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', router.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', router.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['event_pk'], ['events.pk'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -258,7 +257,7 @@ def upgrade() -> None:
     sa.Column('email', sa.Boolean(), nullable=False),
     sa.Column('customer_notifications', sa.Boolean(), nullable=False),
     sa.Column('advanced', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('updated_at', router.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'user_id'], ['users.tenant_id', 'users.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('tenant_id', 'user_id')
     )
