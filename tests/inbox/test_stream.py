@@ -19,6 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 from router import access
 from tests.harness import Client, Herald, wait_until
 from tests.inbox import (
+    AVATAR,
     Inbox,
     event,
     frame_checker,
@@ -110,6 +111,17 @@ def test_an_event_published_on_one_replica_reaches_a_client_on_the_other(replica
         assert quiet(on_b, 0.3)
     with Inbox(url_b, token) as alice:
         assert alice.items()[0]["id"] == got["item"]["id"] and alice.unread() == 2
+
+
+def test_a_live_item_shows_the_directory_avatar_of_an_actor_the_event_left_bare(
+        replicas, tenant):
+    _, _, url_b = replicas
+    tenant_id, secret, client = tenant
+    with connect(ws_url(url_b, user_token(secret, tenant_id, "alice"))) as ws:
+        assert frame(ws)["type"] == "hello"
+        publish(client, event("AV-1", actor={"id": "max"}))
+        assert next_frame(ws, "item")["item"]["actor"] == {"name": "Max Muster",
+                                                           "avatar_url": AVATAR}
 
 
 def test_only_the_receivers_own_sessions_get_an_item(replicas, tenant):
