@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from router import access
-from tests.harness import Client, Herald, wait_until
+from tests.harness import Client, Herald, free_port, wait_until
 from tests.inbox import (
     AVATAR,
     Inbox,
@@ -363,3 +363,25 @@ def test_the_api_docs_link_the_asyncapi_document(replicas):
     description = httpx.get(f"{url_a}/openapi.json", timeout=10).json()["info"]["description"]
     assert "/asyncapi.json" in description
     assert httpx.get(f"{url_a}/asyncapi.json", timeout=10).status_code == 200
+
+
+def test_reads_succeed_while_the_fan_out_redis_is_down(tmp_path, pg, new_tenant_key):
+    """The read is committed before the frame is published: a dead pub/sub Redis costs
+    the other sessions their frame, never the reader their answer."""
+    herald = Herald(tmp_path, smtp={"port": 1}, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        start(herald)
+        tenant_id, key, secret = new_tenant_key()
+        with Client(herald.url, key) as client, \
+                Inbox(herald.url, user_token(secret, tenant_id, "alice")) as alice:
+            seed_people(client)
+            publish(client, event("DN-1"), event("DN-2"))
+            started = time.monotonic()
+            assert alice.read(alice.items()[0]["id"]).status_code == 200
+            response = alice.post("/v1/me/notifications/read-all")
+            assert response.status_code == 200 and response.json() == {"unread": 0}
+            assert time.monotonic() - started < 5
+            assert alice.unread() == 0
+        assert "live.tell_failed" in herald.log("api")
+    finally:
+        herald.stop()
