@@ -27,7 +27,7 @@ class GroupPick:
 
 
 USER_COLUMNS = (m.User.id, m.User.kind, m.User.name, m.User.email, m.User.language,
-                m.User.active)
+                m.User.active, m.User.avatar_url)
 SETTINGS_COLUMNS = (m.UserSettings.user_id, m.UserSettings.push, m.UserSettings.email,
                     m.UserSettings.customer_notifications, m.UserSettings.advanced)
 

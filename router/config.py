@@ -7,12 +7,14 @@ The file is found at ``$HERALD_CONFIG`` or ``./config.yaml``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,9 +22,11 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from router.enums import SubjectKind
 from router.errors import ConfigError
 
 MAX_ACCESS_TOKEN_DAYS = 14
+DEMO_SUBJECT = "/demo/subject/"  # the page standing in for the host application (demo)
 
 
 class SmtpConfig(BaseModel):
@@ -91,15 +95,9 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     default_language: str = "en"
     access_token_days: int = MAX_ACCESS_TOKEN_DAYS
-    links: dict[str, str] = Field(
-        default_factory=lambda: {
-            "ticket": "https://app.example.com/tickets/{id}",
-            "task": "https://app.example.com/tasks/{id}",
-            "video_session": "https://app.example.com/video-sessions/{id}",
-            "code": "https://app.example.com/codes/{id}",
-            "device": "https://app.example.com/devices/{id}",
-        }
-    )
+    # deep links per subject kind ({id}, {number}); a kind left out points at
+    # {public_url}/demo/subject/<kind>/{id}, which production refuses (see _links_for_production)
+    links: dict[str, str] = Field(default_factory=dict)
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     push: PushConfig = Field(default_factory=PushConfig)
     fcm: FcmConfig = Field(default_factory=FcmConfig)
@@ -117,6 +115,22 @@ class Settings(BaseSettings):
                 f"(DESIGN §4: links live at most 14 days); got {value}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _links_for_production(self) -> Settings:
+        """Fill the kinds without a link from public_url; refuse a production setup whose
+        mails would carry loopback or demo-page links while Herald itself is public."""
+        self.links = {**demo_links(self.public_url), **self.links}
+        if self.production and not is_loopback(self.public_url):
+            wrong = [kind for kind, link in self.links.items() if not host_link(link)]
+            if wrong:
+                raise ValueError(links_problem(wrong, self.links))
+        return self
+
+    @property
+    def production(self) -> bool:
+        """Workers apart (a broker) or PostgreSQL: not the embedded demo."""
+        return bool(self.broker_url) or self.database_url.startswith("postgres")
 
     @property
     def pubsub_url(self) -> str:
@@ -140,18 +154,54 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+def demo_links(public_url: str) -> dict[str, str]:
+    base = public_url.rstrip("/")
+    return {kind.value: f"{base}{DEMO_SUBJECT}{kind.value}/{{id}}" for kind in SubjectKind}
+
+
+def is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_link(link: str) -> bool:
+    """A link that can lead a reader somewhere: not loopback, not Herald's demo page."""
+    return not is_loopback(link) and DEMO_SUBJECT not in urlsplit(link).path
+
+
+def links_problem(wrong: list[str], links: dict[str, str]) -> str:
+    first = wrong[0]
+    return (
+        f"links.{first} is {links[first]!r}: notifications would send readers to "
+        f"{'the demo page' if DEMO_SUBJECT in links[first] else 'a loopback address'} "
+        f"(also: {', '.join('links.' + k for k in wrong[1:]) or 'no other key'}). "
+        f"Set each to the host application's page, e.g. links.{first}: "
+        f"https://app.example.com/{first}s/{{id}} in config.yaml or "
+        f"HERALD_LINKS__{first.upper()}"
+    )
+
+
 def load_settings(**overrides: object) -> Settings:
     """Load and validate; a mistake raises ConfigError naming the key and the fix."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = [
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        ]
+        lines = [_problem(err) for err in exc.errors()]
         raise ConfigError(
             "configuration is invalid (config.yaml or HERALD_* environment):\n  "
             + "\n  ".join(lines)
         ) from None
+
+
+def _problem(err: Any) -> str:
+    where = ".".join(str(p) for p in err["loc"])
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 @lru_cache(maxsize=1)

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     func,
     or_,
     select,
@@ -34,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from router import access
+from router import access, frames
 from router import models as m
 from router.bulk import insert_rows
 from router.db import next_seq, one_of, pair_of
@@ -195,7 +196,7 @@ _ITEM_FIELDS = ("id", "seq", "unread", "created_at", "updated_at", "count", "eve
 _BY_KEY, _BY_ATTRIBUTE = itemgetter(*_ITEM_FIELDS), attrgetter(*_ITEM_FIELDS)
 
 
-def item_json(item: Any) -> dict[str, Any]:
+def item_json(item: Any) -> frames.FeedItem:
     """A feed item (ORM object or row) as the API and live messages show it.
 
     A row's values are taken through its mapping in one C call: attribute access on
@@ -325,7 +326,7 @@ def live_entries(s: Session, targets: list[LiveTarget]) -> dict[int, dict[str, A
     delivery id, read with two set-based queries. Deliveries whose item is gone are left
     out."""
     ids = {t.feed_item_id for t in targets if t.feed_item_id}
-    items: dict[int, dict[str, Any]] = {}
+    items: dict[int, frames.FeedItem] = {}
     for start in range(0, len(ids), 5000):
         chunk = sorted(ids)[start:start + 5000]
         items.update((row.id, item_json(row)) for row in s.execute(
@@ -368,18 +369,52 @@ def unread_counts(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[
     return counts
 
 
-def mark_read(s: Session, reader: Reader, item_id: int) -> m.FeedItem | None:
+@dataclass(frozen=True)
+class ReadChange:
+    """What a read did to a receiver's feed: the frame its other sessions need (None
+    when nothing changed, e.g. the item was read already)."""
+
+    frame: frames.Unread | None
+
+
+def mark_read(s: Session, reader: Reader, item_id: int) -> tuple[m.FeedItem | None, ReadChange]:
     item = s.scalars(select(m.FeedItem).where(reader.where(), m.FeedItem.id == item_id)
                      .with_for_update()).first()
-    if item is not None and item.unread:
-        item.unread, item.read_at = False, utcnow()
-    return item
+    if item is None or not item.unread:
+        return item, ReadChange(None)
+    item.unread, item.read_at = False, utcnow()
+    return item, ReadChange({"type": "unread", "unread": unread_count(s, reader),
+                             "read": [item.id]})
 
 
-def mark_all_read(s: Session, reader: Reader) -> int:
-    result = s.execute(update(m.FeedItem).where(reader.where(), m.FeedItem.unread)
-                       .values(unread=False, read_at=utcnow()))
-    return getattr(result, "rowcount", 0) or 0
+def mark_all_read(s: Session, reader: Reader) -> ReadChange:
+    """Mark read every unread item up to the highest seq now: an item bumped meanwhile
+    (a higher seq) stays unread, and other sessions un-bold exactly what was read."""
+    top = _read(s, _top_unread_statement(reader.shape), reader.params()).scalar_one()
+    if top is None:
+        return ReadChange(None)
+    s.execute(update(m.FeedItem).where(reader.where(), m.FeedItem.unread, m.FeedItem.seq <= top)
+              .values(unread=False, read_at=utcnow()))
+    return ReadChange({"type": "unread", "unread": unread_count(s, reader),
+                       "read_up_to_seq": int(top)})
+
+
+@cache
+def _top_unread_statement(shape: tuple[bool, bool]) -> Select[Any]:
+    return select(func.max(FEED.c.seq)).where(*_receiver(*shape), FEED.c.unread)
+
+
+def cleared(s: Session, tenant: str, code_id: str, cutoff: datetime) -> list[tuple[str, frames.Unread]]:
+    """After a code's "delete all notifications": each code user of the code with the
+    frame for its sessions (new unread count, items hidden up to a seq). One statement."""
+    c = FEED.c
+    visible_unread = func.sum(case((and_(c.unread, c.updated_at > cutoff), 1), else_=0))
+    hidden_top = func.max(case((c.updated_at <= cutoff, c.seq), else_=None))
+    rows = s.execute(select(c.receiver_id, visible_unread, hidden_top).where(
+        c.tenant_id == tenant, c.receiver_kind == ReceiverKind.CODE_USER, c.code_id == code_id)
+        .group_by(c.receiver_id))
+    return [(rid, {"type": "unread", "unread": int(n or 0), "hidden_up_to_seq": int(top)})
+            for rid, n, top in rows if top is not None]
 
 
 def replay(s: Session, reader: Reader, after_seq: int, limit: int = 500) -> list[Any]:

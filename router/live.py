@@ -3,6 +3,9 @@
 Workers call :meth:`Live.publish` with a batch of entries; each API process
 runs one :class:`Hub` that holds its open sessions and receives every batch,
 through Redis pub/sub (production) or directly in-process (embedded mode).
+Changes made through the API (read, read-all, a code's clear-notifications) send
+ready ``unread`` frames (``router.frames``) the same way with :meth:`Live.tell`,
+after their commit, on a second channel; a failed tell never fails the request.
 Pub/sub is fire-and-forget: the feed rows in SQL stay the truth and a
 reconnecting client replays from its last seen seq.
 
@@ -27,15 +30,18 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import redis
 import redis.asyncio as aredis
 
+from router import frames
+
 log = logging.getLogger("herald.live")
-CHANNEL = "herald:live"
+CHANNEL = "herald:live"  # item entries from the workers (LiveEntry lists)
+FRAMES = "herald:live:frames"  # ready frames for receivers (Addressed lists): reads, clears
 CHUNK = 500  # entries per pub/sub message
 REPLICAS = "herald:replicas"  # sorted set: API replica id -> last presence refresh (unix s)
 PRESENCE = "herald:presence:"  # + replica id: set of "tenant\x1fkind\x1fid" with a session
@@ -46,6 +52,15 @@ CLOSE_TIMEOUT_S = 2.0  # redis-py's asyncio close can stall (redis/redis-py#3941
 
 Key = tuple[str, str, str]  # tenant, receiver kind, receiver id
 Sender = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Addressed(TypedDict):
+    """A frame for every open session of one receiver."""
+
+    tenant: str
+    kind: str
+    id: str
+    frame: frames.Unread
 
 
 @dataclass(eq=False)
@@ -174,8 +189,16 @@ class Hub:
             for session in list(self.sessions.get(key, ())):
                 if entry.get("delivery"):
                     session.pending_acks[entry["item"]["id"]] = entry["delivery"]
-                sends.append(self._send(session, {"type": "item", "item": entry["item"],
-                                                  "unread": entry["unread"]}))
+                item: frames.Item = {"type": "item", "item": entry["item"],
+                                     "unread": entry["unread"]}
+                sends.append(self._send(session, dict(item)))
+        if sends:
+            await asyncio.gather(*sends)
+
+    async def dispatch_frames(self, addressed: list[Addressed]) -> None:
+        sends = [self._send(session, dict(one["frame"])) for one in addressed
+                 for session in list(self.sessions.get((one["tenant"], one["kind"], one["id"]),
+                                                       ()))]
         if sends:
             await asyncio.gather(*sends)
 
@@ -185,9 +208,12 @@ class Hub:
         except Exception:  # noqa: BLE001 - a closed socket: its handler cleans up
             self.remove(session)
 
-    def dispatch_threadsafe(self, entries: list[dict[str, Any]]) -> None:
+    def dispatch_threadsafe(self, entries: Sequence[Mapping[str, Any]],
+                            channel: str = CHANNEL) -> None:
         if self.loop is not None and not self.loop.is_closed():
-            asyncio.run_coroutine_threadsafe(self.dispatch(entries), self.loop)
+            step = (self.dispatch_frames(cast(list[Addressed], entries)) if channel == FRAMES
+                    else self.dispatch(cast(list[dict[str, Any]], entries)))
+            asyncio.run_coroutine_threadsafe(step, self.loop)
 
     async def start(self, redis_url: str) -> None:
         self.loop = asyncio.get_running_loop()
@@ -230,9 +256,13 @@ class Hub:
         client = aredis.from_url(redis_url, socket_connect_timeout=2)
         pubsub = client.pubsub()
         try:
-            await pubsub.subscribe(CHANNEL)
+            await pubsub.subscribe(CHANNEL, FRAMES)
             async for message in pubsub.listen():
-                if message.get("type") == "message":
+                if message.get("type") != "message":
+                    continue
+                if message["channel"] == FRAMES.encode():
+                    await self.dispatch_frames(json.loads(message["data"]))
+                else:
                     await self.dispatch(json.loads(message["data"]))
         finally:
             await _bounded(pubsub.aclose(), client.aclose())  # type: ignore[attr-defined]
@@ -276,12 +306,26 @@ class Live:
             log.warning("live.presence_unknown", extra={"error": str(exc)})
             return None
 
-    def publish(self, entries: list[dict[str, Any]]) -> None:
+    def publish(self, entries: Sequence[Mapping[str, Any]], channel: str = CHANNEL) -> None:
         if not self.redis_url:
             if self.hub is not None:
-                self.hub.dispatch_threadsafe(entries)
+                self.hub.dispatch_threadsafe(entries, channel)
             return
         pipe = self._redis().pipeline(transaction=False)
         for start in range(0, len(entries), CHUNK):
-            pipe.publish(CHANNEL, json.dumps(entries[start:start + CHUNK]))
+            pipe.publish(channel, json.dumps(entries[start:start + CHUNK]))
         pipe.execute()
+
+    def tell(self, addressed: list[Addressed]) -> bool:
+        """Send frames to every open session of their receivers, on every replica, after
+        the change was committed. Never raises: the change stands without the frame
+        (sessions catch up at their next item or reconnect)."""
+        if not addressed:
+            return True
+        try:
+            self.publish(addressed, FRAMES)
+            return True
+        except redis.RedisError as exc:
+            log.warning("live.tell_failed", extra={"receivers": len(addressed),
+                                                   "error": str(exc)})
+            return False

@@ -356,11 +356,23 @@ def plan_many(events: list[Event], view: DirectoryView, engine: RuleEngine
     wanted = [u for p in planners if isinstance(p, Planner) for u in p.wanted_users(p.rules)]
     view.settings(view.users(wanted))
     view.has_push(wanted)
+    view.users(p.actor_id for p in planners if isinstance(p, Planner) and p.actor_id)
     return [p if isinstance(p, Exception) else _finish(p) for p in planners]
+
+
+def fill_actor(doc: dict[str, Any], view: DirectoryView) -> None:
+    """The directory user's avatar (and name) where the event's actor left them empty."""
+    actor = doc.get("actor")
+    user = view.users([actor["id"]]).get(actor["id"]) if actor and actor.get("id") else None
+    if actor is None or user is None:
+        return
+    actor["avatar_url"] = actor.get("avatar_url") or user.avatar_url or ""
+    actor["name"] = actor.get("name") or user.name or ""
 
 
 def _finish(planner: Planner) -> tuple[dict[str, Any], RoutingPlan] | Exception:
     try:
+        fill_actor(planner.doc, planner.view)
         return planner.doc, plan_rules(planner, planner.rules)
     except Exception as exc:  # noqa: BLE001 - reported per event by the caller
         return exc

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -45,7 +46,9 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
             await runtime.hub.stop()
 
     app = FastAPI(title="Herald", version=__version__, lifespan=lifespan,
-                  description="Rules-engine driven notification router")
+                  description="Rules-engine driven notification router. The live websocket "
+                              "`WS /v1/me/stream` is described in AsyncAPI 3.0 at "
+                              "[/asyncapi.json](/asyncapi.json).")
     app.state.runtime = runtime
     errors.install(app)
     for module in (service, codes, me, stream, unsub):
@@ -86,6 +89,12 @@ def _static_routes(app: FastAPI) -> None:
             raise AuthError("wrong metrics token", code="auth.invalid_key")
         body, media = render()
         return Response(body, media_type=media)
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    def asyncapi_document(request: Request) -> dict[str, Any]:
+        from router.api.asyncapi import document
+
+        return document(request.app.state.runtime.settings.public_url)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

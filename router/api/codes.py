@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from router import access
+from router import access, feed
 from router.api.deps import RuntimeDep, TenantDep
 from router.api.errors import documented
+from router.enums import ReceiverKind
 
 router = APIRouter(prefix="/v1", tags=["access"], responses=documented(401, 404, 422, 503))
 
@@ -37,4 +38,7 @@ def clear_notifications(runtime: RuntimeDep, tenant: TenantDep, code_id: str) ->
     """"Delete all notifications": older items are hidden from code users only."""
     with runtime.db.session() as s:
         cutoff = access.clear_notifications(s, tenant, code_id)
+        changed = feed.cleared(s, tenant, code_id, cutoff)
+    runtime.live.tell([{"tenant": tenant, "kind": ReceiverKind.CODE_USER, "id": rid,
+                        "frame": frame} for rid, frame in changed])
     return {"code_id": code_id, "cutoff": cutoff.isoformat()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, Field
@@ -21,6 +21,7 @@ from router.api.errors import documented
 from router.api.service import check_settings
 from router.enums import PushKind, ReceiverKind
 from router.errors import AuthError, NotFound, Problem, ValidationFailed
+from router.runtime import Runtime
 
 router = APIRouter(prefix="/v1/me", tags=["me"], responses=documented(401, 404, 422, 503))
 
@@ -59,7 +60,8 @@ def notifications(runtime: RuntimeDep, who: PrincipalDep,
     """Newest first; pass `next_cursor` back as `cursor` for the next page."""
     with runtime.db.session() as s:
         rows, nxt = feed.page(s, who.reader, limit, _cursor_in(cursor), unread)
-        return Page(items=[feed.item_json(r) for r in rows], next_cursor=_cursor_out(nxt))
+        items = [feed.item_json(r) for r in rows]  # frames.FeedItem: the schema of a dict
+        return Page(items=cast(list[dict[str, Any]], items), next_cursor=_cursor_out(nxt))
 
 
 @router.get("/notifications/unread-count", response_model=Unread)
@@ -70,18 +72,31 @@ def unread_count(runtime: RuntimeDep, who: PrincipalDep) -> Unread:
 
 @router.post("/notifications/{item_id}/read")
 def read(runtime: RuntimeDep, who: PrincipalDep, item_id: int) -> dict[str, Any]:
+    """Mark one item read; the receiver's other open sessions get an `unread` frame."""
     with runtime.db.session() as s:
-        item = feed.mark_read(s, who.reader, item_id)
+        item, change = feed.mark_read(s, who.reader, item_id)
         if item is None:
             raise NotFound(f"notification {item_id} not found")
-        return feed.item_json(item)
+        shown = feed.item_json(item)
+    _tell(runtime, who, change)
+    return dict(shown)
 
 
 @router.post("/notifications/read-all", response_model=Unread)
 def read_all(runtime: RuntimeDep, who: PrincipalDep) -> Unread:
+    """Mark every unread item read; the receiver's open sessions get an `unread` frame."""
     with runtime.db.session() as s:
-        feed.mark_all_read(s, who.reader)
-        return Unread(unread=feed.unread_count(s, who.reader))
+        change = feed.mark_all_read(s, who.reader)
+        unread = change.frame["unread"] if change.frame else feed.unread_count(s, who.reader)
+    _tell(runtime, who, change)
+    return Unread(unread=unread)
+
+
+def _tell(runtime: Runtime, who: Principal, change: feed.ReadChange) -> None:
+    """After the commit: every open session of the receiver, on every replica."""
+    if change.frame is not None:
+        runtime.live.tell([{"tenant": who.tenant, "kind": str(who.kind), "id": who.id,
+                            "frame": change.frame}])
 
 
 def _user_only(who: Principal) -> Principal:

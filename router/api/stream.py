@@ -1,9 +1,7 @@
 """``WS /v1/me/stream``: live feed items, unread counts, acks, replay on reconnect.
 
-Protocol (JSON text frames):
-  server -> client  {"type": "hello", "unread": n}
-                    {"type": "item", "item": {...}, "unread": n}
-  client -> server  {"type": "ack", "id": <item id>, "seq": <item seq>}
+The frames are ``router.frames`` (hello, item, unread; ack from the client); the
+protocol is served as an AsyncAPI 3.0 document at ``/asyncapi.json``.
 Connect with ``?token=<user token>`` (browsers cannot set headers) and, after a
 disconnect, ``&last_seq=<highest seq seen>`` to receive what was missed.
 A refused connection is accepted, then closed with a code the client can act on:
@@ -16,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
@@ -24,13 +21,12 @@ from starlette.concurrency import run_in_threadpool
 from router import deliveries, feed, metrics
 from router.api.auth import Principal, principal
 from router.errors import AuthError
+from router.frames import POLICY_VIOLATION, TRY_AGAIN_LATER, ServerFrame
 from router.live import Session
 from router.runtime import Runtime
 
 log = logging.getLogger("herald.stream")
 router = APIRouter()
-POLICY_VIOLATION = 1008
-TRY_AGAIN_LATER = 1013
 
 
 def _authenticate(runtime: Runtime, token: str) -> Principal:
@@ -40,15 +36,14 @@ def _authenticate(runtime: Runtime, token: str) -> Principal:
         return principal(s, token, runtime.settings.api.signing_grace_s)
 
 
-def _hello(runtime: Runtime, who: Principal, last_seq: int | None) -> list[dict[str, Any]]:
+def _hello(runtime: Runtime, who: Principal, last_seq: int | None) -> list[ServerFrame]:
     with runtime.db.session() as s:
-        frames: list[dict[str, Any]] = [{"type": "hello",
-                                         "unread": feed.unread_count(s, who.reader)}]
-        if last_seq is not None:
-            unread = frames[0]["unread"]
-            frames += [{"type": "item", "item": feed.item_json(i), "unread": unread}
-                       for i in feed.replay(s, who.reader, last_seq)]
-        return frames
+        unread = feed.unread_count(s, who.reader)
+        hello: list[ServerFrame] = [{"type": "hello", "unread": unread}]
+        if last_seq is None:
+            return hello
+        return hello + [{"type": "item", "item": feed.item_json(i), "unread": unread}
+                        for i in feed.replay(s, who.reader, last_seq)]
 
 
 def _ack(runtime: Runtime, who: Principal, delivery_id: int) -> None:
@@ -89,7 +84,7 @@ async def stream(websocket: WebSocket) -> None:
                                          int(last_seq) if last_seq and last_seq.isdigit()
                                          else None)
         for frame in frames:
-            await websocket.send_json(frame)
+            await websocket.send_json(dict(frame))
         await _receive(websocket, runtime, who, session)
     except (WebSocketDisconnect, asyncio.CancelledError):
         pass

@@ -771,6 +771,20 @@ class HeraldInbox extends HTMLElement {
     return 'new';
   }
 
+  /** Un-bold what an `unread` frame says was read; drop what it says is hidden. */
+  _applyUnread(msg) {
+    const ids = new Set(Array.isArray(msg.read) ? msg.read : []);
+    const readTo = Number(msg.read_up_to_seq);
+    const hiddenTo = Number(msg.hidden_up_to_seq);
+    for (const [id, it] of this._items) {
+      const seq = Number(it.seq) || 0;
+      if (Number.isFinite(hiddenTo) && seq <= hiddenTo) this._items.delete(id);
+      else if (it.unread && (ids.has(id) || (Number.isFinite(readTo) && seq <= readTo))) {
+        this._items.set(id, Object.assign({}, it, { unread: false }));
+      }
+    }
+  }
+
   _setUnread(n) {
     const v = Number(n);
     if (!Number.isFinite(v)) return;
@@ -960,6 +974,8 @@ class HeraldInbox extends HTMLElement {
         this._render();
         break;
       case 'unread':
+        // Another session (tab, phone) read items, or a code's notifications were cleared.
+        this._applyUnread(msg);
         if (msg.unread != null) this._setUnread(msg.unread);
         this._render();
         break;

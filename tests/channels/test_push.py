@@ -42,6 +42,7 @@ from tests.servers.webpush import PushService, ReceivedPush, Reply, vapid_keypai
 
 DEFAULT_TTL = 3600
 TICKET_LINK = "https://app.example.com/tickets/{id}"
+LINKS = {"ticket": TICKET_LINK, "video_session": "https://app.example.com/video-sessions/{id}"}
 UNTEMPLATED = "ticket.note_added"  # in the catalogue, without a text template: texts fall back
 TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]{32}$")
 
@@ -294,7 +295,7 @@ def deployment(tmp_path_factory, pg, vapid, web_push, fcm) -> Iterator[Herald]:
     tmp = tmp_path_factory.mktemp("push")
     account = tmp / "fcm-service-account.json"
     account.write_text(json.dumps(fcm.service_account_info()))
-    herald = Herald(tmp, rules_path=str(_rules_with_an_untemplated_event(tmp)),
+    herald = Herald(tmp, rules_path=str(_rules_with_an_untemplated_event(tmp)), links=LINKS,
                     push={"vapid_private_key": vapid[0], "vapid_public_key": vapid[1],
                           "default_ttl_s": DEFAULT_TTL},
                     fcm={"service_account_file": str(account), "base_url": fcm.base_url})

@@ -9,11 +9,13 @@ tokens signed by the tenant's signing secret.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, Self
 
 import httpx
+import jsonschema_rs
 
 from router.api.auth import mint_user_token
 from tests.harness import Client, Herald, free_port, wait_until
@@ -148,3 +150,33 @@ def start(herald: Herald, replicas: int = 0) -> list[str]:
         for job in jobs:
             job.result()
         return [job.result() for job in extra]
+
+
+def frame_checker(document: dict[str, Any]) -> Callable[[dict[str, Any]], str | None]:
+    """Checks a websocket frame against its message's payload schema in an AsyncAPI
+    document; returns what is wrong, or None. Every object is closed for the check
+    (the document lets frames grow), so a field the document does not name is caught."""
+    components = _closed(document["components"])
+    validators = {name: jsonschema_rs.validator_for({
+        "components": components, "$ref": message["payload"]["$ref"]})
+        for name, message in document["components"]["messages"].items()}
+
+    def check(frame: dict[str, Any]) -> str | None:
+        validator = validators.get(str(frame.get("type")))
+        if validator is None:
+            return f"no message {frame.get('type')!r} in the document"
+        errors = [str(e) for e in validator.iter_errors(frame)]
+        return "; ".join(errors) or None
+
+    return check
+
+
+def _closed(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    closed = {k: _closed(v) for k, v in schema.items()}
+    if "properties" in closed and closed.get("type") == "object":
+        closed.setdefault("additionalProperties", False)
+    return closed

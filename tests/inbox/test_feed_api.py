@@ -79,6 +79,18 @@ def test_an_item_carries_every_field_the_drawer_shows(tenant, inbox):
     assert item["link"] == "https://app.herald.test/tickets/T-1?n=#101"
 
 
+def test_an_actor_known_to_the_directory_shows_its_avatar_when_the_event_has_none(
+        tenant, inbox):
+    _, _, client = tenant
+    publish(client, event("T-3", actor={"id": "max"}),
+            event("T-4", actor={"id": "stranger", "name": "Stan"}),
+            event("T-5", actor={"id": "max", "name": "Max", "avatar_url": "https://a.test/m"}))
+    items = {i["subject"]["id"]: i["actor"] for i in inbox("alice").items()}
+    assert items["T-3"] == {"name": "Max Muster", "avatar_url": AVATAR}
+    assert items["T-4"] == {"name": "Stan", "avatar_url": None}  # not in the directory
+    assert items["T-5"] == {"name": "Max", "avatar_url": "https://a.test/m"}  # the event wins
+
+
 def test_a_german_receiver_gets_german_text_from_the_same_event(tenant, inbox):
     _, _, client = tenant
     publish(client, event("T-2", number="#202", participants=["greta"],

@@ -7,16 +7,28 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.harness import Client, Herald, wait_until
-from tests.inbox import Inbox, event, publish, seed_people, start, user_token, wait_delivered
+from router import access
+from tests.harness import Client, Herald, free_port, wait_until
+from tests.inbox import (
+    AVATAR,
+    Inbox,
+    event,
+    frame_checker,
+    publish,
+    seed_people,
+    start,
+    user_token,
+    wait_delivered,
+)
 
 pytestmark = pytest.mark.slow
 MAX_WS = 3
@@ -50,6 +62,15 @@ def ws_url(http_url: str, token: str, **params: Any) -> str:
 
 def frame(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
     return json.loads(ws.recv(timeout=timeout))
+
+
+def next_frame(ws: ClientConnection, kind: str, timeout: float = 3) -> dict[str, Any]:
+    """The next frame of this type (skipping others, e.g. a late item), within timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = frame(ws, max(0.01, deadline - time.monotonic()))
+        if got["type"] == kind:
+            return got
 
 
 def refusal(url: str) -> tuple[int, str]:
@@ -90,6 +111,17 @@ def test_an_event_published_on_one_replica_reaches_a_client_on_the_other(replica
         assert quiet(on_b, 0.3)
     with Inbox(url_b, token) as alice:
         assert alice.items()[0]["id"] == got["item"]["id"] and alice.unread() == 2
+
+
+def test_a_live_item_shows_the_directory_avatar_of_an_actor_the_event_left_bare(
+        replicas, tenant):
+    _, _, url_b = replicas
+    tenant_id, secret, client = tenant
+    with connect(ws_url(url_b, user_token(secret, tenant_id, "alice"))) as ws:
+        assert frame(ws)["type"] == "hello"
+        publish(client, event("AV-1", actor={"id": "max"}))
+        assert next_frame(ws, "item")["item"]["actor"] == {"name": "Max Muster",
+                                                           "avatar_url": AVATAR}
 
 
 def test_only_the_receivers_own_sessions_get_an_item(replicas, tenant):
@@ -228,3 +260,128 @@ def test_an_expired_or_foreign_token_is_refused(replicas, tenant, new_tenant_key
     assert refusal(ws_url(url_b, expired)) == (1008, "token.expired")
     forged = user_token(other_secret, tenant_id, "alice")
     assert refusal(ws_url(url_b, forged)) == (1008, "token.invalid")
+
+
+# ------------------------------------------------------------ reads reach every session
+
+
+def test_reading_on_one_replica_updates_every_session_of_the_reader_on_the_other(
+        replicas, tenant):
+    _, url_a, url_b = replicas
+    tenant_id, secret, client = tenant
+    publish(client, event("R-1"), event("R-2"))
+    token = user_token(secret, tenant_id, "alice")
+    with connect(ws_url(url_b, token)) as phone, connect(ws_url(url_b, token)) as tab, \
+            Inbox(url_a, token) as alice:
+        assert frame(phone) == frame(tab) == {"type": "hello", "unread": 2}
+        first = alice.items()[0]
+        sent = time.monotonic()
+        assert alice.read(first["id"]).status_code == 200
+        got = next_frame(phone, "unread")
+        print(f"\nread on replica A -> unread frame on replica B: "
+              f"{(time.monotonic() - sent) * 1000:.0f} ms")
+        assert got == {"type": "unread", "unread": 1, "read": [first["id"]]}
+        assert next_frame(tab, "unread") == got
+        assert alice.read(first["id"]).status_code == 200  # read already: nothing changes
+        assert quiet(phone)
+
+
+def test_read_all_on_one_replica_tells_the_other_replicas_sessions_what_was_read(
+        replicas, tenant):
+    _, url_a, url_b = replicas
+    tenant_id, secret, client = tenant
+    publish(client, event("RA-1"), event("RA-2"), event("RA-3"))
+    token = user_token(secret, tenant_id, "alice")
+    with connect(ws_url(url_b, token)) as on_b, connect(ws_url(url_a, token)) as on_a, \
+            Inbox(url_a, token) as alice:
+        assert frame(on_b)["unread"] == frame(on_a)["unread"] == 3
+        newest = max(i["seq"] for i in alice.items())
+        response = alice.post("/v1/me/notifications/read-all")
+        assert response.status_code == 200 and response.json() == {"unread": 0}
+        expected = {"type": "unread", "unread": 0, "read_up_to_seq": newest}
+        assert next_frame(on_b, "unread") == expected
+        assert next_frame(on_a, "unread") == expected
+        assert alice.post("/v1/me/notifications/read-all").json() == {"unread": 0}
+        assert quiet(on_b)  # nothing was left to read
+    with connect(ws_url(url_b, user_token(secret, tenant_id, "bob"))) as bobs:
+        assert frame(bobs)["type"] == "hello" and quiet(bobs)
+
+
+def test_clearing_a_codes_notifications_updates_its_code_users_open_sessions(
+        replicas, tenant, pg):
+    _, _, url_b = replicas
+    tenant_id, _, client = tenant
+    client.put("/v1/subjects/ticket/CL-1", json={"kind": "ticket", "id": "CL-1",
+                                                 "code_id": "C-CL"})
+    client.put("/v1/subscriptions/cu-cl", json={
+        "id": "cu-cl", "subject_kind": "ticket", "subject_id": "CL-1", "code_id": "C-CL",
+        "email": "anon@example.com", "created_by": "employee"})
+    publish(client, event("CL-1", "ticket.message_added", message="before"))
+    with pg.session() as s:
+        token, _ = access.issue(s, tenant_id, "C-CL", ("ticket", "CL-1"), "cu-cl",
+                                datetime.now(UTC), 14)
+    with Inbox(url_b, token) as code_user, connect(ws_url(url_b, token)) as ws:
+        [item] = code_user.items()
+        assert frame(ws) == {"type": "hello", "unread": 1}
+        assert client.post("/v1/codes/C-CL:clear-notifications").status_code == 200
+        assert next_frame(ws, "unread") == {"type": "unread", "unread": 0,
+                                            "hidden_up_to_seq": item["seq"]}
+
+
+# ------------------------------------------------------------------ the documented frames
+
+
+def test_every_frame_the_server_sends_matches_the_served_asyncapi_document(replicas, tenant):
+    _, url_a, url_b = replicas
+    tenant_id, secret, client = tenant
+    document = httpx.get(f"{url_b}/asyncapi.json", timeout=10).json()
+    assert document["asyncapi"] == "3.0.0"
+    assert document["channels"]["stream"]["address"] == "/v1/me/stream"
+    assert {op["action"] for op in document["operations"].values()} == {"send", "receive"}
+    assert set(document["components"]["messages"]) == {"hello", "item", "unread", "ack"}
+    check = frame_checker(document)
+    publish(client, event("D-1"))
+    token = user_token(secret, tenant_id, "alice")
+    with connect(ws_url(url_b, token, last_seq=0)) as ws, Inbox(url_a, token) as alice:
+        sent = [frame(ws), frame(ws)]  # hello, then the replayed item
+        publish(client, event("D-2", actor={"id": "nobody", "name": "Nina"}))
+        sent.append(next_frame(ws, "item"))
+        alice.read(sent[-1]["item"]["id"])
+        sent.append(next_frame(ws, "unread"))
+        alice.post("/v1/me/notifications/read-all")
+        sent.append(next_frame(ws, "unread"))
+        ack = {"type": "ack", "id": sent[-3]["item"]["id"], "seq": sent[-3]["item"]["seq"]}
+    assert [f["type"] for f in sent] == ["hello", "item", "item", "unread", "unread"]
+    assert [check(f) for f in [*sent, ack]] == [None] * 6
+    assert check({"type": "unread", "unread": 1, "read": ["one"]}) is not None
+    assert check({"type": "item", "unread": 1, "item": {**sent[1]["item"], "extra": 1}}) \
+        is not None
+
+
+def test_the_api_docs_link_the_asyncapi_document(replicas):
+    _, url_a, _ = replicas
+    description = httpx.get(f"{url_a}/openapi.json", timeout=10).json()["info"]["description"]
+    assert "/asyncapi.json" in description
+    assert httpx.get(f"{url_a}/asyncapi.json", timeout=10).status_code == 200
+
+
+def test_reads_succeed_while_the_fan_out_redis_is_down(tmp_path, pg, new_tenant_key):
+    """The read is committed before the frame is published: a dead pub/sub Redis costs
+    the other sessions their frame, never the reader their answer."""
+    herald = Herald(tmp_path, smtp={"port": 1}, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        start(herald)
+        tenant_id, key, secret = new_tenant_key()
+        with Client(herald.url, key) as client, \
+                Inbox(herald.url, user_token(secret, tenant_id, "alice")) as alice:
+            seed_people(client)
+            publish(client, event("DN-1"), event("DN-2"))
+            started = time.monotonic()
+            assert alice.read(alice.items()[0]["id"]).status_code == 200
+            response = alice.post("/v1/me/notifications/read-all")
+            assert response.status_code == 200 and response.json() == {"unread": 0}
+            assert time.monotonic() - started < 5
+            assert alice.unread() == 0
+        assert "live.tell_failed" in herald.log("api")
+    finally:
+        herald.stop()
