@@ -7,7 +7,6 @@ import json
 import shutil
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
