@@ -36,21 +36,27 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_explain(args: argparse.Namespace) -> int:
+    """With --rules (or a --directory fixture alone) the files; else the deployed version
+    in force, or the one asked for with --version."""
     from router.engine import RuleEngine
     from router.ruletools import check, explain_in, render_plan, sandbox
 
-    ruleset, problems = check(args.rules)
-    if ruleset is None:
-        _print_problems(problems)
-        return 1
+    files = bool(args.rules) or (bool(args.directory) and args.version is None)
+    runtime: Any = None if files and args.directory else _runtime()
+    if files:
+        ruleset, problems = check(args.rules or "rules")
+        if ruleset is None:
+            _print_problems(problems)
+            return 1
+        engine = RuleEngine(ruleset)
+    else:
+        engine = runtime.rules.engine_for(args.version)
     doc = json.loads(Path(args.event).read_text(encoding="utf-8"))
-    engine = RuleEngine(ruleset)
     if args.directory:
         fixture = yaml.safe_load(Path(args.directory).read_text(encoding="utf-8")) or {}
         with sandbox(fixture) as (db, tenant):
             plan = explain_in(db, tenant, engine, doc)
     else:
-        runtime = _runtime()
         plan = explain_in(runtime.db, doc.get("tenant", ""), engine, doc)
     print(json.dumps(plan.as_dict(), indent=2) if args.json else render_plan(plan))
     return 0
@@ -91,15 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = rules.add_parser("explain", help="show how an event would be routed, and why")
     p.add_argument("event", help="event JSON file")
     p.add_argument("--directory", help="directory fixture YAML (default: the configured database)")
-    p.add_argument("--rules", default="rules")
+    p.add_argument("--rules", help="rule files to explain with instead of a deployed version")
+    p.add_argument("--version", type=int, help="a deployed version (default: the one in force)")
     p.add_argument("--json", action="store_true", help="machine-readable plan")
     p.set_defaults(func=cmd_rules_explain)
     p = rules.add_parser("test", help="run the rule test cases (*.test.yaml)")
     p.add_argument("path", nargs="?", default="rules")
     p.add_argument("--cases", help="test case file or folder (default: PATH)")
     p.set_defaults(func=cmd_rules_test)
-    from router import cli_service
+    from router import cli_rules, cli_service
 
+    cli_rules.register(rules)
     cli_service.register(sub)
     return parser
 

@@ -30,6 +30,8 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     print(f"==> migrating {runtime.db.engine.url.render_as_string(hide_password=True)}")
     runtime.db.migrate()
     print("✓ schema is up to date")
+    version = runtime.rules.bootstrap()
+    print(f"✓ rule set version {version} is in force")
     return 0
 
 
@@ -41,6 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     runtime = _runtime()
     if runtime.db.is_sqlite:
         runtime.db.migrate()
+        runtime.rules.bootstrap()
     mode = "embedded (in-process broker + workers)" if runtime.embedded else "API only"
     print(f"==> Herald on http://{args.host}:{args.port}  [{mode}; "
           f"db {runtime.db.engine.url.render_as_string(hide_password=True)}]", flush=True)
@@ -60,6 +63,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from workers.broker import Sweeper
 
     queues = [q.strip() for q in (args.queues or "").split(",") if q.strip()]
+    runtime.follow_rules()
     runtime.workers.start(threads=args.threads, queues=queues or None)
     sweeper = Sweeper(runtime)
     sweeper.start()

@@ -6,7 +6,11 @@ dispatcher threads disabled: Herald needs no timers), one lock around every
 engine call, and one fixed session id. Each event is asserted as a *fact* with
 a unique id, so every matching rule fires; the firings are collected and the
 fact retracted. A ruleset name cannot be registered twice, so each compiled
-version gets a fresh name, which is what makes hot reload an atomic swap.
+version gets a fresh name, which is what makes a swap atomic.
+
+A route batch pins the compiled set in force (:meth:`RuleEngine.pinned`) and uses
+that one object for every event of the batch; a swap meanwhile only retires the old
+set, which is freed when its last batch lets go of it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import itertools
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +47,30 @@ class CompiledRuleSet:
     shape: FactShape
     definition: dict[str, Any]
     order: dict[str, int]  # rule id -> position in the files
+    version: int | None = None  # the deployed version (None: files that were never deployed)
+    users: int = 0  # batches holding it (changed under the engine lock)
+    retired: bool = False  # swapped out: freed once no batch holds it
+    freed: bool = False
+
+
+@dataclass(frozen=True)
+class PinnedRules:
+    """One compiled version, held for a whole batch: every event is matched, planned
+    and rendered with the same rules."""
+
+    engine: RuleEngine
+    compiled: CompiledRuleSet
+
+    @property
+    def ruleset(self) -> RuleSet:
+        return self.compiled.ruleset
+
+    @property
+    def version(self) -> int | None:
+        return self.compiled.version
+
+    def match(self, doc: dict[str, Any]) -> list[str]:
+        return self.engine.match_in(self.compiled, [doc])[0]
 
 
 class RuleEngine:
@@ -52,13 +81,30 @@ class RuleEngine:
     _names = itertools.count(1)
     _fact_ids = itertools.count(1)  # a fact lives only between its assert and retract
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, version: int | None = None) -> None:
         self._fired: list[str] = []
-        self._current = self._compile(ruleset)
+        self._current = self._compile(ruleset, version)
 
     @property
     def ruleset(self) -> RuleSet:
         return self._current.ruleset
+
+    @property
+    def version(self) -> int | None:
+        return self._current.version
+
+    @contextmanager
+    def pinned(self) -> Iterator[PinnedRules]:
+        """The set in force now, kept alive (not freed by a swap) until the block ends."""
+        with self._lock:
+            current = self._current
+            current.users += 1
+        try:
+            yield PinnedRules(self, current)
+        finally:
+            with self._lock:
+                current.users -= 1
+                self._free_if_unused(current)
 
     @classmethod
     def _shared_host(cls) -> _QuietHost:
@@ -66,7 +112,7 @@ class RuleEngine:
             cls._host = _QuietHost()
         return cls._host
 
-    def _compile(self, ruleset: RuleSet) -> CompiledRuleSet:
+    def _compile(self, ruleset: RuleSet, version: int | None) -> CompiledRuleSet:
         shape = FactShape(rule.when for rule in ruleset.rules)
         definition = {
             f"r{i}": {"all": [{"m": to_durable(rule.when, shape)}], "run": self._action(rule)}
@@ -78,7 +124,7 @@ class RuleEngine:
                 # Host() deletes the "run" keys from the dict it is given: pass a copy.
                 self._shared_host().set_rulesets({name: dict(definition)})
         order = {rule.id: i for i, rule in enumerate(ruleset.rules)}
-        return CompiledRuleSet(name, ruleset, shape, definition, order)
+        return CompiledRuleSet(name, ruleset, shape, definition, order, version)
 
     def _action(self, rule: Rule) -> Any:
         fired = self._fired
@@ -88,13 +134,27 @@ class RuleEngine:
 
         return action
 
-    def swap(self, ruleset: RuleSet) -> None:
-        """Replace the rule set in force atomically; the old one is freed."""
-        fresh = self._compile(ruleset)
+    def swap(self, ruleset: RuleSet, version: int | None = None) -> None:
+        """Replace the rule set in force atomically (compiled before the lock is taken);
+        the old one is freed as soon as no batch holds it."""
+        fresh = self._compile(ruleset, version)
         with self._lock:
             old, self._current = self._current, fresh
+            old.retired = True
+            self._free_if_unused(old)
+        log.info("rules.swapped", extra={"version": version, "rules": len(ruleset.rules),
+                                         "ruleset": fresh.name})
+
+    def close(self) -> None:
+        """Free the set in force once no batch holds it (an engine no longer used)."""
+        with self._lock:
+            self._current.retired = True
+            self._free_if_unused(self._current)
+
+    def _free_if_unused(self, old: CompiledRuleSet) -> None:
+        if old.retired and old.users == 0 and not old.freed:
+            old.freed = True
             self._free(old)
-        log.info("rules.swapped", extra={"rules": len(ruleset.rules), "ruleset": fresh.name})
 
     def _free(self, old: CompiledRuleSet) -> None:
         if not old.definition:
@@ -115,11 +175,15 @@ class RuleEngine:
         return self.match_many([doc])[0]
 
     def match_many(self, docs: Sequence[dict[str, Any]]) -> list[list[str]]:
+        with self.pinned() as rules:
+            return self.match_in(rules.compiled, docs)
+
+    def match_in(self, compiled: CompiledRuleSet, docs: Sequence[dict[str, Any]]
+                 ) -> list[list[str]]:
         with self._lock:
-            current = self._current
-            if not current.definition:
+            if not compiled.definition:
                 return [[] for _ in docs]
-            return [self._match_one(current, doc) for doc in docs]
+            return [self._match_one(compiled, doc) for doc in docs]
 
     def _match_one(self, current: CompiledRuleSet, doc: dict[str, Any]) -> list[str]:
         host = self._shared_host()

@@ -115,3 +115,12 @@ CHANNEL_QUEUES = {
     Channel.PUSH: Queue.PUSH,
     Channel.EMAIL: Queue.EMAIL,
 }
+
+
+class RulesChange(StrEnum):
+    """How a rule set version came to be."""
+
+    BOOTSTRAP = "bootstrap"  # the files at rules_path, first start on an empty table
+    DEPLOY = "deploy"  # `herald rules deploy`
+    ROLLBACK = "rollback"  # `herald rules rollback N`: N's content as a new version
+    FILE_EDIT = "file_edit"  # embedded mode: an edit of the files, deployed automatically

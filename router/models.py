@@ -267,6 +267,7 @@ class EventRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     plan: Mapped[dict[str, Any] | None]
+    rules_version: Mapped[int | None] = mapped_column(Integer)  # the version that routed it
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "event_id", name="uq_events_tenant_event"),
@@ -404,3 +405,19 @@ class UnsubscribeToken(Base):
     receiver_id: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     used_at: Mapped[datetime | None]
+
+
+class RuleVersion(Base):
+    """A deployed rule set: every file's name and text. Versions only grow; the highest
+    one is the set in force (a rollback stores an old content as a new version)."""
+
+    __tablename__ = "rule_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    files: Mapped[list[Any]]  # [{"name": "platform.yaml", "text": "..."}], sorted by name
+    change: Mapped[str] = mapped_column(String(20))  # RulesChange
+    source_version: Mapped[int | None] = mapped_column(Integer)  # a rollback's origin
+    message: Mapped[str] = mapped_column(Text, default="")
+    deployed_by: Mapped[str] = mapped_column(String(200), default="")
+    deployed_at: Mapped[datetime] = mapped_column(default=utcnow)

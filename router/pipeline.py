@@ -27,12 +27,13 @@ from router import models as m
 from router.audience import DirectoryView
 from router.bulk import insert_rows
 from router.db import one_of
-from router.engine import RuleEngine
+from router.engine import PinnedRules, RuleEngine
 from router.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
 from router.events import Event
 from router.feed import FeedWrite
 from router.models import utcnow
 from router.planner import PlannedReceiver, RoutingPlan, plan_many
+from router.rulefile import RuleSet
 from router.texts import TextCatalogue, Texts, deep_link
 
 log = logging.getLogger("herald.pipeline")
@@ -158,6 +159,11 @@ class Router:
                                          "error": row.error, "attempts": row.attempts})
 
     def _route_batch(self, s: Session, rows: list[m.EventRow]) -> RouteResult:
+        with self.engine.pinned() as rules:  # one rule set version for the whole batch
+            return self._route_pinned(s, rows, rules)
+
+    def _route_pinned(self, s: Session, rows: list[m.EventRow], rules: PinnedRules
+                      ) -> RouteResult:
         result = RouteResult()
         started = time.perf_counter()
         planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]] = []
@@ -165,22 +171,22 @@ class Router:
         for row in rows:
             by_tenant[row.tenant_id].append(row)
         for tenant, group in by_tenant.items():
-            planned += self._plan_group(s, tenant, group, result)
+            planned += self._plan_group(s, tenant, group, rules, result)
         result.tenants = sorted(by_tenant)
         started = result.timed("plan", started)
-        self._write(s, planned, result)
+        self._write(s, planned, rules, result)
         result.timed("write", started)
         return result
 
-    def _plan_group(self, s: Session, tenant: str, rows: list[m.EventRow], result: RouteResult
-                    ) -> list[tuple[m.EventRow, dict[str, Any], RoutingPlan]]:
+    def _plan_group(self, s: Session, tenant: str, rows: list[m.EventRow], rules: PinnedRules,
+                    result: RouteResult) -> list[tuple[m.EventRow, dict[str, Any], RoutingPlan]]:
         events: list[tuple[m.EventRow, Event]] = []
         for row in rows:
             try:
                 events.append((row, Event.model_validate(row.payload)))
             except Exception as exc:  # noqa: BLE001 - a stored payload that no longer parses
                 self._failed(row, exc, result)
-        plans = plan_many([e for _, e in events], DirectoryView(s, tenant), self.engine)
+        plans = plan_many([e for _, e in events], DirectoryView(s, tenant), rules)
         ok = []
         for (row, _event), outcome in zip(events, plans, strict=True):
             if isinstance(outcome, Exception):
@@ -209,12 +215,12 @@ class Router:
     # ----------------------------------------------------------------- writing
 
     def _write(self, s: Session, planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]],
-               result: RouteResult) -> None:
+               rules: PinnedRules, result: RouteResult) -> None:
         entries: list[feed.FeedEntry] = []
         renders: list[tuple[str, dict[str, Texts]]] = []
         for row, doc, plan in planned:
             link = deep_link(self.links, doc["subject"])
-            rendered = self._render(doc, plan)
+            rendered = self._render(doc, plan, rules.ruleset)
             renders.append((link, rendered))
             entries.append(feed.FeedEntry(row.tenant_id, row.pk, doc, [
                 FeedWrite(str(r.kind), r.id, *self._texts(r, rendered), link)
@@ -233,6 +239,7 @@ class Router:
             row.status, row.routed_at, row.error = EventStatus.ROUTED, now, None
             row.attempts += 1
             row.plan = plan.as_dict()
+            row.rules_version = rules.version
             result.routed.append(row.pk)
 
     def _offline(self, planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]]
@@ -245,8 +252,9 @@ class Router:
         online = self.online(keys) if self.online and keys else None
         return set() if online is None else keys - online
 
-    def _render(self, doc: dict[str, Any], plan: RoutingPlan) -> dict[str, Texts]:
-        spec = self.engine.ruleset.events.get(doc["type"])
+    def _render(self, doc: dict[str, Any], plan: RoutingPlan, ruleset: RuleSet
+                ) -> dict[str, Texts]:
+        spec = ruleset.events.get(doc["type"])
         fallback = spec.title if spec else doc["type"]
         rendered: dict[str, Texts] = {}
         for r in plan.receivers:

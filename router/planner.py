@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from router import models as m
 from router.audience import DirectoryView
-from router.engine import RuleEngine
+from router.engine import PinnedRules, RuleEngine
 from router.enums import Channel, Origin, ReceiverKind, Strategy, Submodule, UserKind, Visibility
 from router.events import Event
 from router.rulefile import ChannelPrefs, Rule, RuleSet, Selector
@@ -61,6 +61,7 @@ class RoutingPlan:
     receivers: list[PlannedReceiver] = field(default_factory=list)
     dropped: list[Dropped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    rules_version: int | None = None  # the deployed rule set version it was planned with
 
     def as_dict(self) -> dict[str, Any]:
         # written out by hand: dataclasses.asdict deep-copies every field and was 5% of
@@ -87,6 +88,7 @@ class RoutingPlan:
                          "setting": d.setting, "channel": str(d.channel) if d.channel else None}
                         for d in self.dropped],
             "notes": list(self.notes),
+            "rules_version": self.rules_version,
         }
 
     def receiver(self, kind: ReceiverKind, rid: str) -> PlannedReceiver | None:
@@ -331,24 +333,28 @@ def _blocked(channel: Channel, user: Any, row: Any | None, has_push: bool
 
 def plan_event(event: Event, view: DirectoryView, engine: RuleEngine) -> RoutingPlan:
     """Route one event: which rules fire, who receives it, on which channels, and why."""
-    doc = enrich(event, view)
-    ruleset = engine.ruleset
-    fired = set(engine.match(doc))
-    return plan_matched(doc, [r for r in ruleset.rules if r.id in fired], ruleset, view)
+    with engine.pinned() as rules:
+        doc = enrich(event, view)
+        ruleset = rules.ruleset
+        fired = set(rules.match(doc))
+        plan = plan_matched(doc, [r for r in ruleset.rules if r.id in fired], ruleset, view)
+    plan.rules_version = rules.version
+    return plan
 
 
-def plan_many(events: list[Event], view: DirectoryView, engine: RuleEngine
+def plan_many(events: list[Event], view: DirectoryView, rules: PinnedRules
               ) -> list[tuple[dict[str, Any], RoutingPlan] | Exception]:
     """Route a batch of one tenant's events, asking the directory each question once
     for the whole batch. An event that cannot be planned yields its exception."""
     view.prefetch_subjects((e.subject.kind.value, e.subject.id) for e in events)
-    ruleset = engine.ruleset
+    ruleset = rules.ruleset
     planners: list[Planner | Exception] = []
     for event in events:
         try:
             doc = enrich(event, view)
-            fired = set(engine.match(doc))
+            fired = set(rules.match(doc))
             planner = Planner(ruleset, view, doc)
+            planner.plan.rules_version = rules.version
             planner.rules = [r for r in ruleset.rules if r.id in fired]
             planners.append(planner)
         except Exception as exc:  # noqa: BLE001 - one bad event must not sink the batch

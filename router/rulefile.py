@@ -271,19 +271,28 @@ def rule_files(path: Path) -> list[Path]:
     return sorted(p for p in path.glob("*.yaml") if not p.name.endswith(".test.yaml"))
 
 
-def load_ruleset(path: str | Path) -> RuleSet:
-    """Load and validate every rule file under path; raise RuleFileError listing all problems."""
+def read_rule_files(path: str | Path) -> list[tuple[str, str]]:
+    """(file as named in problems, text) of every rule file under path."""
     root = Path(path)
     files = rule_files(root)
-    problems: list[Problem] = []
     if not files:
-        problems.append(Problem(f"no rule files (*.yaml) found at {root}", file=str(root),
-                                line=1, column=1))
-        raise RuleFileError(problems)
-    ruleset = RuleSet(files=[str(f) for f in files])
+        raise RuleFileError([Problem(f"no rule files (*.yaml) found at {root}", file=str(root),
+                                     line=1, column=1)])
+    return [(str(f), f.read_text(encoding="utf-8")) for f in files]
+
+
+def load_ruleset(path: str | Path) -> RuleSet:
+    """Load and validate every rule file under path; raise RuleFileError listing all problems."""
+    return parse_ruleset(read_rule_files(path))
+
+
+def parse_ruleset(sources: list[tuple[str, str]]) -> RuleSet:
+    """Validate rule files given as (name, text), from disk or from a deployed version."""
+    problems: list[Problem] = []
+    ruleset = RuleSet(files=[name for name, _ in sources])
     pending: list[tuple[_FileParser, tuple, Any]] = []
-    for file in files:
-        src, syntax = load_located(file.read_text(encoding="utf-8"), str(file))
+    for name, text in sources:
+        src, syntax = load_located(text, name)
         problems += syntax
         if src is None:
             continue

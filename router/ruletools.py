@@ -58,7 +58,9 @@ def explain_in(db: Database, tenant: str, engine: RuleEngine, doc: dict[str, Any
 
 def render_plan(plan: RoutingPlan) -> str:
     """A routing plan in words a non-programmer can follow."""
-    out = [f"Event {plan.event_type} (id {plan.event_id})", ""]
+    rules = (f"rule set version {plan.rules_version}" if plan.rules_version is not None
+             else "rule files (not deployed)")
+    out = [f"Event {plan.event_type} (id {plan.event_id}), routed with {rules}", ""]
     out.append(f"Matched rules ({len(plan.matched_rules)}):")
     out += [f"  ✓ {r['id']}: {r['description']}" for r in plan.matched_rules] or ["  (none)"]
     out += ["", f"Receivers ({len(plan.receivers)}):"]

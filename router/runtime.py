@@ -6,17 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from router.config import Settings, get_settings
 from router.db import Database
-from router.engine import RuleEngine
-from router.errors import RuleFileError
 from router.limits import Limiter
 from router.live import Hub, Live
 from router.pipeline import Router
-from router.rulefile import load_ruleset, rule_files
+from router.rulesync import RuleSync
 from router.texts import TextCatalogue
 
 if TYPE_CHECKING:
@@ -51,7 +48,9 @@ class Runtime:
     def __init__(self, settings: Settings, *, hub: Hub | None = None) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
-        self.engine = RuleEngine(load_ruleset(settings.rules_path))
+        # the rule set version in force in the database (embedded: the files, deployed)
+        self.rules = RuleSync(self.db, settings.rules_path, deploy_files=self.embedded)
+        self.engine = self.rules.engine
         self.texts = TextCatalogue()
         self.hub = hub
         self.live = Live(settings.pubsub_url, hub)
@@ -64,8 +63,6 @@ class Runtime:
         self.limiter = Limiter(settings.api.publish_rate_per_s, settings.api.publish_burst,
                                settings.pubsub_url)
         self._workers: Workers | None = None
-        self._watch_stop = threading.Event()
-        self._rules_mtime = self._rules_stamp()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kw: object) -> Runtime:
@@ -84,38 +81,12 @@ class Runtime:
             self._workers = Workers(self)
         return self._workers
 
-    # ------------------------------------------------------------------ hot reload
-
-    def _rules_stamp(self) -> tuple[tuple[str, float], ...]:
-        path = Path(self.settings.rules_path)
-        return tuple((str(p), p.stat().st_mtime) for p in rule_files(path))
-
-    def reload_rules(self) -> list[str]:
-        """Swap in the edited rule set; a broken edit is refused and logged."""
-        try:
-            ruleset = load_ruleset(self.settings.rules_path)
-        except RuleFileError as exc:
-            problems = [p.located() for p in exc.problems]
-            log.error("rules.reload_refused", extra={"problems": problems})
-            return problems
-        self.engine.swap(ruleset)
-        log.info("rules.reloaded", extra={"rules": len(ruleset.rules)})
-        return []
-
-    def watch_rules(self, interval: float = 2.0) -> threading.Thread:
-        def loop() -> None:
-            while not self._watch_stop.wait(interval):
-                stamp = self._rules_stamp()
-                if stamp != self._rules_mtime:
-                    self._rules_mtime = stamp
-                    self.reload_rules()
-
-        thread = threading.Thread(target=loop, name="herald-rules-watch", daemon=True)
-        thread.start()
-        return thread
+    def follow_rules(self) -> threading.Thread:
+        """Swap to each newly deployed version within a second or so (DESIGN §9)."""
+        return self.rules.start()
 
     def close(self) -> None:
-        self._watch_stop.set()
+        self.rules.stop()
         if self._workers is not None:
             self._workers.close()
         self.db.dispose()

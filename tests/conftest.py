@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import text
@@ -80,3 +81,22 @@ def new_tenant_key(pg: Database):
 
 
 pytest_plugins = ["tests.servers.fixtures"]
+
+
+@contextmanager
+def own_schema() -> Iterator[str]:
+    """A migrated schema of its own (its URL), dropped afterwards: for tests that change
+    what every deployment of the session shares, such as the rule set in force."""
+    name = f"herald_own_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = Database(PG_BASE)
+    with admin.engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {name}"))
+    db = Database(f"{PG_BASE}?options=-csearch_path%3D{name}&application_name={name}")
+    try:
+        db.migrate()
+        db.dispose()
+        yield db.url
+    finally:
+        with admin.engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+        admin.dispose()

@@ -18,7 +18,7 @@ import httpx
 import redis
 import yaml
 
-from tests.conftest import PG_URL, ROOT
+from tests.conftest import PG_URL, ROOT, RULES
 
 REDIS_BASE = "redis://127.0.0.1:6379"
 
@@ -64,6 +64,11 @@ class Herald:
         self.config_file = tmp / f"herald-{self.port}.yaml"
         self.config_file.write_text(yaml.safe_dump(self.config))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        # processes follow the rule set deployed in the database, which the deployments of
+        # a test session share: other rule files are deployed at the first start and the
+        # shipped rules deployed again by stop()
+        self.own_rules = not embedded and "rules_path" in config
+        self.rules_deployed = False
         if not embedded:
             redis.Redis.from_url(f"{REDIS_BASE}/{self.redis_db}").flushdb()
 
@@ -75,7 +80,15 @@ class Herald:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
+    def deploy_rules(self, path: str | Path, message: str = "") -> subprocess.CompletedProcess[str]:
+        """`herald rules deploy`; stop() deploys the shipped rules again."""
+        self.rules_deployed = True
+        return self.cli("rules", "deploy", str(path), "-m", message)
+
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        if self.own_rules and not self.rules_deployed:
+            done = self.deploy_rules(self.config["rules_path"], "test rules")
+            assert done.returncode == 0, done.stdout + done.stderr
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen([sys.executable, "-m", "router.cli", *args], cwd=ROOT,
                                 env=self.env, stdout=log, stderr=subprocess.STDOUT)
@@ -121,6 +134,9 @@ class Herald:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self.rules_deployed:
+            self.rules_deployed = False
+            self.cli("rules", "deploy", RULES, "-m", "shipped rules again")
 
 
 def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:

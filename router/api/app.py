@@ -1,4 +1,4 @@
-"""The FastAPI application and its lifespan (hub, embedded workers, rule watch)."""
+"""The FastAPI application and its lifespan (hub, embedded workers, rule versions)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         assert runtime.hub is not None
         await runtime.hub.start(runtime.settings.pubsub_url)
-        runtime.watch_rules()
+        runtime.follow_rules()
         sweeper = _start_workers(runtime) if in_process else None
         try:
             yield

@@ -98,12 +98,14 @@ def publish_batch(runtime: RuntimeDep, tenant: TenantDep,
 
 
 @router.post("/events:explain", tags=["events"])
-def explain(runtime: RuntimeDep, tenant: TenantDep,
-            body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    """Dry run: the routing plan with its reasons. Nothing is written."""
+def explain(runtime: RuntimeDep, tenant: TenantDep, body: Annotated[dict[str, Any], Body()],
+            rules_version: int | None = None) -> dict[str, Any]:
+    """Dry run: the routing plan with its reasons and the rule set version it used (the
+    one in force, or `rules_version`). Nothing is written."""
     event = _events(runtime, tenant, [body], False)[0]
+    engine = runtime.rules.engine_for(rules_version)
     with runtime.db.sessions() as s:
-        plan = plan_event(event, DirectoryView(s, tenant), runtime.engine)
+        plan = plan_event(event, DirectoryView(s, tenant), engine)
         s.rollback()
     return plan.as_dict()
 
@@ -130,7 +132,7 @@ def _activity(row: m.EventRow, rows: list[m.Delivery],
         "id": row.event_id, "type": row.type, "status": row.status,
         "received_at": row.received_at.isoformat(),
         "routed_at": row.routed_at.isoformat() if row.routed_at else None,
-        "error": row.error, "attempts": row.attempts,
+        "error": row.error, "attempts": row.attempts, "rules_version": row.rules_version,
         "matched_rules": plan.get("matched_rules", []),
         "receivers": plan.get("receivers", []), "dropped": plan.get("dropped", []),
         "notes": plan.get("notes", []),

@@ -80,34 +80,38 @@ def test_rules_explain_shows_matched_rules_receivers_and_reasons(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_running_service_hot_reloads_rules_and_refuses_a_broken_edit(tmp_path, pg,
-                                                                      new_tenant_key):
+def test_an_embedded_service_deploys_a_rule_edit_and_refuses_a_broken_one(tmp_path):
     rules = tmp_path / "rules"
     shutil.copytree(RULES, rules)
-    deployment = Herald(tmp_path, rules_path=str(rules), smtp={"port": 1})
+    deployment = Herald(tmp_path, embedded=True, rules_path=str(rules), smtp={"port": 1})
+    deployment.cli("migrate")
+    created = deployment.cli("tenants", "create", "Ops", "--id", "ops")
+    key = next(line.split()[2] for line in created.stdout.splitlines()
+               if line.startswith("API key"))
     deployment.start_api()
-    _, key, _ = new_tenant_key()
     event = {"id": "h1", "type": "device.created",
              "subject": {"kind": "device", "id": "D-1", "number": "D-1"}}
     try:
         with Client(deployment.url, key) as client:
             client.put("/v1/users/watcher", json={"id": "watcher"})
 
-            def receivers() -> set[str]:
-                return {r["id"] for r in client.post("/v1/events:explain", json=event).json()[
-                    "receivers"]}
+            def explained() -> tuple[set[str], int]:
+                plan = client.post("/v1/events:explain", json=event).json()
+                return {r["id"] for r in plan["receivers"]}, plan["rules_version"]
 
-            assert receivers() == set()
+            assert explained() == (set(), 1)
             (rules / "extra.yaml").write_text(
                 "rules:\n  - {id: devices-to-watcher, when: {type: device.created}, "
                 "receivers: [{users: [watcher]}]}\n")
-            wait_until(lambda: receivers() == {"watcher"}, 15, 0.3, what="the new rule")
+            wait_until(lambda: explained() == ({"watcher"}, 2), 15, 0.3, what="the new rule")
             time.sleep(1.1)  # a distinct mtime
             (rules / "extra.yaml").write_text("rules: [\n")
-            wait_until(lambda: "rules.reload_refused" in deployment.log("api"), 15,
+            wait_until(lambda: "rules.deploy_refused" in deployment.log("api"), 15,
                        what="the refusal in the log")
             assert "extra.yaml:2:1: YAML syntax" in deployment.log("api")
-            assert receivers() == {"watcher"}
+            assert explained() == ({"watcher"}, 2)
+            newest = deployment.cli("rules", "history").stdout.splitlines()[0].split()
+            assert newest[0] == "2" and newest[3] == "file_edit" and newest[-2:] == ["(in", "force)"]
     finally:
         deployment.stop()
 
