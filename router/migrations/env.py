@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from router.models import Base
+from router.models import Base, UtcDateTime
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -12,7 +12,16 @@ if connection is None:
 
     connection = _make_engine(get_settings().database_url).connect()
 
+
+
+def render_item(kind: str, obj: object, autogen_context: object) -> str | bool:
+    """Autogenerate writes UtcDateTime as the plain DDL type: migrations stay frozen."""
+    if kind == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 context.configure(connection=connection, target_metadata=Base.metadata,
-                  render_as_batch=connection.dialect.name == "sqlite")
+                  render_as_batch=connection.dialect.name == "sqlite", render_item=render_item)
 with context.begin_transaction():
     context.run_migrations()

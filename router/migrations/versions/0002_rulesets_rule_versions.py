@@ -7,7 +7,6 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-import router.models
 
 revision = '0002_rulesets'
 down_revision = '0001'
@@ -24,7 +23,7 @@ def upgrade() -> None:
     sa.Column('source_version', sa.Integer(), nullable=True),
     sa.Column('message', sa.Text(), nullable=False),
     sa.Column('deployed_by', sa.String(length=200), nullable=False),
-    sa.Column('deployed_at', router.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('deployed_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('version')
     )
     op.add_column('events', sa.Column('rules_version', sa.Integer(), nullable=True))
