@@ -17,7 +17,7 @@ from typing import Any
 from router.conditions import Cond, parse_when
 from router.enums import Channel, Origin, Strategy, SubjectKind, Submodule
 from router.errors import Problem, RuleFileError
-from router.yamlpos import Located, load_located
+from router.yamlpos import Located, load_located_file
 
 SELECTORS_WITH_ARGS = {"template_group", "role", "users"}
 SELECTORS_BARE = {"creator", "participants", "customer_org", "subscribers"}
@@ -283,7 +283,7 @@ def load_ruleset(path: str | Path) -> RuleSet:
     ruleset = RuleSet(files=[str(f) for f in files])
     pending: list[tuple[_FileParser, tuple, Any]] = []
     for file in files:
-        src, syntax = load_located(file.read_text(encoding="utf-8"), str(file))
+        src, syntax = load_located_file(file)
         problems += syntax
         if src is None:
             continue

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 import yaml
 
+from router.config import Settings
+from router.errors import RuleFileError
+from router.rulefile import load_ruleset
+from router.runtime import Runtime
 from router.texts import TextCatalogue
+from tests.conftest import ROOT, RULES
 from tests.harness import Client, Herald
 
 EVENT = {"type": "code.paired", "subject": {"kind": "code", "id": "QR-1", "number": "QR-1"}}
@@ -62,9 +74,69 @@ def test_admin_edited_templates_run_in_a_sandbox(tmp_path):
 
 
 def test_rule_files_cannot_construct_objects(tmp_path):
-    from router.errors import RuleFileError
-    from router.rulefile import load_ruleset
-
     (tmp_path / "evil.yaml").write_text("events: !!python/object/apply:os.system ['true']\n")
     with pytest.raises(RuleFileError, match="could not determine a constructor"):
+        load_ruleset(tmp_path)
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """A rule file whose aliases would expand to 9**levels strings."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 9) + "]")
+    return "\n".join(["events: {}", "rules: []", *lines, ""])
+
+
+def copy_of_shipped_rules(tmp_path: Path) -> Path:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    return rules
+
+
+def test_rules_check_refuses_a_billion_laughs_file_at_its_first_anchor_quickly(tmp_path):
+    rules = copy_of_shipped_rules(tmp_path)
+    (rules / "bomb.yaml").write_text(billion_laughs())
+    started = time.perf_counter()
+    # the address-space cap keeps a regression from eating the machine's memory
+    checked = subprocess.run([sys.executable, "-m", "router.cli", "rules", "check", str(rules)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60,
+                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30,) * 2))
+    elapsed = time.perf_counter() - started
+    print(f"\nherald rules check on a 9-level bomb: exit {checked.returncode} in {elapsed:.2f} s")
+    assert checked.returncode != 0
+    assert f"{rules / 'bomb.yaml'}:3:5: YAML anchors and aliases" in checked.stdout + checked.stderr
+    assert elapsed < 10  # the interpreter's start-up; the refusal itself is timed below
+
+
+def test_a_billion_laughs_edit_is_refused_by_hot_reload_and_the_rule_set_in_force_stays(tmp_path):
+    rules = copy_of_shipped_rules(tmp_path)
+    runtime = Runtime(Settings(database_url=f"sqlite:///{tmp_path}/h.db", broker_url="",
+                               redis_url="", rules_path=str(rules)))
+    in_force = runtime.engine.ruleset
+    (rules / "bomb.yaml").write_text(billion_laughs())
+    started = time.perf_counter()
+    problems = runtime.reload_rules()
+    elapsed = time.perf_counter() - started
+    print(f"\nhot reload refused a 9-level bomb in {elapsed * 1000:.1f} ms")
+    assert elapsed < 0.5
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{rules / 'bomb.yaml'}:3:5: YAML anchors and aliases")
+    assert runtime.engine.ruleset is in_force
+    runtime.close()
+
+
+def test_a_rule_file_over_the_size_limit_is_refused_naming_the_file_and_the_limit(tmp_path):
+    rules = copy_of_shipped_rules(tmp_path)
+    big = rules / "big.yaml"
+    big.write_text("events: {}\n" + "# padding\n" * ((1 << 20) // 10 + 1))
+    with pytest.raises(RuleFileError) as refused:
+        load_ruleset(rules)
+    assert [p.located() for p in refused.value.problems] == [
+        f"{big}:1:1: file is larger than the limit of 1,048,576 bytes for a YAML file "
+        "(split it into several files)"]
+
+
+def test_one_anchor_is_refused_even_when_nothing_refers_to_it(tmp_path):
+    (tmp_path / "a.yaml").write_text("events: {}\nrules: []\ndefaults:\n  all: &d {channels: [email]}\n")
+    with pytest.raises(RuleFileError, match=r"a\.yaml:4:8: YAML anchors and aliases"):
         load_ruleset(tmp_path)
