@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,34 @@ def test_an_oversized_body_is_refused_with_413_before_it_is_read(deployment, new
                                                    "data": {"blob": "x" * 50_000}})
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def chunked(document: dict, chunk: int = 64 * 1024) -> Iterator[bytes]:
+    """A body sent with Transfer-Encoding: chunked (a generator has no Content-Length)."""
+    body = json.dumps(document).encode()
+    for start in range(0, len(body), chunk):
+        yield body[start:start + chunk]
+
+
+@pytest.mark.slow
+def test_a_chunked_body_over_the_limit_is_refused_with_413_and_nothing_is_stored(deployment,
+                                                                                new_tenant_key):
+    _, key, _ = new_tenant_key()
+    with Client(deployment.url, key) as client:
+        blob = {**EVENT, "id": "chunked-big", "data": {"blob": "x" * 3_000_000}}
+        started = time.perf_counter()
+        response = client.post("/v1/events", content=chunked(blob),
+                               headers={"Content-Type": "application/json"})
+        elapsed = time.perf_counter() - started
+        assert "content-length" not in {k.lower() for k in response.request.headers}
+        print(f"\n3 MB chunked body over a 20 kB limit: {response.status_code} in {elapsed:.2f} s")
+        assert response.status_code == 413
+        assert response.json()["error"] == {"code": "payload_too_large",
+                                            "message": "request body over 20000 bytes"}
+        assert client.get("/v1/events/chunked-big").status_code == 404
+        small = client.post("/v1/events", content=chunked({**EVENT, "id": "chunked-small"}, 16),
+                            headers={"Content-Type": "application/json"})
+        assert small.status_code == 202  # chunked uploads under the limit still work
 
 
 def test_admin_edited_templates_run_in_a_sandbox(tmp_path):
