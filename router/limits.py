@@ -2,7 +2,8 @@
 
 The Redis bucket is one Lua script (atomic across API replicas). If Redis is
 unreachable the limiter lets the request through and logs it: publishing
-depends on the database, not on the limiter.
+depends on the database, not on the limiter. A batch costs one token per event;
+one larger than the burst could never be admitted and is refused outright.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 
 import redis
 
-from router.errors import RateLimited
+from router.errors import BatchOverBurst, RateLimited
 
 log = logging.getLogger("herald.limits")
 
@@ -41,7 +42,8 @@ class Limiter:
 
     def take(self, tenant: str, cost: int = 1) -> None:
         """Spend `cost` tokens or raise RateLimited with the seconds to wait."""
-        cost = min(cost, self.burst)
+        if cost > self.burst:
+            raise BatchOverBurst(cost, self.burst)
         wait = self._take_redis(tenant, cost) if self._script else self._take_local(tenant, cost)
         if wait > 0:
             raise RateLimited(wait)

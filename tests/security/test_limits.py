@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,11 +16,12 @@ import pytest
 import yaml
 
 from router.config import Settings
-from router.errors import RuleFileError
+from router.errors import BatchOverBurst, RateLimited, RuleFileError
+from router.limits import Limiter
 from router.rulefile import load_ruleset
 from router.runtime import Runtime
 from router.texts import TextCatalogue
-from tests.conftest import ROOT, RULES
+from tests.conftest import REDIS_URL, ROOT, RULES
 from tests.harness import Client, Herald
 
 EVENT = {"type": "code.paired", "subject": {"kind": "code", "id": "QR-1", "number": "QR-1"}}
@@ -49,6 +51,21 @@ def test_publishing_faster_than_the_tenant_rate_gets_429_with_retry_after(deploy
         assert limited.json()["error"]["code"] == "rate_limited"
         assert other.post("/v1/events", json={**EVENT, "id": "o1"}).status_code == 202
         assert client.get("/v1/events/r4").status_code == 404  # the refused one was not stored
+
+
+@pytest.mark.slow
+def test_a_batch_larger_than_the_burst_is_refused_with_413_naming_the_burst(deployment,
+                                                                          new_tenant_key):
+    _, key, _ = new_tenant_key()
+    with Client(deployment.url, key) as client:
+        batch = [{**EVENT, "id": f"b{i}"} for i in range(4)]
+        refused = client.post("/v1/events:batch", json=batch)
+        assert refused.status_code == 413
+        assert refused.json()["error"]["code"] == "batch_over_burst"
+        assert "publish burst of 3" in refused.json()["error"]["message"]
+        assert "split it into batches of at most 3" in refused.json()["error"]["message"]
+        assert client.get("/v1/events/b0").status_code == 404
+        assert client.post("/v1/events:batch", json=batch[:3]).status_code == 202
 
 
 @pytest.mark.slow
@@ -87,6 +104,44 @@ def test_a_chunked_body_over_the_limit_is_refused_with_413_and_nothing_is_stored
         small = client.post("/v1/events", content=chunked({**EVENT, "id": "chunked-small"}, 16),
                             headers={"Content-Type": "application/json"})
         assert small.status_code == 202  # chunked uploads under the limit still work
+
+
+@pytest.fixture(params=["in-process", "redis"])
+def five_per_second(request) -> Limiter:
+    """A publish limiter at 5 events/s with a burst of 10, in either bucket."""
+    return Limiter(5, 10, REDIS_URL if request.param == "redis" else "")
+
+
+def test_batching_never_publishes_faster_than_the_rate(five_per_second):
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    admitted, tried = 0, 0
+    started = time.monotonic()
+    while time.monotonic() - started < 2.0:
+        for size in (1000, 11, 10, 1):
+            tried += size
+            try:
+                five_per_second.take(tenant, size)
+                admitted += size
+            except (RateLimited, BatchOverBurst):
+                pass
+        time.sleep(0.01)
+    elapsed = time.monotonic() - started
+    print(f"\nrate 5/s burst 10, {elapsed:.1f} s of batches of 1000/11/10/1: "
+          f"{admitted} of {tried} events admitted (bound {5 * elapsed + 10:.0f})")
+    assert 10 <= admitted <= 5 * elapsed + 10
+
+
+def test_a_batch_over_the_burst_never_fits_and_says_to_split_it(five_per_second):
+    with pytest.raises(BatchOverBurst, match="burst of 10.*batches of at most 10"):
+        five_per_second.take(f"t-{uuid.uuid4().hex[:8]}", 11)
+
+
+def test_a_full_batch_that_does_not_fit_yet_says_when_it_will(five_per_second):
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    five_per_second.take(tenant, 10)
+    with pytest.raises(RateLimited) as limited:
+        five_per_second.take(tenant, 10)
+    assert 1.5 < limited.value.retry_after <= 2.0
 
 
 def test_admin_edited_templates_run_in_a_sandbox(tmp_path):
