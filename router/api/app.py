@@ -31,6 +31,7 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
         runtime.live.hub = runtime.hub
     api = runtime.settings.api
     in_process = runtime.embedded if run_workers is None else run_workers
+    runtime.publish_only = not in_process
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
