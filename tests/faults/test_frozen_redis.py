@@ -83,6 +83,9 @@ def test_publishing_answers_within_a_second_while_redis_is_frozen_and_the_events
                    p100_ms=round(max(latencies) * 1000, 1),
                    routed_after_thaw_s=round(time.perf_counter() - thawed, 1))
             assert max(latencies) < 1.0
+            api_log = herald.log("api")
+            assert "limits.redis_unavailable" in api_log  # the limiter let them through
+            assert "publish.enqueue_failed" in api_log  # and the sweeper enqueued them
     finally:
         redis_proc.send_signal(signal.SIGCONT)
         herald.stop()
