@@ -112,22 +112,31 @@ def five_per_second(request) -> Limiter:
     return Limiter(5, 10, REDIS_URL if request.param == "redis" else "")
 
 
-def test_batching_never_publishes_faster_than_the_rate(five_per_second):
+def publish_for(limiter: Limiter, seconds: float, sizes: tuple[int, ...]) -> tuple[int, float]:
+    """Offer batches of these sizes in turn for `seconds`; return events admitted, time taken."""
     tenant = f"t-{uuid.uuid4().hex[:8]}"
-    admitted, tried = 0, 0
-    started = time.monotonic()
-    while time.monotonic() - started < 2.0:
-        for size in (1000, 11, 10, 1):
-            tried += size
+    admitted, started = 0, time.monotonic()
+    while time.monotonic() - started < seconds:
+        for size in sizes:
             try:
-                five_per_second.take(tenant, size)
+                limiter.take(tenant, size)
                 admitted += size
             except (RateLimited, BatchOverBurst):
                 pass
         time.sleep(0.01)
     elapsed = time.monotonic() - started
-    print(f"\nrate 5/s burst 10, {elapsed:.1f} s of batches of 1000/11/10/1: "
-          f"{admitted} of {tried} events admitted (bound {5 * elapsed + 10:.0f})")
+    print(f"\nrate 5/s burst 10, {elapsed:.1f} s of batches of {sizes}: {admitted} events "
+          f"admitted (bound {5 * elapsed + 10:.1f})")
+    return admitted, elapsed
+
+
+def test_full_batches_publish_no_faster_than_the_rate(five_per_second):
+    admitted, elapsed = publish_for(five_per_second, 2.5, (10,))
+    assert 10 <= admitted <= 5 * elapsed + 10  # the burst, then a batch per 2 s
+
+
+def test_batches_larger_than_the_burst_never_get_around_the_rate(five_per_second):
+    admitted, elapsed = publish_for(five_per_second, 2.0, (1000, 11, 10, 1))
     assert 10 <= admitted <= 5 * elapsed + 10
 
 
