@@ -81,6 +81,9 @@ class ApiConfig(BaseModel):
     max_ws_per_user: int = 10
     signing_grace_s: int = 86400
     metrics_token: str = ""  # when set, /metrics needs `Authorization: Bearer <token>`
+    # longest wait on Redis while publishing (rate limit, enqueue); past it the limiter
+    # lets the event through and the sweeper enqueues it: the database commit is the answer
+    redis_timeout_s: float = 0.2
 
 
 class Settings(BaseSettings):

@@ -4,6 +4,7 @@
     ├── InputError                   the caller sent something wrong: fixing the input helps
     │   ├── ValidationFailed         422, lists every problem with its field path
     │   ├── RuleFileError            a rule file is broken (file:line:col per problem)
+    │   ├── BatchOverBurst           413: a batch the publish rate can never admit: split it
     │   └── ConfigError              config.yaml / environment is wrong (refused at start-up)
     ├── AuthError                    401: no, wrong, expired or revoked credential
     ├── NotFound                     404: unknown id, or another tenant's id
@@ -85,6 +86,17 @@ class RuleFileError(InputError):
         super().__init__(
             "\n".join(p.located() for p in problems), problems=[p.as_dict() for p in problems]
         )
+
+
+class BatchOverBurst(InputError):
+    status = 413
+    code = "batch_over_burst"
+
+    def __init__(self, events: int, burst: int) -> None:
+        super().__init__(
+            f"the batch holds {events} events, more than this tenant's publish burst of {burst}; "
+            f"no wait makes it fit: split it into batches of at most {burst}",
+            events=events, burst=burst)
 
 
 class ConfigError(InputError):

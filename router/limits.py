@@ -2,7 +2,8 @@
 
 The Redis bucket is one Lua script (atomic across API replicas). If Redis is
 unreachable the limiter lets the request through and logs it: publishing
-depends on the database, not on the limiter.
+depends on the database, not on the limiter. A batch costs one token per event;
+one larger than the burst could never be admitted and is refused outright.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import threading
 import time
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from router.errors import RateLimited
+from router.errors import BatchOverBurst, RateLimited
 
 log = logging.getLogger("herald.limits")
 
@@ -31,17 +34,25 @@ return '0'
 """
 
 
+def publish_path_redis(url: str, timeout_s: float) -> redis.Redis:
+    """A Redis client that gives up after timeout_s: a timeout is never retried (a frozen
+    Redis would cost every retry), a dropped pooled connection is retried once at once."""
+    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
+
+
 class Limiter:
-    def __init__(self, rate: float, burst: int, redis_url: str = "") -> None:
+    def __init__(self, rate: float, burst: int, redis_url: str = "", timeout_s: float = 0.2) -> None:
         self.rate, self.burst = rate, burst
-        self._redis = redis.Redis.from_url(redis_url, socket_timeout=1) if redis_url else None
+        self._redis = publish_path_redis(redis_url, timeout_s) if redis_url else None
         self._script = self._redis.register_script(_LUA) if self._redis else None
         self._local: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     def take(self, tenant: str, cost: int = 1) -> None:
         """Spend `cost` tokens or raise RateLimited with the seconds to wait."""
-        cost = min(cost, self.burst)
+        if cost > self.burst:
+            raise BatchOverBurst(cost, self.burst)
         wait = self._take_redis(tenant, cost) if self._script else self._take_local(tenant, cost)
         if wait > 0:
             raise RateLimited(wait)

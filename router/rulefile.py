@@ -17,7 +17,7 @@ from typing import Any
 from router.conditions import Cond, parse_when
 from router.enums import Channel, Origin, Strategy, SubjectKind, Submodule
 from router.errors import Problem, RuleFileError
-from router.yamlpos import Located, load_located
+from router.yamlpos import Located, load_located, read_limited
 
 SELECTORS_WITH_ARGS = {"template_group", "role", "users"}
 SELECTORS_BARE = {"creator", "participants", "customer_org", "subscribers"}
@@ -278,7 +278,15 @@ def read_rule_files(path: str | Path) -> list[tuple[str, str]]:
     if not files:
         raise RuleFileError([Problem(f"no rule files (*.yaml) found at {root}", file=str(root),
                                      line=1, column=1)])
-    return [(str(f), f.read_text(encoding="utf-8")) for f in files]
+    sources, problems = [], []
+    for file in files:
+        text, unreadable = read_limited(file)
+        problems += unreadable
+        if text is not None:
+            sources.append((str(file), text))
+    if problems:
+        raise RuleFileError(problems)
+    return sources
 
 
 def load_ruleset(path: str | Path) -> RuleSet:

@@ -22,7 +22,7 @@ from router.models import Tenant
 from router.planner import RoutingPlan, plan_event
 from router.rulefile import RuleSet, load_ruleset
 from router.security import hash_secret
-from router.yamlpos import load_located
+from router.yamlpos import load_located_file
 
 SANDBOX_TENANT = "sandbox"
 
@@ -115,7 +115,7 @@ def run_cases(rules_path: str | Path, cases_path: str | Path | None = None
     engine = RuleEngine(ruleset)
     results: list[CaseResult] = []
     for file in test_files(Path(cases_path or rules_path)):
-        src, syntax = load_located(file.read_text(encoding="utf-8"), str(file))
+        src, syntax = load_located_file(file)
         if src is None or syntax:
             problems += syntax
             continue

@@ -61,7 +61,10 @@ class Runtime:
         self.route_slots = threading.BoundedSemaphore(settings.delivery.route_concurrency)
         self.key_cache = TtlCache(ttl_s=30.0, size=1024)  # API key -> tenant (keys rotate rarely)
         self.limiter = Limiter(settings.api.publish_rate_per_s, settings.api.publish_burst,
-                               settings.pubsub_url)
+                               settings.pubsub_url, settings.api.redis_timeout_s)
+        # set by the API app when no workers run here: the broker then only enqueues, and
+        # gets the publish path's short Redis timeouts (consumers block on Redis for longer)
+        self.publish_only = False
         self._workers: Workers | None = None
 
     @classmethod

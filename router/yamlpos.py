@@ -3,12 +3,15 @@
 PyYAML's ``compose`` gives nodes with ``start_mark``; we build plain Python data
 (never objects: only the safe scalar constructors run) plus a map from each
 value's path to its (line, column), and report duplicate keys, which
-``safe_load`` would silently collapse.
+``safe_load`` would silently collapse. Anchors and aliases are refused while the
+document is composed, before anything is expanded: nine levels of aliased lists
+(a "billion laughs" file) would otherwise build a tree of a billion values.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import Any
 
 import yaml
@@ -16,7 +19,26 @@ import yaml
 from router.errors import Problem
 
 Path = tuple[str | int, ...]
+MAX_FILE_BYTES = 1 << 20  # 1 MiB: each shipped rule file is under 5 KiB
 SAFE_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap"}
+
+
+ALIASES_REFUSED = ("YAML anchors and aliases (&name, *name) are not allowed in rule files; "
+                   "write the value out")
+
+
+class _AliasRefused(yaml.composer.ComposerError):
+    pass
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing the first anchor or alias it meets."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _AliasRefused(None, None, ALIASES_REFUSED, event.start_mark)
+        return super().compose_node(parent, index)
 
 
 @dataclass
@@ -82,11 +104,12 @@ class _Builder:
 def load_located(text: str, file: str) -> tuple[Located | None, list[Problem]]:
     """Parse YAML text; return the data with positions, or the syntax problems."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_PlainLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = f"YAML syntax: {exc.problem or exc.context}"
+        refused = isinstance(exc, _AliasRefused)
+        message = ALIASES_REFUSED if refused else f"YAML syntax: {exc.problem or exc.context}"
         return None, [Problem(message, file=file, line=line, column=column)]
     except yaml.YAMLError as exc:
         return None, [Problem(f"YAML error: {exc}", file=file, line=1, column=1)]
@@ -100,3 +123,26 @@ def load_located(text: str, file: str) -> tuple[Located | None, list[Problem]]:
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return None, [Problem(f"YAML: {exc.problem}", file=file, line=line, column=column)]
     return Located(data=data, file=file, positions=builder.positions), builder.problems
+
+
+def read_limited(file: FilePath, limit: int = MAX_FILE_BYTES) -> tuple[str | None, list[Problem]]:
+    """The UTF-8 text of a file of at most `limit` bytes (never more is read), or why not."""
+    with file.open("rb") as stream:
+        raw = stream.read(limit + 1)
+    if len(raw) > limit:
+        return None, [Problem(f"file is larger than the limit of {limit:,} bytes for a YAML file "
+                              "(split it into several files)", file=str(file), line=1, column=1)]
+    try:
+        return raw.decode("utf-8"), []
+    except UnicodeDecodeError as exc:
+        return None, [Problem(f"not UTF-8 text: {exc.reason} at byte {exc.start}",
+                              file=str(file), line=1, column=1)]
+
+
+def load_located_file(file: FilePath, limit: int = MAX_FILE_BYTES
+                      ) -> tuple[Located | None, list[Problem]]:
+    """Read and parse one YAML file of at most `limit` bytes (never more is read)."""
+    text, problems = read_limited(file, limit)
+    if text is None:
+        return None, problems
+    return load_located(text, str(file))

@@ -26,6 +26,7 @@ from dramatiq.message import Message
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, TimeLimit
 
 from router.enums import CHANNEL_QUEUES, Channel, Queue
+from router.limits import publish_path_redis
 from workers import actors
 
 if TYPE_CHECKING:
@@ -36,15 +37,21 @@ ROUTE_BATCH = 100
 WAKE = "herald:wake:"  # + queue name: a one-element list that wakes an idle consumer
 
 
-def make_broker(url: str) -> dramatiq.Broker:
+def make_broker(url: str, timeout_s: float | None = None) -> dramatiq.Broker:
+    """The in-process broker, or Redis; with timeout_s, a broker that only enqueues
+    (an API replica) and gives up on Redis after that long."""
     middleware = [AgeLimit(), TimeLimit(time_limit=300_000), Callbacks(), Pipelines(),
                   Retries(max_retries=10, min_backoff=1000, max_backoff=300_000)]
     if not url:
         return StubBroker(middleware=middleware)
+    connection: dict[str, Any] = {"url": url}
+    if timeout_s is not None:
+        connection = {"client": publish_path_redis(url, timeout_s)}
     # maintenance recovers a SIGKILLed worker's unacked messages; run it often
     # (the default 0.1% chance left messages stranded for minutes).
-    return WakingRedisBroker(url=url, middleware=middleware, maintenance_chance=100,
-                             heartbeat_timeout=15_000, dead_message_ttl=7 * 86_400_000)
+    return WakingRedisBroker(middleware=middleware, maintenance_chance=100,
+                             heartbeat_timeout=15_000, dead_message_ttl=7 * 86_400_000,
+                             **connection)
 
 
 class WakingRedisBroker(RedisBroker):
@@ -101,7 +108,9 @@ class Workers:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.broker = make_broker(runtime.settings.broker_url)
+        settings = runtime.settings
+        self.broker = make_broker(settings.broker_url,
+                                  settings.api.redis_timeout_s if runtime.publish_only else None)
         self.route = self._declare("route_events", Queue.ROUTE,
                                    lambda pks: actors.route_events(runtime, pks))
         self.deliver = {

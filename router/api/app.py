@@ -11,7 +11,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router import __version__
 from router.api import codes, errors, me, service, stream, unsub
@@ -31,6 +32,7 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
         runtime.live.hub = runtime.hub
     api = runtime.settings.api
     in_process = runtime.embedded if run_workers is None else run_workers
+    runtime.publish_only = not in_process
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -136,23 +138,60 @@ def _body_limit(app: FastAPI, limit: int) -> None:
     app.add_middleware(BodyLimit, limit=limit)
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from ``receive`` once a body passes the limit; FastAPI re-raises
+    HTTPExceptions met while reading a body, so the one error handler answers 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes")
+
+
 class BodyLimit:
-    """Refuse a request whose Content-Length is over the limit with 413, before its
-    body is read. Plain ASGI: Starlette's ``@app.middleware("http")`` wraps every
+    """Refuse a request body over the limit with 413, whatever its framing: at once
+    when Content-Length says so, else as the body streams in (chunked uploads have
+    no length). Plain ASGI: Starlette's ``@app.middleware("http")`` wraps every
     request in an extra task and stream (about 1 ms of the API's CPU per publish)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length":
-                    if value.isdigit() and int(value) > self.limit:
-                        refused = JSONResponse(error_body(
-                            "payload_too_large", f"request body over {self.limit} bytes"),
-                            status_code=413)
-                        await refused(scope, receive, send)
-                        return
-                    break
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _declared_length(scope) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        counted, started = 0, False
+
+        async def counting_receive() -> Message:
+            nonlocal counted
+            message = await receive()
+            counted += len(message.get("body", b""))
+            if counted > self.limit:
+                raise BodyTooLarge(self.limit)
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except BodyTooLarge:
+            if started:  # too late for a status: the server closes the connection
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = JSONResponse(error_body("payload_too_large", f"request body over {self.limit} bytes"),
+                               status_code=413)
+        await refused(scope, receive, send)
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0

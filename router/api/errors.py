@@ -95,7 +95,7 @@ def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error answers an endpoint can give."""
     text = {400: "Bad request", 401: "Missing, wrong or expired credential",
             404: "Unknown id (another tenant's ids answer the same)",
-            409: "Conflict", 413: "Request body too large",
+            409: "Conflict", 413: "Request body too large, or a batch larger than the publish burst",
             422: "Invalid input: every problem with its field path",
             429: "Rate limited: see Retry-After", 503: "A backing service is unavailable"}
     return {code: {"model": ErrorBody, "description": text[code]} for code in codes}

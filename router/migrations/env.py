@@ -1,5 +1,7 @@
 """Alembic environment: runs on the connection Herald hands it (router.db.migrate)."""
 
+from typing import Any, Literal
+
 from alembic import context
 
 from router.models import Base, UtcDateTime
@@ -14,7 +16,7 @@ if connection is None:
 
 
 
-def render_item(kind: str, obj: object, autogen_context: object) -> str | bool:
+def render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     """Autogenerate writes UtcDateTime as the plain DDL type: migrations stay frozen."""
     if kind == "type" and isinstance(obj, UtcDateTime):
         return "sa.DateTime(timezone=True)"
