@@ -21,7 +21,7 @@ import yaml
 from channels.base import Job
 from channels.mail_content import MailRenderer
 from router.enums import Channel
-from router.texts import TEMPLATES, TextCatalogue
+from router.texts import TEMPLATES, TextCatalogue, environment
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("HERALD_UPDATE_GOLDEN") == "1"
@@ -133,3 +133,25 @@ def test_the_golden_copies_escape_html_in_emails_and_keep_it_in_texts():
     text = (GOLDEN / "email" / "en" / "ticket.created.txt").read_text(encoding="utf-8")
     assert "&lt;b&gt;&amp;&#34;&#39;&lt;/b&gt;" in html and SPECIAL not in html
     assert SPECIAL in text and "Ada Müller opened ticket #42" in text
+
+
+ODD_ACTORS = [None, {}, {"name": None}, {"name": ""}, {"name": 42}, "bob", {"name": " Ada \t\n Lovelace "},
+              {"name": "Maximiliane Alexandra von Hohenzollern"}, {"name": SPECIAL}, {"id": "u-1"}]
+OLD_WHO = ("{{ (((actor.name if actor else None) or '')|string).split()|join(' ')"
+           "|truncate(32, true, '…', 0) }}")
+OLD_CLIP = "{{ (value|string).split()|join(' ')|truncate(12, true, '…', 0) }}"
+
+
+@pytest.mark.parametrize("autoescape", [False, True])
+@pytest.mark.parametrize("actor", ODD_ACTORS)
+def test_actor_name_says_what_the_expression_it_replaced_said(actor, autoescape):
+    env = environment(autoescape=autoescape)
+    assert (env.from_string("{{ actor|actor_name }}").render(actor=actor)
+            == env.from_string(OLD_WHO).render(actor=actor))
+
+
+@pytest.mark.parametrize("value", [0, 1250.5, "", " a  b\tc\n", "twelve chars", "thirteen char", SPECIAL * 3])
+def test_clip_says_what_the_expression_it_replaced_said(value):
+    env = environment()
+    assert env.from_string("{{ value|clip(12) }}").render(value=value) == env.from_string(OLD_CLIP).render(
+        value=value)
