@@ -57,7 +57,10 @@ class Herald:
             "log_format": "json",
             "delivery": {"sweep_interval_s": 1, "sweep_after_s": 3, "lease_s": 20,
                          "backoff_min_s": 0.5,
-                         "backoff_max_s": 2, "presence_window_s": 1.5},
+                         "backoff_max_s": 2, "presence_window_s": 1.5,
+                         "heartbeat_s": 1, "dead_after_s": 5, "lost_after_s": 3,
+                         "breaker_cooldown_s": 1, "breaker_cooldown_max_s": 2,
+                         "breaker_probe_s": 2},
             "api": {"publish_rate_per_s": 100000, "publish_burst": 100000},
         }
         _merge(self.config, config)

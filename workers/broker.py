@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from dramatiq.message import Message
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, TimeLimit
 
 from router.enums import CHANNEL_QUEUES, Channel, Queue
-from workers import actors
+from workers import actors, liveness
 
 if TYPE_CHECKING:
     from router.runtime import Runtime
@@ -152,6 +153,14 @@ class Workers:
                                                             "problem": exc.message})
         return problems
 
+    def queue_depth(self, channel: Channel) -> int:
+        """Messages waiting (not yet fetched) on a channel's queue."""
+        queue = str(CHANNEL_QUEUES[channel])
+        if isinstance(self.broker, RedisBroker):
+            return int(self.broker.client.llen(f"{self.broker.namespace}:{queue}"))
+        stub = self.broker.queues.get(queue)  # type: ignore[attr-defined]
+        return stub.qsize() if stub is not None else 0
+
     def runtime_adapter_batch(self, channel: Channel) -> int:
         from channels.registry import ADAPTERS
 
@@ -183,7 +192,8 @@ def _deliver_fn(runtime: Runtime, channel: Channel) -> Any:
 
 
 class Sweeper(threading.Thread):
-    """Periodically re-enqueues work left behind (lost messages, crashed workers)."""
+    """Re-enqueues work left behind: every heartbeat it beats, releases dead workers'
+    claims and re-enqueues lost messages; every sweep interval it runs the full sweep."""
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(name="herald-sweeper", daemon=True)
@@ -191,12 +201,27 @@ class Sweeper(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        interval = self.runtime.settings.delivery.sweep_interval_s
-        while not self.stopping.wait(interval):
-            try:
-                actors.sweep(self.runtime)
-            except Exception:  # noqa: BLE001 - keep sweeping; the next pass retries
-                log.exception("sweep.failed")
+        cfg = self.runtime.settings.delivery
+        tick = min(cfg.heartbeat_s, cfg.sweep_interval_s)
+        next_sweep = time.monotonic() + cfg.sweep_interval_s
+        self._each_beat()
+        while not self.stopping.wait(tick):
+            self._each_beat()
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + cfg.sweep_interval_s
+                self._guarded("sweep.failed", actors.sweep)
+
+    def _each_beat(self) -> None:
+        self._guarded("heartbeat.failed", liveness.beat)
+        self._guarded("release.failed", liveness.release_dead)
+        self._guarded("requeue.failed", liveness.requeue_lost)
+
+    def _guarded(self, name: str, step: Any) -> None:
+        try:
+            step(self.runtime)
+        except Exception:  # noqa: BLE001 - keep going; the next pass retries
+            log.exception(name)
 
     def stop(self) -> None:
         self.stopping.set()
+        self._guarded("heartbeat.leave_failed", liveness.leave)
