@@ -65,9 +65,9 @@ def waiting(s: Session, ids: list[int], channel: Channel) -> dict[int, datetime]
     """Pending deliveries among ``ids`` that have a due time: a message that arrived
     before it (a retry's, a breaker hold's) must be put back for then, or the delivery
     waits for the sweeper."""
-    return dict(s.execute(select(D.c.id, D.c.next_attempt_at).where(
+    return {did: due for did, due in s.execute(select(D.c.id, D.c.next_attempt_at).where(
         one_of(s, D.c.id, ids), D.c.channel == channel, D.c.status == DeliveryStatus.PENDING,
-        D.c.next_attempt_at.is_not(None))).tuples())
+        D.c.next_attempt_at.is_not(None)))}
 
 
 def defer(s: Session, ids: list[int], channel: Channel, until: datetime) -> list[int]:
