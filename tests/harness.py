@@ -44,14 +44,15 @@ def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float 
 class Herald:
     """A Herald deployment made of subprocesses sharing one config."""
 
-    def __init__(self, tmp: Path, *, embedded: bool = False, **config: Any) -> None:
+    def __init__(self, tmp: Path, *, embedded: bool = False, redis_base: str = REDIS_BASE,
+                 **config: Any) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.redis_db = 1 + (uuid.uuid4().int % 14)
         self.config: dict[str, Any] = {
             "database_url": f"sqlite:///{tmp}/herald.db" if embedded else PG_URL,
-            "broker_url": "" if embedded else f"{REDIS_BASE}/{self.redis_db}",
+            "broker_url": "" if embedded else f"{redis_base}/{self.redis_db}",
             "rules_path": str(Path(ROOT) / "rules"),
             "public_url": self.url,
             "log_format": "json",
@@ -68,7 +69,7 @@ class Herald:
         self.config_file.write_text(yaml.safe_dump(self.config))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         if not embedded:
-            redis.Redis.from_url(f"{REDIS_BASE}/{self.redis_db}").flushdb()
+            redis.Redis.from_url(f"{redis_base}/{self.redis_db}").flushdb()
 
     @property
     def env(self) -> dict[str, str]:

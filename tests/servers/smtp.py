@@ -5,6 +5,7 @@ Scripted answers:
   code (default 550); other recipients of the same transaction are still accepted.
 - ``fail_next(n)``: the next ``n`` ``DATA`` commands (after the message body is
   received) get the given transient code (default 451); the message goes to ``refused``.
+- ``data_delay_s``: every ``DATA`` answer waits this long (a slow server).
 - ``on_accept``: a callable run after a message is recorded, before the 250 is sent.
 
 ``envelopes[i].raw`` holds the bytes as received (CRLF); ``messages`` are parsed with
@@ -13,6 +14,7 @@ Scripted answers:
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -75,6 +77,8 @@ class _Handler:
     ) -> str:
         raw = envelope.content
         assert isinstance(raw, bytes)
+        if self._sink.data_delay_s:
+            await asyncio.sleep(self._sink.data_delay_s)
         failure = self._sink._next_data_failure()
         if failure is not None:
             self._sink.refused.append(_parse(raw))
@@ -100,6 +104,7 @@ class SmtpSink:
         self.envelopes: list[Envelope] = []
         self.refused: list[EmailMessage] = []  # messages whose DATA got a scripted failure
         self.on_accept: Callable[[], None] | None = None  # runs before the 250 goes out
+        self.data_delay_s = 0.0  # a slow server: each DATA answer waits this long
 
     @property
     def port(self) -> int:
