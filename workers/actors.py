@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from channels.base import Adapter, Job, Outcome
@@ -212,7 +212,7 @@ def _record(runtime: Runtime, adapter: Adapter, jobs: list[Job],
     for attempt in itertools.count():
         try:
             return _record_once(runtime, adapter, jobs, outcomes)
-        except DBAPIError:
+        except (OperationalError, InterfaceError):  # the connection, not the data
             pause = min(0.1 * 2 ** attempt, 5.0)
             if time.monotonic() + pause > lease_end:
                 log.error("deliver.record_lost", extra={

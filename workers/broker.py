@@ -154,10 +154,13 @@ class Workers:
         return problems
 
     def queue_depth(self, channel: Channel) -> int:
-        """Messages waiting (not yet fetched) on a channel's queue."""
+        """Messages waiting (not yet fetched) on a channel's queue; -1 when unknown."""
         queue = str(CHANNEL_QUEUES[channel])
         if isinstance(self.broker, RedisBroker):
-            return int(self.broker.client.llen(f"{self.broker.namespace}:{queue}"))
+            try:
+                return int(self.broker.client.llen(f"{self.broker.namespace}:{queue}"))
+            except redis.RedisError:
+                return -1  # unknown: not taken for empty
         stub = self.broker.queues.get(queue)  # type: ignore[attr-defined]
         return stub.qsize() if stub is not None else 0
 

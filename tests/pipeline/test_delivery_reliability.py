@@ -183,3 +183,27 @@ def test_the_lost_message_pass_leaves_claimed_and_not_yet_due_work_alone(pg):
     assert lost in found and claimed not in found and later not in found
     assert lost not in again.get(Channel.EMAIL, [])  # once per period, not on every pass
     assert status(pg, claimed) == (DeliveryStatus.SENDING, 1)
+
+
+def test_a_silent_workers_claims_are_released_once_and_a_beating_workers_never(pg):
+    from router import heartbeats
+
+    dead_claim, live_claim = planned_email(pg), planned_email(pg)
+    dead, live = f"host:1:{uuid.uuid4().hex[:6]}", f"host:2:{uuid.uuid4().hex[:6]}"
+    with pg.session() as s:
+        assert heartbeats.beat(s, dead) is False and heartbeats.beat(s, live) is False
+        deliveries.claim(s, [dead_claim], Channel.EMAIL, 600, dead)
+        deliveries.claim(s, [live_claim], Channel.EMAIL, 600, live)
+        s.execute(m.WorkerHeartbeat.__table__.update().where(
+            m.WorkerHeartbeat.worker_id == dead).values(beat_at=utcnow() - timedelta(seconds=60)))
+    with pg.session() as s:
+        assert heartbeats.beat(s, live) is True
+        first = heartbeats.take_dead(s, 10)
+    with pg.session() as s:
+        second = heartbeats.take_dead(s, 10)
+    assert dead in first and dead not in second and live not in first
+    with pg.session() as s:
+        released = deliveries.release_claims(s, dead)
+    assert released == {Channel.EMAIL: [dead_claim]}
+    assert status(pg, dead_claim) == (DeliveryStatus.PENDING, 1)
+    assert status(pg, live_claim) == (DeliveryStatus.SENDING, 1)
