@@ -59,9 +59,12 @@ class FcmConfig(BaseModel):
 
 
 class DeliveryConfig(BaseModel):
-    max_attempts: int = 8
+    # retries: exponential backoff up to backoff_max_s; a delivery gives up after
+    # max_attempts or once retry_window_s after it was created (defaults: ~4 h)
+    max_attempts: int = 16
     backoff_min_s: float = 2.0
-    backoff_max_s: float = 600.0
+    backoff_max_s: float = 3600.0
+    retry_window_s: float = 14_400.0
     batch_size: int = 200
     sweep_interval_s: float = 30.0
     sweep_after_s: float = 120.0  # pending this long without a message: enqueue again
@@ -70,6 +73,17 @@ class DeliveryConfig(BaseModel):
     presence_window_s: float = 5.0
     route_batch: int = 100  # events per route transaction (a job tops its batch up)
     route_concurrency: int = 2  # route jobs running at once per worker process
+    heartbeat_s: float = 2.0  # each worker process beats this often
+    dead_after_s: float = 10.0  # a worker silent this long is dead: its claims are released
+    lost_after_s: float = 10.0  # pending, due and unclaimed this long with its queue empty:
+    #                             the message was lost, enqueue it again
+    # per-channel circuit breaker (shared by all workers): after breaker_failures transient
+    # failures in a row it opens for breaker_cooldown_s (doubling up to breaker_cooldown_max_s
+    # while the provider stays down); deliveries are held, not spent, then one probe goes
+    breaker_failures: int = 5
+    breaker_cooldown_s: float = 30.0
+    breaker_cooldown_max_s: float = 300.0
+    breaker_probe_s: float = 15.0  # half-open: others hold this long for the probe's answer
     idle_poll_ms: int = 100  # longest wait of an idle worker between queue polls; an
     #                          enqueue wakes it at once (workers.broker.WakingRedisBroker)
 

@@ -10,6 +10,7 @@ retrying, or is not acknowledged creates the next step's delivery.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,19 +44,51 @@ def log_lines(s: Session, lines: Iterable[tuple[int, str, str]]) -> None:
     insert_rows(s, LOG, rows, with_ids=False)
 
 
-def claim(s: Session, ids: list[int], channel: Channel, lease_s: float) -> list[Any]:
-    """Move due pending deliveries to sending under a lease; returns only the rows this
-    call moved. Until the lease ends the sweeper leaves them to this worker."""
+def claim(s: Session, ids: list[int], channel: Channel, lease_s: float,
+          worker: str | None = None) -> list[Any]:
+    """Move due pending deliveries to sending under a lease, in the name of ``worker``;
+    returns only the rows this call moved. Until the lease ends (or the worker's
+    heartbeat stops) the sweeper leaves them to this worker."""
     now = utcnow()
     rows = list(s.execute(
         update(D).where(one_of(s, D.c.id, ids), D.c.channel == channel,
                         D.c.status == DeliveryStatus.PENDING,
                         or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now))
         .values(status=DeliveryStatus.SENDING, attempts=D.c.attempts + 1, updated_at=now,
-                lease_until=now + timedelta(seconds=lease_s))
+                lease_until=now + timedelta(seconds=lease_s), worker_id=worker)
         .returning(*D.c)))
     log_lines(s, ((r.id, DeliveryStatus.SENDING, f"attempt {r.attempts}") for r in rows))
     return rows
+
+
+def waiting(s: Session, ids: list[int], channel: Channel) -> dict[int, datetime]:
+    """Pending deliveries among ``ids`` that have a due time: a message that arrived
+    before it (a retry's, a breaker hold's) must be put back for then, or the delivery
+    waits for the sweeper."""
+    return {did: due for did, due in s.execute(select(D.c.id, D.c.next_attempt_at).where(
+        one_of(s, D.c.id, ids), D.c.channel == channel, D.c.status == DeliveryStatus.PENDING,
+        D.c.next_attempt_at.is_not(None)))}
+
+
+def defer(s: Session, ids: list[int], channel: Channel, until: datetime) -> list[int]:
+    """Pending deliveries due before ``until`` wait until then (the channel's breaker is
+    open); nothing is claimed, no attempt spent."""
+    return list(s.scalars(
+        update(D).where(one_of(s, D.c.id, ids), D.c.channel == channel,
+                        D.c.status == DeliveryStatus.PENDING,
+                        or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at < until))
+        .values(next_attempt_at=until, updated_at=utcnow()).returning(D.c.id)))
+
+
+def hold(s: Session, ids: list[int], until: datetime, why: str) -> list[int]:
+    """Put claimed deliveries back to pending until ``until`` without spending an attempt
+    (the channel's breaker is open: the provider is down, not the delivery)."""
+    held = list(s.scalars(
+        update(D).where(one_of(s, D.c.id, ids), D.c.status == DeliveryStatus.SENDING)
+        .values(status=DeliveryStatus.PENDING, attempts=D.c.attempts - 1, next_attempt_at=until,
+                lease_until=None, worker_id=None, updated_at=utcnow()).returning(D.c.id)))
+    log_lines(s, ((i, DeliveryStatus.PENDING, why) for i in held))
+    return held
 
 
 def mark_sent(s: Session, ids: list[int], detail: str) -> int:
@@ -92,10 +125,23 @@ class Recorded:
 
 
 def backoff(attempts: int, cfg: DeliveryConfig, retry_after: float | None) -> float:
-    """Bounded exponential backoff with full jitter; a provider's Retry-After wins if longer."""
-    ceiling = min(cfg.backoff_max_s, cfg.backoff_min_s * 2 ** max(attempts - 1, 0))
-    delay = random.uniform(cfg.backoff_min_s, max(cfg.backoff_min_s, ceiling))
+    """Bounded exponential backoff with equal jitter (half fixed, so the retry window is
+    spent predictably); a provider's Retry-After wins if longer."""
+    ceiling = max(cfg.backoff_min_s, min(cfg.backoff_max_s,
+                                         cfg.backoff_min_s * 2 ** max(attempts - 1, 0)))
+    delay = random.uniform(max(cfg.backoff_min_s, ceiling / 2), ceiling)
     return max(delay, retry_after or 0.0)
+
+
+def _retry_refused(row: Any, delay: float, cfg: DeliveryConfig) -> str:
+    """Why a retry is not scheduled ("" when it is): attempts or the retry window used up."""
+    if row.attempts >= cfg.max_attempts:
+        return f"gave up after {row.attempts} attempts"
+    age = (utcnow() - row.created_at).total_seconds()
+    if age + delay > cfg.retry_window_s:
+        return (f"gave up after {row.attempts} attempts: the retry window of "
+                f"{cfg.retry_window_s:g}s ran out")
+    return ""
 
 
 @dataclass
@@ -111,7 +157,8 @@ class _Batch:
     def change(self, row: Any, status: str, log: str, **values: Any) -> None:
         self.updates.append({"b_id": row.id, "status": status, "last_error": row.last_error,
                              "provider_response": row.provider_response,
-                             "next_attempt_at": None, "lease_until": None, **values})
+                             "next_attempt_at": None, "lease_until": None, "worker_id": None,
+                             **values})
         self.logs.append((row.id, status, log))
 
 
@@ -121,10 +168,14 @@ def _locked(s: Session, ids: Iterable[int], *where: Any) -> list[Any]:
                           .with_for_update()))
 
 
-def record(s: Session, outcomes: dict[int, Outcome], cfg: DeliveryConfig) -> Recorded:
-    """Apply each outcome to its delivery (still in ``sending``); plan follow-up work."""
+def record(s: Session, outcomes: dict[int, Outcome], cfg: DeliveryConfig,
+           worker: str | None = None) -> Recorded:
+    """Apply each outcome to its delivery (still in ``sending``, claimed by ``worker``);
+    plan follow-up work. A delivery released from a worker taken for dead and claimed by
+    another is left to its new owner."""
     batch = _Batch()
-    for row in _locked(s, outcomes):
+    mine = [D.c.worker_id == worker] if worker else []
+    for row in _locked(s, outcomes, *mine):
         _apply(batch, row, outcomes[row.id], cfg)
     _write(s, batch)
     return batch.todo
@@ -141,21 +192,32 @@ def _apply(batch: _Batch, row: Any, outcome: Outcome, cfg: DeliveryConfig) -> No
         batch.todo.await_ack.append(row.id)
         batch.leases.append({"b_id": row.id, "lease_until": utcnow() + timedelta(
             seconds=cfg.presence_window_s + cfg.sweep_after_s)})
-    elif outcome.status == OutcomeStatus.RETRY and row.attempts < cfg.max_attempts:
-        delay = backoff(row.attempts, cfg, outcome.retry_after)
-        batch.change(row, DeliveryStatus.PENDING, f"retry in {delay:.1f}s: {outcome.detail}",
-                     last_error=outcome.detail, provider_response=response,
-                     next_attempt_at=utcnow() + timedelta(seconds=delay))
-        batch.todo.retry.setdefault(round(delay, 1), []).append(row.id)
+    elif outcome.status == OutcomeStatus.RETRY:
+        _retry(batch, row, outcome, response, cfg)
     else:
-        detail = outcome.detail
-        if outcome.status == OutcomeStatus.RETRY:
-            detail = f"gave up after {row.attempts} attempts: {detail}"
-        elif outcome.status == OutcomeStatus.GONE:
-            detail = f"gone: {detail}"
-        batch.change(row, DeliveryStatus.FAILED, detail, last_error=detail,
-                     provider_response=response)
-        _next_step(batch, row, detail)
+        detail = f"gone: {outcome.detail}" if outcome.status == OutcomeStatus.GONE \
+            else outcome.detail
+        _fail(batch, row, detail, response)
+
+
+def _retry(batch: _Batch, row: Any, outcome: Outcome, response: str | None,
+           cfg: DeliveryConfig) -> None:
+    delay = backoff(row.attempts, cfg, outcome.retry_after)
+    refused = _retry_refused(row, delay, cfg)
+    if refused:
+        _fail(batch, row, f"{refused}: {outcome.detail}", response)
+        return
+    batch.change(row, DeliveryStatus.PENDING, f"retry in {delay:.1f}s: {outcome.detail}",
+                 last_error=outcome.detail, provider_response=response,
+                 next_attempt_at=utcnow() + timedelta(seconds=delay))
+    # rounded up: a message due before its row is due finds nothing to claim
+    batch.todo.retry.setdefault(math.ceil(delay * 10) / 10, []).append(row.id)
+
+
+def _fail(batch: _Batch, row: Any, detail: str, response: str | None) -> None:
+    batch.change(row, DeliveryStatus.FAILED, detail, last_error=detail,
+                 provider_response=response)
+    _next_step(batch, row, detail)
 
 
 def _next_step(batch: _Batch, row: Any, why: str) -> None:
@@ -174,8 +236,9 @@ def _next_step(batch: _Batch, row: Any, why: str) -> None:
 
 def _write(s: Session, batch: _Batch) -> None:
     if batch.leases:
+        # the expiry message owns an awaiting step now, not the worker that published it
         s.execute(update(D).where(D.c.id == bindparam("b_id"))
-                  .values(lease_until=bindparam("lease_until"))
+                  .values(lease_until=bindparam("lease_until"), worker_id=None)
                   .execution_options(synchronize_session=False), batch.leases)
     if batch.updates:
         now = utcnow()
@@ -241,7 +304,8 @@ def sweep(s: Session, cfg: DeliveryConfig, now: datetime | None = None) -> Stale
     lost = [r.id for r in stuck if r.id not in unacked]
     if lost:
         s.execute(update(D).where(one_of(s, D.c.id, lost), D.c.status == DeliveryStatus.SENDING)
-                  .values(status=DeliveryStatus.PENDING, updated_at=now, lease_until=None))
+                  .values(status=DeliveryStatus.PENDING, updated_at=now, lease_until=None,
+                          worker_id=None))
         log_lines(s, ((i, DeliveryStatus.PENDING, "recovered by the sweeper (its worker's "
                        "lease ran out: lost while sending)") for i in lost))
     pending = s.execute(select(D.c.id, D.c.channel).where(
@@ -255,6 +319,43 @@ def sweep(s: Session, cfg: DeliveryConfig, now: datetime | None = None) -> Stale
         m.EventRow.status == EventStatus.RECEIVED, m.EventRow.received_at < deadline)
         .limit(20000)))
     return stale
+
+
+def release_claims(s: Session, worker: str) -> dict[Channel, list[int]]:
+    """A dead worker's claims go back to pending (its in-flight sends may repeat)."""
+    released = s.execute(
+        update(D).where(D.c.worker_id == worker, D.c.status == DeliveryStatus.SENDING)
+        .values(status=DeliveryStatus.PENDING, lease_until=None, worker_id=None,
+                updated_at=utcnow()).returning(D.c.id, D.c.channel)).all()
+    log_lines(s, ((i, DeliveryStatus.PENDING, f"released: worker {worker} stopped beating")
+                  for i, _ in released))
+    return _by_channel(released)
+
+
+def lost_messages(s: Session, channels: list[Channel], after_s: float,
+                  limit: int = 2000) -> dict[Channel, list[int]]:
+    """Pending deliveries due for ``after_s`` that nobody claimed, on channels whose queue
+    is empty: their message was lost. Touched, so each is re-enqueued once per period."""
+    if not channels:
+        return {}
+    now = utcnow()
+    cutoff = now - timedelta(seconds=after_s)
+    found = s.execute(select(D.c.id, D.c.channel).where(
+        D.c.status == DeliveryStatus.PENDING, D.c.channel.in_([str(c) for c in channels]),
+        D.c.updated_at < cutoff,
+        or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at < cutoff))
+        .limit(limit).with_for_update(skip_locked=True)).all()
+    if found:
+        s.execute(update(D).where(one_of(s, D.c.id, [i for i, _ in found]),
+                                  D.c.status == DeliveryStatus.PENDING).values(updated_at=now))
+    return _by_channel(found)
+
+
+def _by_channel(rows: Iterable[Any]) -> dict[Channel, list[int]]:
+    found: dict[Channel, list[int]] = {}
+    for did, channel in rows:
+        found.setdefault(Channel(channel), []).append(did)
+    return found
 
 
 def history(s: Session, rows: list[Any]) -> dict[int, list[dict[str, str]]]:

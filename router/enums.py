@@ -97,6 +97,14 @@ class OutcomeStatus(StrEnum):
     UNACKED = "unacked"  # browser: nobody acknowledged in the presence window
 
 
+class BreakerState(StrEnum):
+    """A channel's circuit breaker: closed sends, open holds, half-open lets one probe through."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
 class SubscriberOrigin(StrEnum):
     CODE_USER = "code_user"
     EMPLOYEE = "employee"

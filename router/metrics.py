@@ -44,6 +44,17 @@ QUEUE_LAG = Histogram("herald_queue_lag_seconds", "From due to claimed, per deli
                       ["channel"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300))
 WEBSOCKETS = Gauge("herald_websocket_connections", "Open websocket sessions",
                    multiprocess_mode="livesum")
+BREAKER_OPEN = Gauge("herald_breaker_open", "1 while a channel's circuit breaker holds its "
+                     "deliveries (open or half-open), as last seen by a live worker",
+                     ["channel"], multiprocess_mode="livemax")
+BREAKER_CHANGES = Counter("herald_breaker_transitions_total", "Circuit breaker state changes",
+                          ["channel", "state"])
+HELD = Counter("herald_deliveries_held_total", "Deliveries held by an open breaker (no attempt "
+               "spent)", ["channel"])
+CLAIMS_RELEASED = Counter("herald_claims_released_total", "Deliveries released from a worker "
+                          "that stopped beating", ["channel"])
+LOST_REQUEUED = Counter("herald_lost_messages_requeued_total", "Pending deliveries enqueued "
+                        "again because their message was lost", ["channel"])
 
 
 def render() -> tuple[bytes, str]:

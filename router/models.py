@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -334,6 +335,7 @@ class Delivery(Base):
     provider_response: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]  # while sending: the sweeper leaves it alone until then
+    worker_id: Mapped[str | None] = mapped_column(String(100))  # while sending: who claimed it
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -421,3 +423,25 @@ class RuleVersion(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     deployed_by: Mapped[str] = mapped_column(String(200), default="")
     deployed_at: Mapped[datetime] = mapped_column(default=utcnow)
+class WorkerHeartbeat(Base):
+    """A live worker process: it beats every few seconds; a stale row means it died and
+    another worker releases the deliveries it had claimed (exactly once: it deletes the row)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChannelBreaker(Base):
+    """The circuit breaker of one channel's provider, shared by every worker process."""
+
+    __tablename__ = "channel_breakers"
+
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # consecutive transient failures
+    cooldown_s: Mapped[float] = mapped_column(Float, default=0.0)  # of the current opening
+    reopen_at: Mapped[datetime | None]  # open: deliveries are held until then
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -44,20 +44,24 @@ def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float 
 class Herald:
     """A Herald deployment made of subprocesses sharing one config."""
 
-    def __init__(self, tmp: Path, *, embedded: bool = False, **config: Any) -> None:
+    def __init__(self, tmp: Path, *, embedded: bool = False, redis_base: str = REDIS_BASE,
+                 **config: Any) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.redis_db = 1 + (uuid.uuid4().int % 14)
         self.config: dict[str, Any] = {
             "database_url": f"sqlite:///{tmp}/herald.db" if embedded else PG_URL,
-            "broker_url": "" if embedded else f"{REDIS_BASE}/{self.redis_db}",
+            "broker_url": "" if embedded else f"{redis_base}/{self.redis_db}",
             "rules_path": str(Path(ROOT) / "rules"),
             "public_url": self.url,
             "log_format": "json",
             "delivery": {"sweep_interval_s": 1, "sweep_after_s": 3, "lease_s": 20,
                          "backoff_min_s": 0.5,
-                         "backoff_max_s": 2, "presence_window_s": 1.5},
+                         "backoff_max_s": 2, "presence_window_s": 1.5,
+                         "heartbeat_s": 1, "dead_after_s": 5, "lost_after_s": 3,
+                         "breaker_cooldown_s": 1, "breaker_cooldown_max_s": 2,
+                         "breaker_probe_s": 2},
             "api": {"publish_rate_per_s": 100000, "publish_burst": 100000},
         }
         _merge(self.config, config)
@@ -70,7 +74,7 @@ class Herald:
         self.own_rules = not embedded and "rules_path" in config
         self.rules_deployed = False
         if not embedded:
-            redis.Redis.from_url(f"{REDIS_BASE}/{self.redis_db}").flushdb()
+            redis.Redis.from_url(f"{redis_base}/{self.redis_db}").flushdb()
 
     @property
     def env(self) -> dict[str, str]:

@@ -3,16 +3,24 @@ across network I/O; never trust a message to be the only copy."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from channels.base import Adapter, Job, Outcome
 from channels.registry import adapter_for
-from router import deliveries, feed, metrics
+from router import breaker, deliveries, feed, metrics
+from router.config import DeliveryConfig
 from router.deliveries import Recorded
 from router.enums import Channel, OutcomeStatus
 from router.models import utcnow
+from workers import liveness
 
 if TYPE_CHECKING:
     from router.runtime import Runtime
@@ -113,44 +121,123 @@ def deliver_inline(runtime: Runtime, channel: Channel, ids: list[int]) -> None:
 
 def deliver(runtime: Runtime, channel: Channel, ids: list[int]) -> None:
     adapter = adapter_for(runtime, channel)
+    cfg = runtime.settings.delivery
     started = time.perf_counter()
+    lease_end = time.monotonic() + cfg.lease_s * 0.9  # the record may be retried until then
     with runtime.db.session() as s:
-        rows = deliveries.claim(s, ids, channel, runtime.settings.delivery.lease_s)
-        if not rows:
-            return
-        _observe_lag(channel, rows)
-        jobs = deliveries.jobs_for(s, rows)
-        adapter.prepare(s, jobs)
+        rows, gate = _claim(s, channel, ids, cfg)
+        later = _later(s, channel, ids, rows) if len(rows) < len(ids) else {}
+        if rows:
+            _observe_lag(channel, rows)
+            jobs = deliveries.jobs_for(s, rows)
+            adapter.prepare(s, jobs)
+    enqueue_later(runtime, channel, later)
+    if not rows:
+        return
     prepared = time.perf_counter()
-    deadline = time.monotonic() + runtime.settings.delivery.lease_s / 2
     try:
-        for start in range(0, len(jobs), adapter.record_every):
-            chunk = jobs[start:start + adapter.record_every]
-            if time.monotonic() > deadline:  # stay inside the claim's lease
-                _record(runtime, adapter, chunk, {j.id: Outcome.retry(
-                    "not attempted: the batch ran out of time") for j in chunk})
-                continue
-            with metrics.DELIVERY_SECONDS.labels(channel).time():
-                outcomes = adapter.send(chunk)
-            _record(runtime, adapter, chunk, outcomes)
+        _send_all(runtime, adapter, jobs, lease_end)
     finally:
         adapter.close()
     log.info("deliver.batch", extra={
         "channel": str(channel), "deliveries": len(jobs), "delivery_ids": [j.id for j in jobs][:20],
-        "prepare_s": round(prepared - started, 3),
+        "breaker": "probe" if gate.open else "closed", "prepare_s": round(prepared - started, 3),
         "send_and_record_s": round(time.perf_counter() - prepared, 3)})
 
 
+def _claim(s: Session, channel: Channel, ids: list[int],
+           cfg: DeliveryConfig) -> tuple[list[Any], breaker.Gate]:
+    """Claim the due deliveries the channel's breaker lets through; hold the rest."""
+    gate = breaker.gate(s, channel, cfg)
+    if gate.allowed == 0 and gate.until is not None:
+        metrics.HELD.labels(channel).inc(len(deliveries.defer(s, ids, channel, gate.until)))
+        return [], gate
+    rows = deliveries.claim(s, ids, channel, cfg.lease_s, liveness.worker_id())
+    if gate.open and len(rows) > (gate.allowed or 0):
+        _hold(s, channel, [r.id for r in rows[gate.allowed:]], gate)
+        rows = rows[:gate.allowed]
+    return rows, gate
+
+
+def _hold(s: Session, channel: Channel, ids: list[int], gate: breaker.Gate) -> None:
+    assert gate.until is not None
+    held = deliveries.hold(s, ids, gate.until, f"held: the {channel} breaker is open until "
+                           f"{gate.until.isoformat(timespec='seconds')} (no attempt spent)")
+    metrics.HELD.labels(channel).inc(len(held))
+
+
+def _later(s: Session, channel: Channel, ids: list[int], claimed: list[Any]
+           ) -> dict[int, datetime]:
+    """The deliveries of this message that wait for a later time (a retry's message that
+    came early, a breaker hold): each gets a message for then, or only the sweeper finds it."""
+    taken = {r.id for r in claimed}
+    return {i: due for i, due in deliveries.waiting(s, ids, channel).items() if i not in taken}
+
+
+def enqueue_later(runtime: Runtime, channel: Channel, due: dict[int, datetime]) -> None:
+    """Enqueue each delivery for its due time (rounded up to the next 100 ms)."""
+    now = utcnow()
+    by_delay: dict[float, list[int]] = {}
+    for did, at in due.items():
+        delay = math.ceil(max(0.0, (at - now).total_seconds()) * 10) / 10
+        by_delay.setdefault(delay, []).append(did)
+    for delay, ids in by_delay.items():
+        runtime.workers.enqueue_deliveries({channel: ids}, delay_s=delay)
+
+
+def _send_all(runtime: Runtime, adapter: Adapter, jobs: list[Job], lease_end: float) -> None:
+    deadline = time.monotonic() + runtime.settings.delivery.lease_s / 2
+    for start in range(0, len(jobs), adapter.record_every):
+        chunk = jobs[start:start + adapter.record_every]
+        if time.monotonic() > deadline:  # stay inside the claim's lease
+            _record(runtime, adapter, chunk, {j.id: Outcome.retry(
+                "not attempted: the batch ran out of time") for j in chunk}, lease_end)
+            continue
+        with metrics.DELIVERY_SECONDS.labels(adapter.channel).time():
+            outcomes = adapter.send(chunk)
+        gate = _record(runtime, adapter, chunk, outcomes, lease_end)
+        rest = [j.id for j in jobs[start + adapter.record_every:]]
+        if gate.open and rest:  # the breaker opened on this chunk: the rest waits
+            with runtime.db.session() as s:
+                _hold(s, adapter.channel, rest, gate)
+            enqueue_later(runtime, adapter.channel, dict.fromkeys(rest, gate.until or utcnow()))
+            return
+
+
 def _record(runtime: Runtime, adapter: Adapter, jobs: list[Job],
-            outcomes: dict[int, Outcome]) -> None:
-    """Commit a chunk's outcomes at once: this bounds what a crash can make us re-send."""
+            outcomes: dict[int, Outcome], lease_end: float) -> breaker.Gate:
+    """Commit a chunk's outcomes at once: this bounds what a crash can make us re-send.
+    The sends happened: if the commit fails (a dropped connection), the record is retried
+    with backoff while the claim's lease keeps the sweeper away, never the sends."""
+    for attempt in itertools.count():
+        try:
+            return _record_once(runtime, adapter, jobs, outcomes)
+        except (OperationalError, InterfaceError):  # the connection, not the data
+            pause = min(0.1 * 2 ** attempt, 5.0)
+            if time.monotonic() + pause > lease_end:
+                log.error("deliver.record_lost", extra={
+                    "channel": str(adapter.channel), "delivery_ids": list(outcomes)[:20],
+                    "attempts": attempt + 1}, exc_info=True)
+                raise
+            log.warning("deliver.record_retry", extra={
+                "channel": str(adapter.channel), "deliveries": len(outcomes),
+                "attempt": attempt + 1, "pause_s": pause}, exc_info=True)
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def _record_once(runtime: Runtime, adapter: Adapter, jobs: list[Job],
+                 outcomes: dict[int, Outcome]) -> breaker.Gate:
+    cfg = runtime.settings.delivery
     with runtime.db.session() as s:
         adapter.after(s, jobs, outcomes)
-        todo = deliveries.record(s, outcomes, runtime.settings.delivery)
+        todo = deliveries.record(s, outcomes, cfg, liveness.worker_id())
+        gate = breaker.observe(s, adapter.channel, outcomes.values(), cfg)
     for outcome in outcomes.values():
         metrics.DELIVERIES.labels(adapter.channel, outcome.status).inc()
     metrics.RETRIES.labels(adapter.channel).inc(sum(len(v) for v in todo.retry.values()))
     follow_up(runtime, todo)
+    return gate
 
 
 def _observe_lag(channel: Channel, rows: list) -> None:  # type: ignore[type-arg]

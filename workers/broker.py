@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +28,14 @@ from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, TimeLim
 
 from router.enums import CHANNEL_QUEUES, Channel, Queue
 from router.limits import publish_path_redis
-from workers import actors
+from workers import actors, liveness
 
 if TYPE_CHECKING:
     from router.runtime import Runtime
 
 log = logging.getLogger("herald.workers")
 ROUTE_BATCH = 100
+MAINTENANCE_PER_MILLION = 50_000
 WAKE = "herald:wake:"  # + queue name: a one-element list that wakes an idle consumer
 
 
@@ -47,9 +49,9 @@ def make_broker(url: str, timeout_s: float | None = None) -> dramatiq.Broker:
     connection: dict[str, Any] = {"url": url}
     if timeout_s is not None:
         connection = {"client": publish_path_redis(url, timeout_s)}
-    # maintenance recovers a SIGKILLed worker's unacked messages; run it often
-    # (the default 0.1% chance left messages stranded for minutes).
-    return WakingRedisBroker(middleware=middleware, maintenance_chance=100,
+    # maintenance recovers a SIGKILLed worker's unacked messages; the chance is per million
+    # commands: 5% here (Dramatiq's default 0.1% left messages stranded for minutes)
+    return WakingRedisBroker(middleware=middleware, maintenance_chance=MAINTENANCE_PER_MILLION,
                              heartbeat_timeout=15_000, dead_message_ttl=7 * 86_400_000,
                              **connection)
 
@@ -161,6 +163,17 @@ class Workers:
                                                             "problem": exc.message})
         return problems
 
+    def queue_depth(self, channel: Channel) -> int:
+        """Messages waiting (not yet fetched) on a channel's queue; -1 when unknown."""
+        queue = str(CHANNEL_QUEUES[channel])
+        if isinstance(self.broker, RedisBroker):
+            try:
+                return int(self.broker.client.llen(f"{self.broker.namespace}:{queue}"))
+            except redis.RedisError:
+                return -1  # unknown: not taken for empty
+        stub = self.broker.queues.get(queue)  # type: ignore[attr-defined]
+        return stub.qsize() if stub is not None else 0
+
     def runtime_adapter_batch(self, channel: Channel) -> int:
         from channels.registry import ADAPTERS
 
@@ -192,7 +205,8 @@ def _deliver_fn(runtime: Runtime, channel: Channel) -> Any:
 
 
 class Sweeper(threading.Thread):
-    """Periodically re-enqueues work left behind (lost messages, crashed workers)."""
+    """Re-enqueues work left behind: every heartbeat it beats, releases dead workers'
+    claims and re-enqueues lost messages; every sweep interval it runs the full sweep."""
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(name="herald-sweeper", daemon=True)
@@ -200,12 +214,27 @@ class Sweeper(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        interval = self.runtime.settings.delivery.sweep_interval_s
-        while not self.stopping.wait(interval):
-            try:
-                actors.sweep(self.runtime)
-            except Exception:  # noqa: BLE001 - keep sweeping; the next pass retries
-                log.exception("sweep.failed")
+        cfg = self.runtime.settings.delivery
+        tick = min(cfg.heartbeat_s, cfg.sweep_interval_s)
+        next_sweep = time.monotonic() + cfg.sweep_interval_s
+        self._each_beat()
+        while not self.stopping.wait(tick):
+            self._each_beat()
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + cfg.sweep_interval_s
+                self._guarded("sweep.failed", actors.sweep)
+
+    def _each_beat(self) -> None:
+        self._guarded("heartbeat.failed", liveness.beat)
+        self._guarded("release.failed", liveness.release_dead)
+        self._guarded("requeue.failed", liveness.requeue_lost)
+
+    def _guarded(self, name: str, step: Any) -> None:
+        try:
+            step(self.runtime)
+        except Exception:  # noqa: BLE001 - keep going; the next pass retries
+            log.exception(name)
 
     def stop(self) -> None:
         self.stopping.set()
+        self._guarded("heartbeat.leave_failed", liveness.leave)

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from router import models as m
-from tests.faults.conftest import record, redis_start, redis_stop, redis_up
+from tests.faults.conftest import record
 from tests.harness import Client, Herald, wait_until
 from tests.servers.smtp import SmtpSink
 
@@ -30,13 +30,23 @@ def sink():
 
 
 @pytest.fixture
-def herald(tmp_path, pg, sink):
-    deployment = Herald(tmp_path, smtp={"port": sink.port},
-                        delivery={"max_attempts": 100, "backoff_max_s": 2})
-    yield deployment
-    deployment.stop()
-    if not redis_up():
-        redis_start()
+def deploy(tmp_path, pg, sink, private_redis):
+    """A deployment on this test's own Redis; delivery settings on top of the fault ones."""
+    started: list[Herald] = []
+
+    def make(**delivery: object) -> Herald:
+        started.append(Herald(tmp_path, redis_base=private_redis.url, smtp={"port": sink.port},
+                              delivery={"max_attempts": 100, "backoff_max_s": 2, **delivery}))
+        return started[-1]
+
+    yield make
+    for deployment in started:
+        deployment.stop()
+
+
+@pytest.fixture
+def herald(deploy):
+    return deploy()
 
 
 @pytest.fixture
@@ -116,10 +126,12 @@ def test_sigkill_of_a_worker_mid_batch_loses_nothing(herald, tenant, pg, sink):
         assert response.status_code == 202
     wait_until(lambda: len(sink.messages) >= 150, 60, what="mail flowing")
     herald.kill("w1")  # SIGKILL in the middle of the batch
+    killed_at = time.monotonic()
     herald.start_worker("w3")
     done = wait_until(lambda: all_done(pg, tenant_id, events), 120, 0.5, what="every delivery")
     dups = duplicate_mails(sink)
     record("sigkill_worker", events=events, deliveries=events * len(STAFF) * 2,
+           settle_s=round(time.monotonic() - killed_at, 1),
            lost=events * len(STAFF) * 2 - done["delivered"],
            duplicated_feed_items=done["feed_items_stacked"], duplicated_emails=dups,
            mails_received=len(sink.messages))
@@ -129,7 +141,8 @@ def test_sigkill_of_a_worker_mid_batch_loses_nothing(herald, tenant, pg, sink):
         events * len(STAFF)
 
 
-def test_redis_restart_under_publish_load_delivers_everything_accepted(herald, tenant, pg, sink):
+def test_redis_restart_under_publish_load_delivers_everything_accepted(herald, tenant, pg, sink,
+                                                                      private_redis):
     tenant_id, client = tenant
     herald.start_api()
     herald.start_worker("w1")
@@ -155,15 +168,17 @@ def test_redis_restart_under_publish_load_delivers_everything_accepted(herald, t
     thread = threading.Thread(target=publish)
     thread.start()
     wait_until(lambda: len(accepted) >= 50, 30, what="steady load")
-    redis_stop()
+    private_redis.stop()
     time.sleep(3)
-    redis_start()
+    private_redis.start()
+    back_at = time.monotonic()
     thread.join(timeout=60)
     stop.set()
     assert set(refused) <= {503}, refused
     done = wait_until(lambda: all_done(pg, tenant_id, len(accepted)), 120, 0.5,
                       what="everything accepted")
     record("redis_restart", events=len(accepted), refused_503=len(refused),
+           settle_s_after_redis_back=round(time.monotonic() - back_at, 1),
            deliveries=len(accepted) * len(STAFF) * 2,
            lost=len(accepted) * len(STAFF) * 2 - done["delivered"],
            duplicated_feed_items=done["feed_items_stacked"],
@@ -193,14 +208,19 @@ def test_dropped_postgres_connections_under_load_resume_by_themselves(herald, te
                     "WHERE application_name = current_setting('application_name') "
                     "AND pid <> pg_backend_pid()")).scalar()
             assert killed >= 1
+    last_termination = time.monotonic()
     assert len(accepted) == 200 and set(refused) <= {503}
     done = wait_until(lambda: all_done(pg, tenant_id, 200), 120, 0.5, what="every delivery")
+    settle_s = round(time.monotonic() - last_termination, 1)
+    time.sleep(25)  # past the lease (20 s): a send whose outcome was lost would repeat now
     record("postgres_connections_dropped", events=200, terminations=5,
            retried_publishes=len(refused), deliveries=200 * len(STAFF) * 2,
-           lost=200 * len(STAFF) * 2 - done["delivered"],
+           lost=200 * len(STAFF) * 2 - done["delivered"], settle_s=settle_s,
            duplicated_feed_items=done["feed_items_stacked"],
-           duplicated_emails=duplicate_mails(sink))
+           duplicated_emails=duplicate_mails(sink),
+           outcome_commits_retried=herald.log("w1").count("deliver.record_retry"))
     assert done["delivered"] == 200 * len(STAFF) * 2
+    assert duplicate_mails(sink) == 0
 
 
 def test_smtp_down_for_30_seconds_every_mail_arrives_after(herald, tenant, pg, sink):
@@ -213,11 +233,97 @@ def test_smtp_down_for_30_seconds_every_mail_arrives_after(herald, tenant, pg, s
     time.sleep(30)
     assert sink.messages == []
     sink.start()
+    back_at = time.monotonic()
     done = wait_until(lambda: all_done(pg, tenant_id, 50), 90, 0.5, what="every mail")
-    record("smtp_down_30s", events=50, deliveries=400,
-           lost=400 - done["delivered"], duplicated_emails=duplicate_mails(sink),
-           mails_received=len(sink.messages))
+    record("smtp_down_30s", events=50, deliveries=400, settle_s=round(
+           time.monotonic() - back_at, 1), lost=400 - done["delivered"],
+           duplicated_emails=duplicate_mails(sink), mails_received=len(sink.messages),
+           **email_attempts(pg, tenant_id))
     assert len(sink.messages) == 200 and duplicate_mails(sink) == 0
+
+
+def email_attempts(pg, tenant: str) -> dict[str, int]:
+    with pg.session() as s:
+        attempts = list(s.scalars(select(m.Delivery.attempts).where(
+            m.Delivery.tenant_id == tenant, m.Delivery.channel == "email")))
+    return {"email_attempts_total": sum(attempts), "email_attempts_max": max(attempts, default=0),
+            "email_deliveries": len(attempts)}
+
+
+def client_for(herald: Herald, new_tenant_key) -> tuple[str, Client]:
+    tenant_id, key, _ = new_tenant_key("Faulty")
+    return tenant_id, Client(herald.url, key)
+
+
+def test_an_smtp_outage_holds_mail_behind_the_breaker_not_spending_attempts(
+        deploy, new_tenant_key, pg, sink):
+    herald = deploy(max_attempts=16, breaker_failures=5, breaker_cooldown_s=4,
+                    breaker_cooldown_max_s=8, breaker_probe_s=4)
+    tenant_id, client = client_for(herald, new_tenant_key)
+    herald.start_api()
+    herald.start_worker("w1")
+    seed(client)
+    sink.stop()
+    client.post("/v1/events:batch", json=[code_event(i) for i in range(50)])
+    time.sleep(45)  # at the 2 s backoff ceiling: 20+ attempts each without the breaker
+    assert sink.messages == []
+    during = email_attempts(pg, tenant_id)
+    sink.start()
+    back_at = time.monotonic()
+    done = wait_until(lambda: all_done(pg, tenant_id, 50), 90, 0.5, what="every mail")
+    after = email_attempts(pg, tenant_id)
+    log = herald.log("w1")
+    record("smtp_down_45s_breaker", events=50, deliveries=400, outage_s=45,
+           settle_s=round(time.monotonic() - back_at, 1), lost=400 - done["delivered"],
+           duplicated_emails=duplicate_mails(sink), mails_received=len(sink.messages),
+           attempts_spent_during_outage=during["email_attempts_total"],
+           max_attempts_of_one_mail_during_outage=during["email_attempts_max"],
+           attempts_total=after["email_attempts_total"],
+           breaker_opened=log.count("breaker.open"), breaker_probes=log.count("breaker.half_open"),
+           breaker_closed=log.count("breaker.closed"))
+    client.close()
+    assert len(sink.messages) == 200 and duplicate_mails(sink) == 0
+    assert during["email_attempts_max"] <= 8 and during["email_attempts_total"] < 200
+    assert "breaker.open" in log and "breaker.closed" in log
+
+
+def test_a_killed_workers_claims_are_released_within_15_seconds(deploy, new_tenant_key, pg,
+                                                                  sink):
+    herald = deploy(heartbeat_s=2, dead_after_s=10, lease_s=120, sweep_after_s=120,
+                    sweep_interval_s=30)
+    tenant_id, client = client_for(herald, new_tenant_key)
+    sink.data_delay_s = 0.05  # a slow relay: batches stay claimed while they are sent
+    herald.start_api()
+    w1 = herald.start_worker("w1")
+    herald.start_worker("w2")
+    seed(client)
+    events = 300
+    for start in range(0, events, 100):
+        assert client.post("/v1/events:batch", json=[
+            code_event(i) for i in range(start, start + 100)]).status_code == 202
+    wait_until(lambda: claimed_by(pg, w1.pid) >= 10, 60, 0.05, what="w1 sending")
+    herald.kill("w1")
+    killed_at = time.monotonic()
+    in_flight = claimed_by(pg, w1.pid)
+    wait_until(lambda: claimed_by(pg, w1.pid) == 0, 30, 0.2, what="w1's claims released")
+    released_s = time.monotonic() - killed_at
+    done = wait_until(lambda: all_done(pg, tenant_id, events), 120, 0.5, what="every delivery")
+    record("sigkill_worker_claims_released", events=events, deliveries=events * len(STAFF) * 2,
+           claims_of_killed_worker=in_flight, released_after_s=round(released_s, 1),
+           settle_s=round(time.monotonic() - killed_at, 1),
+           lost=events * len(STAFF) * 2 - done["delivered"],
+           duplicated_feed_items=done["feed_items_stacked"],
+           duplicated_emails=duplicate_mails(sink), mails_received=len(sink.messages))
+    client.close()
+    assert released_s < 15
+    assert done["delivered"] == events * len(STAFF) * 2 and done["feed_items_stacked"] == 0
+    assert duplicate_mails(sink) <= in_flight
+
+
+def claimed_by(pg, pid: int) -> int:
+    with pg.session() as s:
+        return s.scalar(select(func.count()).select_from(m.Delivery).where(
+            m.Delivery.status == "sending", m.Delivery.worker_id.like(f"%:{pid}:%"))) or 0
 
 
 def test_a_poison_event_fails_alone_visibly_and_can_be_re_driven(herald, tenant, pg, sink):

@@ -4,7 +4,9 @@ Scripted answers:
 - ``reject(address)``: the ``RCPT TO`` for that address gets the given permanent
   code (default 550); other recipients of the same transaction are still accepted.
 - ``fail_next(n)``: the next ``n`` ``DATA`` commands (after the message body is
-  received) get the given transient code (default 451); nothing is recorded.
+  received) get the given transient code (default 451); the message goes to ``refused``.
+- ``data_delay_s``: every ``DATA`` answer waits this long (a slow server).
+- ``on_accept``: a callable run after a message is recorded, before the 250 is sent.
 
 ``envelopes[i].raw`` holds the bytes as received (CRLF); ``messages`` are parsed with
 ``email.policy.default`` after CRLF -> LF, so ``get_content()`` ends lines with ``\n``.
@@ -12,8 +14,10 @@ Scripted answers:
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -71,12 +75,17 @@ class _Handler:
     async def handle_DATA(  # aiosmtpd hook name
         self, server: SMTP, session: Session, envelope: _AioEnvelope
     ) -> str:
-        failure = self._sink._next_data_failure()
-        if failure is not None:
-            return failure.line()
         raw = envelope.content
         assert isinstance(raw, bytes)
+        if self._sink.data_delay_s:
+            await asyncio.sleep(self._sink.data_delay_s)
+        failure = self._sink._next_data_failure()
+        if failure is not None:
+            self._sink.refused.append(_parse(raw))
+            return failure.line()
         self._sink._record(Envelope(envelope.mail_from or "", tuple(envelope.rcpt_tos), raw))
+        if self._sink.on_accept is not None:
+            self._sink.on_accept()
         return "250 Message accepted for delivery"
 
 
@@ -93,6 +102,9 @@ class SmtpSink:
         self._data_failures: deque[_Answer] = deque()
         self.messages: list[EmailMessage] = []
         self.envelopes: list[Envelope] = []
+        self.refused: list[EmailMessage] = []  # messages whose DATA got a scripted failure
+        self.on_accept: Callable[[], None] | None = None  # runs before the 250 goes out
+        self.data_delay_s = 0.0  # a slow server: each DATA answer waits this long
 
     @property
     def port(self) -> int:
@@ -167,8 +179,7 @@ class SmtpSink:
             return self._data_failures.popleft() if self._data_failures else None
 
     def _record(self, envelope: Envelope) -> None:
-        unix_text = envelope.raw.replace(b"\r\n", b"\n")  # like a mailbox: LF line endings
-        message = BytesParser(policy=policy.default).parsebytes(unix_text)
+        message = _parse(envelope.raw)
         with self._cond:
             self.envelopes.append(envelope)
             self.messages.append(message)
@@ -184,6 +195,13 @@ class SmtpSink:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    unix_text = raw.replace(b"\r\n", b"\n")  # like a mailbox: LF line endings
+    message = BytesParser(policy=policy.default).parsebytes(unix_text)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 __all__ = ["Envelope", "SmtpSink"]

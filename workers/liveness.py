@@ -1,0 +1,73 @@
+"""What a worker process does every few seconds besides its actors: beat its heartbeat,
+release the claims of workers that stopped beating, and re-enqueue deliveries whose
+message was lost. The full sweep (expired leases, old pending rows) runs less often."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from functools import cache
+from typing import TYPE_CHECKING
+
+from router import deliveries, heartbeats, metrics
+from router.enums import Channel
+
+if TYPE_CHECKING:
+    from router.runtime import Runtime
+
+log = logging.getLogger("herald.workers")
+
+
+@cache
+def _instance() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def worker_id() -> str:
+    """This process's name on its claims and heartbeat (host, pid, and a random part)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{_instance()}"
+
+
+def beat(runtime: Runtime) -> None:
+    with runtime.db.session() as s:
+        known = heartbeats.beat(s, worker_id())
+    if not known:
+        log.info("worker.heartbeat_started", extra={"worker": worker_id()})
+
+
+def release_dead(runtime: Runtime) -> dict[Channel, list[int]]:
+    """Return the claims of every worker that stopped beating to pending and enqueue them."""
+    released: dict[Channel, list[int]] = {}
+    with runtime.db.session() as s:
+        for dead in heartbeats.take_dead(s, runtime.settings.delivery.dead_after_s):
+            found = deliveries.release_claims(s, dead)
+            log.warning("worker.dead", extra={
+                "worker": dead, "released": sum(len(v) for v in found.values())})
+            for channel, ids in found.items():
+                released.setdefault(channel, []).extend(ids)
+                metrics.CLAIMS_RELEASED.labels(channel).inc(len(ids))
+    runtime.workers.enqueue_deliveries(released)
+    return released
+
+
+def requeue_lost(runtime: Runtime) -> dict[Channel, list[int]]:
+    """Due deliveries nobody claimed for a while, on a queue with nothing waiting: their
+    message was lost (or consumed too early). A live worker's claims are never touched."""
+    idle = [c for c in Channel if runtime.workers.queue_depth(c) == 0]
+    with runtime.db.session() as s:
+        lost = deliveries.lost_messages(s, idle, runtime.settings.delivery.lost_after_s)
+    if lost:
+        runtime.workers.enqueue_deliveries(lost)
+        for channel, ids in lost.items():
+            metrics.LOST_REQUEUED.labels(channel).inc(len(ids))
+        log.warning("deliver.lost_requeued", extra={
+            "deliveries": sum(len(v) for v in lost.values()),
+            "delivery_ids": [i for ids in lost.values() for i in ids][:20]})
+    return lost
+
+
+def leave(runtime: Runtime) -> None:
+    with runtime.db.session() as s:
+        heartbeats.leave(s, worker_id())
