@@ -351,6 +351,16 @@ def lost_messages(s: Session, channels: list[Channel], after_s: float,
     return _by_channel(found)
 
 
+def lost_events(s: Session, after_s: float, limit: int = 2000) -> list[int]:
+    """Events received ``after_s`` ago and never tried, while the route queue is empty: their
+    route message was lost (an enqueue that timed out). Events being routed are locked."""
+    cutoff = utcnow() - timedelta(seconds=after_s)
+    return list(s.scalars(select(m.EventRow.pk).where(
+        m.EventRow.status == EventStatus.RECEIVED, m.EventRow.attempts == 0,
+        m.EventRow.received_at < cutoff).order_by(m.EventRow.pk).limit(limit)
+        .with_for_update(skip_locked=True)))
+
+
 def _by_channel(rows: Iterable[Any]) -> dict[Channel, list[int]]:
     found: dict[Channel, list[int]] = {}
     for did, channel in rows:

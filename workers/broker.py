@@ -163,9 +163,9 @@ class Workers:
                                                             "problem": exc.message})
         return problems
 
-    def queue_depth(self, channel: Channel) -> int:
-        """Messages waiting (not yet fetched) on a channel's queue; -1 when unknown."""
-        queue = str(CHANNEL_QUEUES[channel])
+    def queue_depth(self, channel: Channel | Queue) -> int:
+        """Messages waiting (not yet fetched) on a channel's (or a) queue; -1 when unknown."""
+        queue = str(CHANNEL_QUEUES[channel] if isinstance(channel, Channel) else channel)
         if isinstance(self.broker, RedisBroker):
             try:
                 return int(self.broker.client.llen(f"{self.broker.namespace}:{queue}"))
@@ -228,6 +228,7 @@ class Sweeper(threading.Thread):
         self._guarded("heartbeat.failed", liveness.beat)
         self._guarded("release.failed", liveness.release_dead)
         self._guarded("requeue.failed", liveness.requeue_lost)
+        self._guarded("requeue_events.failed", liveness.requeue_lost_events)
 
     def _guarded(self, name: str, step: Any) -> None:
         try:

@@ -12,7 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from router import deliveries, heartbeats, metrics
-from router.enums import Channel
+from router.enums import Channel, Queue
 
 if TYPE_CHECKING:
     from router.runtime import Runtime
@@ -65,6 +65,19 @@ def requeue_lost(runtime: Runtime) -> dict[Channel, list[int]]:
         log.warning("deliver.lost_requeued", extra={
             "deliveries": sum(len(v) for v in lost.values()),
             "delivery_ids": [i for ids in lost.values() for i in ids][:20]})
+    return lost
+
+
+def requeue_lost_events(runtime: Runtime) -> list[int]:
+    """Events whose route message was lost (e.g. a publish whose enqueue timed out while
+    Redis stalled) are routed within seconds instead of waiting for the full sweep."""
+    if runtime.workers.queue_depth(Queue.ROUTE) != 0:
+        return []  # a backlog (or an unknown depth) is not a loss
+    with runtime.db.session() as s:
+        lost = deliveries.lost_events(s, runtime.settings.delivery.lost_after_s)
+    if lost:
+        runtime.workers.enqueue_route(lost)
+        log.warning("route.lost_requeued", extra={"events": len(lost), "event_pks": lost[:20]})
     return lost
 
 

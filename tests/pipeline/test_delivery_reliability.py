@@ -207,3 +207,33 @@ def test_a_silent_workers_claims_are_released_once_and_a_beating_workers_never(p
     assert released == {Channel.EMAIL: [dead_claim]}
     assert status(pg, dead_claim) == (DeliveryStatus.PENDING, 1)
     assert status(pg, live_claim) == (DeliveryStatus.SENDING, 1)
+
+
+def test_an_event_whose_route_message_was_lost_is_routed_within_seconds(worker, sink, pg):
+    worker(sweeper=True, sweep_after_s=120, sweep_interval_s=30, lost_after_s=2)
+    with pg.session() as s:  # stored and accepted, but its enqueue timed out: no message
+        tenant = f.new_tenant(s).id
+        f.employee(s, tenant, "admin-1", roles=["admin"], email="admin-1@acme.example")
+        s.add(m.EventRow(tenant_id=tenant, event_id="lost-1", type="code.paired",
+                         payload={"type": "code.paired", "id": "lost-1",
+                                  "subject": {"kind": "code", "id": "QR-9", "number": "QR-9"}},
+                         received_at=utcnow() - timedelta(seconds=3)))
+    [mail] = sink.wait_for(1, timeout=15)
+    assert mail["To"] == "admin-1@acme.example"
+
+
+def test_the_lost_event_pass_leaves_retried_and_recent_events_alone(pg):
+    with pg.session() as s:
+        tenant = f.new_tenant(s).id
+        old = utcnow() - timedelta(seconds=30)
+        rows = [m.EventRow(tenant_id=tenant, event_id=name, type="code.paired", payload={},
+                           received_at=at, attempts=tries)
+                for name, at, tries in (("lost", old, 0), ("retrying", old, 1),
+                                        ("fresh", utcnow(), 0))]
+        s.add_all(rows)
+        s.flush()
+        pks = {r.event_id: r.pk for r in rows}
+    with pg.session() as s:
+        found = deliveries.lost_events(s, 10, limit=100000)
+    assert pks["lost"] in found
+    assert pks["retrying"] not in found and pks["fresh"] not in found
