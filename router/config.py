@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from router.errors import ConfigError
+from router.outbound import parse_entry
 
 MAX_ACCESS_TOKEN_DAYS = 14
 
@@ -52,6 +53,19 @@ class FcmConfig(BaseModel):
     service_account_json: str = ""
     base_url: str = "https://fcm.googleapis.com"
     timeout_s: float = 10.0
+
+
+class OutboundConfig(BaseModel):
+    # hosts, host:port, IP addresses or networks Herald may send to although they are not
+    # public (router.outbound): your own push service, local test servers
+    allow: list[str] = Field(default_factory=list)
+
+    @field_validator("allow")
+    @classmethod
+    def _entries_parse(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_entry(text)
+        return value
 
 
 class DeliveryConfig(BaseModel):
@@ -103,6 +117,7 @@ class Settings(BaseSettings):
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     push: PushConfig = Field(default_factory=PushConfig)
     fcm: FcmConfig = Field(default_factory=FcmConfig)
+    outbound: OutboundConfig = Field(default_factory=OutboundConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     log_format: Literal["json", "text"] = "json"

@@ -97,6 +97,14 @@ class OutcomeStatus(StrEnum):
     UNACKED = "unacked"  # browser: nobody acknowledged in the presence window
 
 
+class Reach(StrEnum):
+    """Whether Herald may send to a URL (router.outbound)."""
+
+    ALLOWED = "allowed"
+    REFUSED = "refused"  # not public and not allow-listed: no retry helps
+    UNRESOLVED = "unresolved"  # DNS gave no answer: may work later
+
+
 class SubscriberOrigin(StrEnum):
     CODE_USER = "code_user"
     EMPLOYEE = "employee"

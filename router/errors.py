@@ -5,6 +5,7 @@
     │   ├── ValidationFailed         422, lists every problem with its field path
     │   ├── RuleFileError            a rule file is broken (file:line:col per problem)
     │   └── ConfigError              config.yaml / environment is wrong (refused at start-up)
+    │       └── OutboundConfigError      a configured URL points where Herald may not send
     ├── AuthError                    401: no, wrong, expired or revoked credential
     ├── NotFound                     404: unknown id, or another tenant's id
     ├── Conflict                     409: the request clashes with stored state
@@ -89,6 +90,12 @@ class RuleFileError(InputError):
 
 class ConfigError(InputError):
     code = "config.invalid"
+
+
+class OutboundConfigError(ConfigError):
+    """Fatal at a worker's start-up, unlike other channel problems: it is a security setting."""
+
+    code = "config.outbound_refused"
 
 
 class AuthError(HeraldError):

@@ -59,6 +59,8 @@ class Herald:
                          "backoff_min_s": 0.5,
                          "backoff_max_s": 2, "presence_window_s": 1.5},
             "api": {"publish_rate_per_s": 100000, "publish_burst": 100000},
+            # the local push and FCM servers of tests/servers listen here
+            "outbound": {"allow": ["127.0.0.1"]},
         }
         _merge(self.config, config)
         self.config_file = tmp / f"herald-{self.port}.yaml"

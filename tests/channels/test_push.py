@@ -35,6 +35,7 @@ from router.config import PushConfig, load_settings
 from router.deliveries import jobs_for
 from router.enums import Channel, DeliveryStatus, OutcomeStatus
 from router.errors import ConfigError
+from router.outbound import OutboundPolicy
 from tests.conftest import ROOT, RULES
 from tests.harness import Client, Herald
 from tests.servers.fcm import FcmReply, FcmService
@@ -44,6 +45,7 @@ DEFAULT_TTL = 3600
 TICKET_LINK = "https://app.example.com/tickets/{id}"
 UNTEMPLATED = "ticket.note_added"  # in the catalogue, without a text template: texts fall back
 TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]{32}$")
+LOCAL_ONLY = OutboundPolicy(["127.0.0.1"])  # the local push and FCM servers
 
 
 def notice(body: str = "Someone wrote.", link: str = "https://app.example.com/tickets/T-1",
@@ -178,16 +180,16 @@ def test_mismatched_vapid_keys_are_refused_with_the_fix():
 def test_the_fcm_key_may_come_inline_from_the_environment(monkeypatch, fcm):
     info = fcm.service_account_info("inline-project")
     monkeypatch.setenv("HERALD_FCM__SERVICE_ACCOUNT_JSON", json.dumps(info))
-    client = fcm_client.load(load_settings().fcm)
+    client = fcm_client.load(load_settings().fcm, LOCAL_ONLY)
     assert client is not None and client.project_id == "inline-project"
     monkeypatch.setenv("HERALD_FCM__SERVICE_ACCOUNT_JSON", '{"type": "authorized_user"}')
     with pytest.raises(ConfigError, match="service-account key"):
-        fcm_client.load(load_settings().fcm)
+        fcm_client.load(load_settings().fcm, LOCAL_ONLY)
 
 
 def test_fcm_invalid_argument_about_the_message_keeps_the_token(fcm):
     client = fcm_client.load(load_settings(fcm={"service_account_json": json.dumps(
-        fcm.service_account_info()), "base_url": fcm.base_url}).fcm)
+        fcm.service_account_info()), "base_url": fcm.base_url}).fcm, LOCAL_ONLY)
     assert client is not None
     with requests.Session() as http:
         bad = client.send(http, {"message": {"token": "device-0001", "data": {"n": 1}}})
