@@ -113,8 +113,8 @@ def non_public(address: IPAddress) -> str:
             return non_public(inner)
     for kind, flag in (("unspecified", address.is_unspecified), ("loopback", address.is_loopback),
                        ("link-local", address.is_link_local),
-                       ("multicast", address.is_multicast), ("private", address.is_private),
-                       ("reserved", address.is_reserved)):
+                       ("multicast", address.is_multicast), ("reserved", address.is_reserved),
+                       ("private", address.is_private)):
         if flag:
             return kind
     return "" if address.is_global else "shared or special-purpose"
