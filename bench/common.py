@@ -206,6 +206,7 @@ class Deployment(Herald):
             "delivery": dict(NO_SWEEP),
             "api": {"publish_rate_per_s": 1_000_000, "publish_burst": 1_000_000,
                     "max_ws_per_user": 10},
+            "outbound": {"allow": ["127.0.0.1"]},  # the local push service of W5
         }
         _merge(self.config, config)
         self.config_file = tmp / f"herald-{self.port}.yaml"

@@ -42,7 +42,8 @@ WARM_UP = 20
 
 def _adapter(private: str, public: str) -> PushAdapter:
     settings = load_settings(push={"vapid_private_key": private, "vapid_public_key": public},
-                             fcm={"service_account_file": "", "service_account_json": ""})
+                             fcm={"service_account_file": "", "service_account_json": ""},
+                             outbound={"allow": ["127.0.0.1"]})
     runtime = SimpleNamespace(settings=settings, engine=SimpleNamespace(
         ruleset=load_ruleset(settings.rules_path)))
     return PushAdapter(runtime)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ requests exceptions never leave this module:
                                              still 401 -> retry later
     SENDER_ID_MISMATCH, THIRD_PARTY_AUTH_ERROR,
     INVALID_ARGUMENT (message), other 4xx  -> permanent failure
+    FCM or token URL outside outbound policy -> permanent failure (start-up refuses it too)
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from google.auth.transport.requests import Request
 from google.oauth2 import service_account
 
 from channels.base import Outcome
+from channels.guarded_http import OutboundRefused
 from channels.push_payload import label, parse_retry_after
 from router.config import FcmConfig
-from router.enums import OutcomeStatus
-from router.errors import ConfigError
+from router.enums import OutcomeStatus, Reach
+from router.errors import ConfigError, OutboundConfigError
+from router.outbound import OutboundPolicy
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 TRANSIENT_CODES = frozenset({"QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL", "UNSPECIFIED_ERROR"})
@@ -46,20 +49,31 @@ HOW_TO_FIX = ("set fcm.service_account_file (HERALD_FCM__SERVICE_ACCOUNT_FILE) t
               "HERALD_FCM__SERVICE_ACCOUNT_JSON")
 
 
-def load(cfg: FcmConfig) -> FcmClient | None:
-    """The client for this config; None when FCM is not configured; ConfigError when broken."""
+def load(cfg: FcmConfig, outbound: OutboundPolicy) -> FcmClient | None:
+    """The client for this config; None when FCM is not configured; ConfigError when broken
+    (OutboundConfigError when a URL points where the outbound policy forbids)."""
     info = _account_info(cfg)
     if info is None:
         return None
     for key in ("project_id", "client_email", "private_key", "token_uri"):
         if not info.get(key):
             raise ConfigError(f"the FCM service-account key has no {key!r}: {HOW_TO_FIX}")
+    _check_url(outbound, "fcm.base_url", cfg.base_url)
+    _check_url(outbound, "the FCM service-account key's token_uri", str(info["token_uri"]))
     try:
         credentials = service_account.Credentials.from_service_account_info(info, scopes=[SCOPE])
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"the FCM service-account key is unusable ({exc}): "
                           f"{HOW_TO_FIX}") from None
     return FcmClient(credentials, str(info["project_id"]), cfg.base_url, cfg.timeout_s)
+
+
+def _check_url(outbound: OutboundPolicy, key: str, url: str) -> None:
+    """Refuse a non-public URL at start-up; a name that does not resolve now is left to
+    send time (a retry there), so a DNS hiccup does not stop the worker."""
+    verdict = outbound.check_url(url)
+    if verdict.reach == Reach.REFUSED:
+        raise OutboundConfigError(f"{key} {url} is refused: {verdict.reason}")
 
 
 def _account_info(cfg: FcmConfig) -> dict[str, Any] | None:
@@ -104,6 +118,8 @@ class FcmClient:
                 response = self._post(http, self.access_token(http, stale=access), body)
         except google_errors.RefreshError as exc:
             return _refresh_failed(exc)
+        except OutboundRefused as exc:
+            return Outcome.failed(f"{label('fcm', token)}: not sent: {exc.reason}")
         except (requests.RequestException, google_errors.TransportError) as exc:
             return Outcome.retry(f"{label('fcm', token)}: cannot reach FCM: {exc}")
         return answer(token, response)

@@ -11,8 +11,10 @@ when every target is gone; else **failed**. Gone targets are forgotten in
 ``after()`` whatever the delivery's outcome.
 
 Web push answers: 2xx sent; 404/410 gone; 429, 5xx and connection errors retry
-(Retry-After honoured); 400, 413 and the rest fail permanently. FCM answers: see
-``channels/fcm_client.py``. Missing VAPID keys fail web push deliveries
+(Retry-After honoured); 400, 413 and the rest fail permanently, redirects too
+(never followed). An endpoint outside the outbound policy (router.outbound) fails
+permanently without a connection; one whose name does not resolve retries.
+FCM answers: see ``channels/fcm_client.py``. Missing VAPID keys fail web push deliveries
 permanently with the fix in the reason; ``check()`` raises the same message.
 """
 
@@ -39,11 +41,13 @@ from sqlalchemy.orm import Session
 from channels import fcm_client, links
 from channels import push_payload as pp
 from channels.base import Adapter, Job, Outcome
+from channels.guarded_http import GuardedSession, OutboundRefused
 from router import models as m
 from router.config import PushConfig
 from router.db import one_of
 from router.enums import Channel, OutcomeStatus, PushKind, ReceiverKind
 from router.errors import ConfigError
+from router.outbound import policy_for
 
 if TYPE_CHECKING:
     from router.runtime import Runtime
@@ -126,6 +130,8 @@ class PushAdapter(Adapter):
         self.vapid_problem = ""
         self.fcm: fcm_client.FcmClient | None = None
         self.fcm_problem = ""  # set only when FCM is configured but broken
+        self.fcm_error: ConfigError | None = None
+        self.outbound = policy_for(tuple(self.settings.outbound.allow))
         self._executor: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._local = threading.local()
@@ -135,14 +141,15 @@ class PushAdapter(Adapter):
         except ConfigError as exc:
             self.vapid_problem = exc.message
         try:
-            self.fcm = fcm_client.load(self.settings.fcm)
+            self.fcm = fcm_client.load(self.settings.fcm, self.outbound)
         except ConfigError as exc:
-            self.fcm_problem = exc.message
+            self.fcm_problem, self.fcm_error = exc.message, exc
 
     def check(self) -> None:
-        for problem in (self.vapid_problem, self.fcm_problem):
-            if problem:
-                raise ConfigError(problem)
+        if self.fcm_error is not None:
+            raise self.fcm_error
+        if self.vapid_problem:
+            raise ConfigError(self.vapid_problem)
 
     # ------------------------------------------------------------------ prepare (DB)
 
@@ -189,10 +196,11 @@ class PushAdapter(Adapter):
             return self._executor
 
     def _session(self) -> requests.Session:
-        """One HTTP session (keep-alive pool) per sending thread."""
+        """One HTTP session (keep-alive pool) per sending thread; it connects only to
+        addresses the outbound policy allows, checked at connect time (DNS can change)."""
         http: requests.Session | None = getattr(self._local, "http", None)
         if http is None:
-            http = self._local.http = requests.Session()
+            http = self._local.http = GuardedSession(self.outbound)
             # proxies from the environment once, not per request: with trust_env requests
             # re-read the environment and looked for ~/.netrc on every push (~10% of it)
             http.trust_env = False
@@ -241,6 +249,8 @@ class PushAdapter(Adapter):
             if exc.response is None:
                 return Outcome.failed(f"{name}: {exc.message}")
             response = exc.response
+        except OutboundRefused as exc:
+            return Outcome.failed(f"{name}: not sent: {exc.reason}")
         except requests.RequestException as exc:
             return Outcome.retry(f"{name}: cannot reach the push service: {exc}")
         except (ValueError, VapidException) as exc:  # keys not on the curve, unsignable aud

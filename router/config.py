@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from router.enums import SubjectKind
 from router.errors import ConfigError
+from router.outbound import parse_entry
 
 MAX_ACCESS_TOKEN_DAYS = 14
 DEMO_SUBJECT = "/demo/subject/"  # the page standing in for the host application (demo)
@@ -56,6 +57,19 @@ class FcmConfig(BaseModel):
     service_account_json: str = ""
     base_url: str = "https://fcm.googleapis.com"
     timeout_s: float = 10.0
+
+
+class OutboundConfig(BaseModel):
+    # hosts, host:port, IP addresses or networks Herald may send to although they are not
+    # public (router.outbound): your own push service, local test servers
+    allow: list[str] = Field(default_factory=list)
+
+    @field_validator("allow")
+    @classmethod
+    def _entries_parse(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_entry(text)
+        return value
 
 
 class DeliveryConfig(BaseModel):
@@ -118,6 +132,7 @@ class Settings(BaseSettings):
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     push: PushConfig = Field(default_factory=PushConfig)
     fcm: FcmConfig = Field(default_factory=FcmConfig)
+    outbound: OutboundConfig = Field(default_factory=OutboundConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     log_format: Literal["json", "text"] = "json"

@@ -103,6 +103,12 @@ class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+class Reach(StrEnum):
+    """Whether Herald may send to a URL (router.outbound)."""
+
+    ALLOWED = "allowed"
+    REFUSED = "refused"  # not public and not allow-listed: no retry helps
+    UNRESOLVED = "unresolved"  # DNS gave no answer: may work later
 
 
 class SubscriberOrigin(StrEnum):

@@ -6,6 +6,7 @@
     │   ├── RuleFileError            a rule file is broken (file:line:col per problem)
     │   ├── BatchOverBurst           413: a batch the publish rate can never admit: split it
     │   └── ConfigError              config.yaml / environment is wrong (refused at start-up)
+    │       └── OutboundConfigError      a configured URL points where Herald may not send
     ├── AuthError                    401: no, wrong, expired or revoked credential
     ├── NotFound                     404: unknown id, or another tenant's id
     ├── Conflict                     409: the request clashes with stored state
@@ -101,6 +102,12 @@ class BatchOverBurst(InputError):
 
 class ConfigError(InputError):
     code = "config.invalid"
+
+
+class OutboundConfigError(ConfigError):
+    """Fatal at a worker's start-up, unlike other channel problems: it is a security setting."""
+
+    code = "config.outbound_refused"
 
 
 class AuthError(HeraldError):

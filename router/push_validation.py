@@ -1,11 +1,13 @@
-"""Checks on push registrations: https endpoints, well-formed P-256 keys."""
+"""Checks on push registrations: endpoints Herald may send to, well-formed P-256 keys."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 from urllib.parse import urlsplit
+
+from router.errors import Problem
+from router.outbound import policy_for
 
 
 def _b64url(value: str) -> bytes:
@@ -16,22 +18,17 @@ def _b64url(value: str) -> bytes:
 
 
 def check_endpoint(url: str) -> str:
-    """An endpoint must be https; plain http only on a loopback host (local tests)."""
+    """The shape of an endpoint; where it points is checked by ``endpoint_problems``."""
     parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
+    if parts.scheme in ("https", "http") and parts.hostname:
         return url
-    if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
-        return url
-    raise ValueError("push endpoint must be an https URL (http only for loopback hosts)")
+    raise ValueError("push endpoint must be an https URL")
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def endpoint_problems(allow: list[str], url: str, path: str) -> list[Problem]:
+    """Why Herald may not send to this endpoint (outbound policy, DNS included); [] if it may."""
+    verdict = policy_for(tuple(allow)).check_url(url)
+    return [] if verdict.allowed else [Problem(verdict.reason, path=path)]
 
 
 def check_keys(p256dh: str, auth: str) -> None:

@@ -63,6 +63,8 @@ class Herald:
                          "breaker_cooldown_s": 1, "breaker_cooldown_max_s": 2,
                          "breaker_probe_s": 2},
             "api": {"publish_rate_per_s": 100000, "publish_burst": 100000},
+            # the local push and FCM servers of tests/servers listen here
+            "outbound": {"allow": ["127.0.0.1"]},
         }
         _merge(self.config, config)
         self.config_file = tmp / f"herald-{self.port}.yaml"

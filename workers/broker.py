@@ -149,14 +149,17 @@ class Workers:
         self.expire.send_with_options(args=(ids,), delay=delay)
 
     def check_channels(self) -> list[str]:
-        """Validate every channel's configuration at start-up; log what needs fixing."""
+        """Validate every channel's configuration at start-up; log what needs fixing.
+        Raises OutboundConfigError: a configured URL the outbound policy refuses."""
         from channels.registry import adapter_for
-        from router.errors import ConfigError
+        from router.errors import ConfigError, OutboundConfigError
 
         problems = []
         for channel in Channel:
             try:
                 adapter_for(self.runtime, channel).check()
+            except OutboundConfigError:
+                raise  # a URL outside the outbound policy stops the worker: fix it first
             except ConfigError as exc:
                 problems.append(f"{channel}: {exc.message}")
                 log.warning("channel.misconfigured", extra={"channel": str(channel),

@@ -21,6 +21,7 @@ from router.api.errors import documented
 from router.api.service import check_settings
 from router.enums import PushKind, ReceiverKind
 from router.errors import AuthError, NotFound, Problem, ValidationFailed
+from router.push_validation import endpoint_problems
 from router.runtime import Runtime
 
 router = APIRouter(prefix="/v1/me", tags=["me"], responses=documented(401, 404, 422, 503))
@@ -132,6 +133,10 @@ class DeviceIn(BaseModel):
 @router.post("/push-subscriptions", status_code=201)
 def add_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
                           body: d.PushSubscriptionIn) -> dict[str, Any]:
+    """Register a browser subscription; an endpoint Herald may not send to is a 422."""
+    refused = endpoint_problems(runtime.settings.outbound.allow, body.endpoint, "endpoint")
+    if refused:
+        raise ValidationFailed(refused)
     _register(runtime, _user_only(who), PushKind.WEBPUSH, body.endpoint,
               p256dh=body.keys.p256dh, auth=body.keys.auth)
     return {"endpoint": body.endpoint, "registered": True}

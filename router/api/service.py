@@ -21,6 +21,7 @@ from router.errors import NotFound, Problem, ValidationFailed
 from router.events import Event, parse_event, problems_from
 from router.pipeline import Published, publish
 from router.planner import plan_event
+from router.push_validation import endpoint_problems
 from router.runtime import Runtime
 
 log = logging.getLogger("herald.api")
@@ -238,8 +239,19 @@ def put_subscription(runtime: RuntimeDep, tenant: TenantDep, subscription_id: st
                      body: d.SubscriptionIn) -> Response:
     """A code user's sign-up for one ticket or video session (language of creation kept)."""
     _same_id(subscription_id, body.id)
+    refused = _push_problems(runtime.settings.outbound.allow, body)
+    if refused:
+        raise ValidationFailed(refused)
     _write(runtime, d.put_subscription, tenant, body)
     return Response(status_code=204)
+
+
+def _push_problems(allow: list[str], item: BaseModel, prefix: str = "") -> list[Problem]:
+    """A code user's push endpoint must be one Herald may send to (router.outbound)."""
+    if not isinstance(item, d.SubscriptionIn) or item.push_subscription is None:
+        return []
+    return endpoint_problems(allow, item.push_subscription.endpoint,
+                             f"{prefix}push_subscription.endpoint")
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204, tags=["directory"])
@@ -293,7 +305,7 @@ async def import_directory(request: Request, runtime: RuntimeDep,
     """JSONL, one `{"type": "user|department|team|template|subject|subscription",
     "data": {...}}` per line. All or nothing: any bad line refuses the whole import."""
     lines = (await request.body()).decode("utf-8", errors="replace").splitlines()
-    parsed, problems = _parse_import(lines)
+    parsed, problems = _parse_import(lines, runtime.settings.outbound.allow)
     if problems:
         raise ValidationFailed(problems)
     counts: dict[str, int] = {}
@@ -306,7 +318,8 @@ async def import_directory(request: Request, runtime: RuntimeDep,
     return ImportResult(imported=counts)
 
 
-def _parse_import(lines: list[str]) -> tuple[list[tuple[str, BaseModel]], list[Problem]]:
+def _parse_import(lines: list[str], allow: list[str]
+                  ) -> tuple[list[tuple[str, BaseModel]], list[Problem]]:
     parsed: list[tuple[str, BaseModel]] = []
     problems: list[Problem] = []
     for n, line in enumerate(lines, start=1):
@@ -316,7 +329,9 @@ def _parse_import(lines: list[str]) -> tuple[list[tuple[str, BaseModel]], list[P
             doc = json.loads(line)
             kind = doc["type"]
             model = IMPORT_KINDS[kind][0]
-            parsed.append((kind, model.model_validate(doc.get("data"))))
+            item = model.model_validate(doc.get("data"))
+            problems += _push_problems(allow, item, f"line {n}: ")
+            parsed.append((kind, item))
         except ValidationError as exc:
             problems += problems_from(exc, f"line {n}: ")
         except (ValueError, KeyError, TypeError) as exc:

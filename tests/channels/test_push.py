@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from router.cli import main as cli_main
 from router.config import PushConfig, load_settings
 from router.deliveries import jobs_for
 from router.enums import Channel, DeliveryStatus, OutcomeStatus
-from router.errors import ConfigError
+from router.errors import ConfigError, OutboundConfigError
+from router.outbound import OutboundPolicy
 from tests.conftest import ROOT, RULES
 from tests.harness import Client, Herald
 from tests.servers.fcm import FcmReply, FcmService
@@ -45,6 +47,7 @@ TICKET_LINK = "https://app.example.com/tickets/{id}"
 LINKS = {"ticket": TICKET_LINK, "video_session": "https://app.example.com/video-sessions/{id}"}
 UNTEMPLATED = "ticket.note_added"  # in the catalogue, without a text template: texts fall back
 TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]{32}$")
+LOCAL_ONLY = OutboundPolicy(["127.0.0.1"])  # the local push and FCM servers
 
 
 def notice(body: str = "Someone wrote.", link: str = "https://app.example.com/tickets/T-1",
@@ -179,16 +182,16 @@ def test_mismatched_vapid_keys_are_refused_with_the_fix():
 def test_the_fcm_key_may_come_inline_from_the_environment(monkeypatch, fcm):
     info = fcm.service_account_info("inline-project")
     monkeypatch.setenv("HERALD_FCM__SERVICE_ACCOUNT_JSON", json.dumps(info))
-    client = fcm_client.load(load_settings().fcm)
+    client = fcm_client.load(load_settings().fcm, LOCAL_ONLY)
     assert client is not None and client.project_id == "inline-project"
     monkeypatch.setenv("HERALD_FCM__SERVICE_ACCOUNT_JSON", '{"type": "authorized_user"}')
     with pytest.raises(ConfigError, match="service-account key"):
-        fcm_client.load(load_settings().fcm)
+        fcm_client.load(load_settings().fcm, LOCAL_ONLY)
 
 
 def test_fcm_invalid_argument_about_the_message_keeps_the_token(fcm):
     client = fcm_client.load(load_settings(fcm={"service_account_json": json.dumps(
-        fcm.service_account_info()), "base_url": fcm.base_url}).fcm)
+        fcm.service_account_info()), "base_url": fcm.base_url}).fcm, LOCAL_ONLY)
     assert client is not None
     with requests.Session() as http:
         bad = client.send(http, {"message": {"token": "device-0001", "data": {"n": 1}}})
@@ -238,13 +241,14 @@ def test_a_batch_that_runs_out_of_time_leaves_the_rest_for_a_retry(pg, ruleset):
     assert outcome.status == OutcomeStatus.RETRY and "not attempted" in outcome.detail
 
 
-def _planned_web_push(pg) -> int:
+def _planned_web_push(pg, sub: dict[str, Any] | None = None) -> int:
+    """A pending push delivery to one browser subscription stored directly (no API check)."""
     from tests import factories as f
 
     with pg.session() as s:
         tenant = f.new_tenant(s).id
         f.employee(s, tenant, "u1")
-        sub = _fake_subscription()
+        sub = sub or _fake_subscription()
         s.add(m.PushTarget(tenant_id=tenant, user_id="u1", kind="webpush",
                            endpoint=sub["endpoint"], **sub["keys"]))
         event = m.EventRow(tenant_id=tenant, event_id=uuid.uuid4().hex, type="ticket.created",
@@ -259,6 +263,55 @@ def _planned_web_push(pg) -> int:
         s.add(row)
         s.flush()
         return row.id
+
+
+def _push_once(pg, adapter: PushAdapter, delivery_id: int) -> Outcome:
+    with pg.session() as s:
+        jobs = jobs_for(s, [s.get(m.Delivery, delivery_id)])
+        adapter.prepare(s, jobs)
+    [outcome] = adapter.send(jobs).values()
+    return outcome
+
+
+def test_a_stored_endpoint_outside_the_outbound_policy_fails_for_good_without_a_connection(
+        pg, ruleset):
+    private, public = vapid_keypair()
+    with PushService(expected_vapid_public_key=public) as service:
+        delivery_id = _planned_web_push(pg, service.new_subscription())  # http://127.0.0.1:port
+        runtime = bare_runtime(pg, ruleset, vapid_private_key=private, vapid_public_key=public)
+        outcome = _push_once(pg, PushAdapter(runtime), delivery_id)
+        assert outcome.status == OutcomeStatus.FAILED
+        assert "not sent: must be an https URL (plain http only for hosts in outbound.allow)" \
+            in outcome.detail
+        assert service.attempts == []
+
+
+def test_a_push_endpoint_whose_name_does_not_resolve_is_retried_later(pg, ruleset):
+    def no_answer(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    private, public = vapid_keypair()
+    adapter = PushAdapter(bare_runtime(pg, ruleset, vapid_private_key=private,
+                                       vapid_public_key=public))
+    adapter.outbound = OutboundPolicy(resolve=no_answer)
+    outcome = _push_once(pg, adapter, _planned_web_push(pg))  # https://push.invalid/...
+    assert outcome.status == OutcomeStatus.RETRY
+    assert "cannot resolve push.invalid: Temporary failure in name resolution" in outcome.detail
+
+
+def test_an_fcm_url_outside_the_outbound_policy_is_refused_at_start_up_with_the_key(fcm):
+    info = fcm.service_account_info()
+    cfg = load_settings(fcm={"service_account_json": json.dumps(info),
+                             "base_url": fcm.base_url}).fcm
+    with pytest.raises(OutboundConfigError, match=r"fcm.base_url http://127\.0\.0\.1:\d+ is "
+                       r"refused: must be an https URL \(plain http only for hosts in "
+                       r"outbound.allow\)"):
+        fcm_client.load(cfg, OutboundPolicy())
+    cfg.service_account_json = json.dumps({**info, "token_uri": "https://169.254.169.254/token"})
+    with pytest.raises(OutboundConfigError, match="token_uri https://169.254.169.254/token is "
+                       "refused: 169.254.169.254 is a link-local address; add it to "
+                       "outbound.allow"):
+        fcm_client.load(cfg, LOCAL_ONLY)
 
 
 def _fake_subscription() -> dict[str, Any]:

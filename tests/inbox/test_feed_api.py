@@ -403,20 +403,23 @@ def _subscription(endpoint: str, p256dh: str = P256DH, auth: str = AUTH) -> dict
             "expirationTime": None}
 
 
-def test_push_subscriptions_need_https_except_on_loopback(inbox):
-    alice = inbox("alice")
-    for endpoint in ("https://push.example.com/send/abc", "http://127.0.0.1:9999/push/1",
-                     "http://localhost:9999/push/2"):
+PUBLIC_PUSH = "https://142.250.74.10/send/abc"  # a public address: no DNS, never contacted
+
+
+def test_push_subscriptions_need_https_on_a_public_address_or_an_allow_entry(inbox):
+    alice = inbox("alice")  # the harness allows 127.0.0.1 (outbound.allow)
+    for endpoint in (PUBLIC_PUSH, "http://127.0.0.1:9999/push/1"):
         response = alice.post("/v1/me/push-subscriptions", json=_subscription(endpoint))
         assert response.status_code == 201, (endpoint, response.text)
         assert response.json() == {"endpoint": endpoint, "registered": True}
     assert alice.post("/v1/me/push-subscriptions", json=_subscription(
-        "https://push.example.com/send/abc")).status_code == 201  # idempotent
-    for endpoint in ("http://push.example.com/send/abc", "ftp://127.0.0.1/x", "not a url"):
+        PUBLIC_PUSH)).status_code == 201  # idempotent
+    for endpoint in ("http://push.example.com/send/abc", "http://localhost:9999/push/2",
+                     "https://10.1.2.3/push/3", "ftp://127.0.0.1/x", "not a url"):
         response = alice.post("/v1/me/push-subscriptions", json=_subscription(endpoint))
         assert response.status_code == 422, endpoint
         assert [p["path"] for p in response.json()["error"]["problems"]] == ["endpoint"]
-    ref = {"endpoint": "https://push.example.com/send/abc"}
+    ref = {"endpoint": PUBLIC_PUSH}
     assert alice.delete("/v1/me/push-subscriptions", json=ref).status_code == 204
     assert alice.delete("/v1/me/push-subscriptions", json=ref).status_code == 404
 
@@ -430,7 +433,7 @@ def test_push_subscriptions_need_https_except_on_loopback(inbox):
 ])
 def test_push_subscription_keys_of_the_wrong_length_are_422(inbox, p256dh, auth):
     response = inbox("alice").post("/v1/me/push-subscriptions", json=_subscription(
-        "https://push.example.com/send/k", p256dh, auth))
+        PUBLIC_PUSH, p256dh, auth))
     assert response.status_code == 422, response.text
 
 
