@@ -5,30 +5,33 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, StrictBool, field_validator, model_validator
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from router import models as m
 from router.enums import Channel, MemberKind, SubjectKind, Submodule, UserKind, Visibility
 from router.errors import NotFound
+from router.inputs import Input
 from router.settings import SettingsIn
 
 _ID = Field(min_length=1, max_length=200)
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"  # a language tag: de, pt-BR
 
 
-class UserIn(BaseModel):
+class UserIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     id: str = _ID
     kind: UserKind = UserKind.EMPLOYEE
     name: str = Field(default="", max_length=300)
-    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
     language: str | None = Field(default=None, max_length=20)
     roles: list[str] = Field(default_factory=list, max_length=50)
     org_id: str | None = Field(default=None, max_length=200)
     avatar_url: str = Field(default="", max_length=2000)
-    active: bool = True
+    active: StrictBool = True
 
     @model_validator(mode="after")
     def _customer_has_org(self) -> UserIn:
@@ -37,7 +40,7 @@ class UserIn(BaseModel):
         return self
 
 
-class UnitIn(BaseModel):
+class UnitIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     id: str = _ID
@@ -45,14 +48,14 @@ class UnitIn(BaseModel):
     members: list[str] = Field(default_factory=list, max_length=100_000)
 
 
-class MemberRef(BaseModel):
+class MemberRef(Input):
     model_config = ConfigDict(extra="forbid")
 
     kind: MemberKind
     id: str = _ID
 
 
-class GroupIn(BaseModel):
+class GroupIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     id: str = _ID
@@ -60,7 +63,7 @@ class GroupIn(BaseModel):
     members: list[MemberRef] = Field(default_factory=list, max_length=100_000)
 
 
-class TemplateIn(BaseModel):
+class TemplateIn(Input):
     """A template: per submodule, its ordered receiver groups (the first is the default)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -79,7 +82,7 @@ class TemplateIn(BaseModel):
         return value
 
 
-class SubjectIn(BaseModel):
+class SubjectIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     kind: SubjectKind
@@ -95,14 +98,14 @@ class SubjectIn(BaseModel):
     participants: list[str] = Field(default_factory=list, max_length=10_000)
 
 
-class PushKeys(BaseModel):
+class PushKeys(Input):
     model_config = ConfigDict(extra="forbid")
 
     p256dh: str = Field(min_length=80, max_length=100)
     auth: str = Field(min_length=20, max_length=30)
 
 
-class PushSubscriptionIn(BaseModel):
+class PushSubscriptionIn(Input):
     """A browser PushSubscription.toJSON(): endpoint plus keys (lengths checked)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -126,7 +129,7 @@ class PushSubscriptionIn(BaseModel):
         return value
 
 
-class SubscriptionIn(BaseModel):
+class SubscriptionIn(Input):
     """A code user's sign-up for one ticket or video session."""
 
     model_config = ConfigDict(extra="forbid")
@@ -135,7 +138,7 @@ class SubscriptionIn(BaseModel):
     subject_kind: Literal[SubjectKind.TICKET, SubjectKind.VIDEO_SESSION]
     subject_id: str = _ID
     code_id: str | None = None
-    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
     push_subscription: PushSubscriptionIn | None = None
     channels: list[Literal[Channel.EMAIL, Channel.PUSH]] = Field(default_factory=list)
     language: str | None = Field(default=None, max_length=20)

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from router import feed
+from router import directory, feed
 from router import models as m
 from router.audience import DirectoryView
 from router.bulk import insert_rows
@@ -66,6 +66,9 @@ def publish(s: Session, tenant: str, events: list[Event]) -> list[Published]:
     stmt = insert(table).on_conflict_do_nothing(  # parameters apart: the statement is cached
         index_elements=["tenant_id", "event_id"]).returning(table.c.event_id, table.c.pk)
     fresh = {event_id: pk for event_id, pk in s.execute(stmt, rows)}
+    for event in events:
+        if event.signups and event.id in fresh:  # a republished event signs nobody up again
+            store_signups(s, tenant, event)
     ids = [e.id for e in events]
     seen = [i for i in ids if i not in fresh]  # published before: answer what is stored
     stored = {r.event_id: (r.pk, r.status) for r in s.execute(
@@ -73,6 +76,12 @@ def publish(s: Session, tenant: str, events: list[Event]) -> list[Published]:
             table.c.tenant_id == tenant, one_of(s, table.c.event_id, seen)))} if seen else {}
     return [Published(i, fresh[i], True, EventStatus.RECEIVED) if i in fresh
             else Published(i, stored[i][0], False, stored[i][1]) for i in ids]
+
+
+def store_signups(s: Session, tenant: str, event: Event) -> None:
+    """The event's code-user sign-ups, through the directory's one subscription path."""
+    for position, signup in enumerate(event.signups):
+        directory.put_subscription(s, tenant, signup.subscription(event, position))
 
 
 @dataclass

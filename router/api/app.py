@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 from html import escape
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router import __version__
 from router.api import codes, errors, me, service, stream, unsub
+from router.api.deps import storable_params
 from router.api.errors import error_body
 from router.live import Hub
 from router.runtime import Runtime
@@ -45,7 +46,8 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
             await runtime.hub.stop()
 
     app = FastAPI(title="Herald", version=__version__, lifespan=lifespan,
-                  description="Rules-engine driven notification router")
+                  description="Rules-engine driven notification router",
+                  dependencies=[Depends(storable_params)])
     app.state.runtime = runtime
     errors.install(app)
     for module in (service, codes, me, stream, unsub):

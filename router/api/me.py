@@ -8,7 +8,7 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import delete
 
@@ -21,6 +21,7 @@ from router.api.errors import documented
 from router.api.service import check_settings
 from router.enums import PushKind, ReceiverKind
 from router.errors import AuthError, NotFound, Problem, ValidationFailed
+from router.inputs import BIGINT_MAX, Input
 
 router = APIRouter(prefix="/v1/me", tags=["me"], responses=documented(401, 404, 422, 503))
 
@@ -69,7 +70,8 @@ def unread_count(runtime: RuntimeDep, who: PrincipalDep) -> Unread:
 
 
 @router.post("/notifications/{item_id}/read")
-def read(runtime: RuntimeDep, who: PrincipalDep, item_id: int) -> dict[str, Any]:
+def read(runtime: RuntimeDep, who: PrincipalDep,
+         item_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)]) -> dict[str, Any]:
     with runtime.db.session() as s:
         item = feed.mark_read(s, who.reader, item_id)
         if item is None:
@@ -105,11 +107,11 @@ def put_settings(runtime: RuntimeDep, who: PrincipalDep, body: d.SettingsIn) -> 
         return d.put_settings(s, who.tenant, who.id, body)
 
 
-class EndpointRef(BaseModel):
+class EndpointRef(Input):
     endpoint: str = Field(min_length=1, max_length=2000)
 
 
-class DeviceIn(BaseModel):
+class DeviceIn(Input):
     token: str = Field(min_length=10, max_length=2000)
     platform: str = Field(default="android", max_length=20)
 

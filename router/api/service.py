@@ -18,14 +18,36 @@ from router.api.errors import documented
 from router.audience import DirectoryView
 from router.enums import MemberKind, SubjectKind
 from router.errors import NotFound, Problem, ValidationFailed
-from router.events import Event, parse_event, problems_from
-from router.pipeline import Published, publish
+from router.events import Event, problems_from, unknown_type
+from router.pipeline import Published, publish, store_signups
 from router.planner import plan_event
 from router.runtime import Runtime
 
 log = logging.getLogger("herald.api")
 router = APIRouter(prefix="/v1", responses=documented(401, 404, 413, 422, 429, 503))
 MAX_BATCH = 1000
+
+
+EVENT_EXAMPLES: dict[str, Any] = {
+    "ticket": {"summary": "A ticket created by an employee", "value": {
+        "id": "evt-4710", "type": "ticket.created",
+        "actor": {"id": "emp-7", "name": "Dana Fixer"},
+        "subject": {"kind": "ticket", "id": "T-4710", "number": "#4710",
+                    "template_id": "tpl-elevators", "creator_id": "emp-7"},
+        "data": {"title": "Elevator stuck", "message": "Between floors 3 and 4"}}},
+    "signups": {"summary": "A code user creates a ticket and signs up for email and push",
+                "value": {
+        "id": "evt-4711", "type": "ticket.created",
+        "actor": {"id": "code-user", "kind": "code_user"},
+        "subject": {"kind": "ticket", "id": "T-4711", "number": "#4711",
+                    "template_id": "tpl-elevators", "code_id": "QR-17", "language": "de"},
+        "data": {"title": "Aufzug steckt fest"},
+        "signups": [{"email": "visitor@example.com", "language": "de", "push_subscription": {
+            "endpoint": "https://push.example.net/send/abc123",
+            "keys": {"p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-"
+                               "Ts1XbjhazAkj7I99e8QcYP7DkM",
+                     "auth": "tBHItJI5svbpez7KI4CCXg"}}}]}},
+}
 
 
 class Accepted(BaseModel):
@@ -38,14 +60,16 @@ class BatchAccepted(BaseModel):
     accepted: list[Accepted]
 
 
-def _events(runtime: Runtime, tenant: str, docs: list[Any], prefix: bool) -> list[Event]:
+def _events(runtime: Runtime, tenant: str, body: list[Event], prefix: bool) -> list[Event]:
+    """Events the body model validated, checked against the catalogue and the key's tenant."""
     known = runtime.engine.ruleset.events
     problems: list[Problem] = []
     events: list[Event] = []
-    for i, doc in enumerate(docs):
+    for i, event in enumerate(body):
+        where = f"{i}." if prefix else ""
         try:
-            events.append(_check_tenant(parse_event(doc, known, f"{i}." if prefix else ""),
-                                        tenant, f"{i}." if prefix else ""))
+            problems += unknown_type(event.type, known, where)
+            events.append(_check_tenant(event, tenant, where))
         except ValidationFailed as exc:
             problems += exc.problems
     ids = [e.id for e in events]
@@ -83,14 +107,15 @@ def _accepted(p: Published) -> Accepted:
 
 @router.post("/events", status_code=202, response_model=Accepted, tags=["events"])
 def publish_event(runtime: RuntimeDep, tenant: TenantDep,
-                  body: Annotated[dict[str, Any], Body()]) -> Accepted:
-    """Publish one event. Publishing the same id again returns the same answer."""
+                  body: Annotated[Event, Body(openapi_examples=EVENT_EXAMPLES)]) -> Accepted:
+    """Publish one event. Publishing the same id again returns the same answer (and
+    stores its sign-ups only the first time)."""
     return _accepted(_publish(runtime, tenant, _events(runtime, tenant, [body], False))[0])
 
 
 @router.post("/events:batch", status_code=202, response_model=BatchAccepted, tags=["events"])
 def publish_batch(runtime: RuntimeDep, tenant: TenantDep,
-                  body: Annotated[list[dict[str, Any]], Body(max_length=MAX_BATCH)]
+                  body: Annotated[list[Event], Body(max_length=MAX_BATCH)]
                   ) -> BatchAccepted:
     """Publish up to 1,000 events at once; one bad event refuses the whole batch."""
     events = _events(runtime, tenant, body, True)
@@ -99,10 +124,11 @@ def publish_batch(runtime: RuntimeDep, tenant: TenantDep,
 
 @router.post("/events:explain", tags=["events"])
 def explain(runtime: RuntimeDep, tenant: TenantDep,
-            body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    """Dry run: the routing plan with its reasons. Nothing is written."""
+            body: Annotated[Event, Body(openapi_examples=EVENT_EXAMPLES)]) -> dict[str, Any]:
+    """Dry run: the routing plan with its reasons (sign-ups included). Nothing is written."""
     event = _events(runtime, tenant, [body], False)[0]
     with runtime.db.sessions() as s:
+        store_signups(s, tenant, event)  # rolled back below
         plan = plan_event(event, DirectoryView(s, tenant), runtime.engine)
         s.rollback()
     return plan.as_dict()
