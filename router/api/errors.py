@@ -35,11 +35,15 @@ async def herald_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [Problem(message=e["msg"], path=".".join(str(p) for p in e["loc"]
-                                                         if p not in ("body",)))
+    problems = [Problem(message=e["msg"], path=".".join(str(p) for p in _field_path(e["loc"])))
                 for e in exc.errors()]
     return await herald_error(request, ValidationFailed(
         problems + _event_type_problems(request, exc.body)))
+
+
+def _field_path(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The field's own path: `subject.kind`, `0.id`, `item_id` (not `body.`, `path.`)."""
+    return loc[1:] if loc and loc[0] in ("body", "path", "query", "header", "cookie") else loc
 
 
 EVENT_ROUTES = ("publish_event", "publish_batch", "explain")
