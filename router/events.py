@@ -23,7 +23,7 @@ from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_v
 from router.directory import EMAIL_PATTERN, LANGUAGE_PATTERN, PushSubscriptionIn, SubscriptionIn
 from router.enums import Channel, SubjectKind, Visibility
 from router.errors import Problem, ValidationFailed
-from router.inputs import Input
+from router.inputs import Id, Input
 
 _ID = Field(min_length=1, max_length=200)
 SIGNUP_SUBJECTS = (SubjectKind.TICKET, SubjectKind.VIDEO_SESSION)
@@ -50,7 +50,7 @@ class Subject(Input):
     code_id: str | None = Field(default=None, max_length=200)
     customer_org_id: str | None = Field(default=None, max_length=200)
     creator_id: str | None = Field(default=None, max_length=200)
-    participants: list[str] = Field(default_factory=list, max_length=1000)
+    participants: list[Id] = Field(default_factory=list, max_length=1000)
     visibility: Visibility | None = None  # None: the stored subject's, else public
     language: str | None = Field(default=None, max_length=20)
 
@@ -58,7 +58,10 @@ class Subject(Input):
 class SignUp(Input):
     """A code user asking, while creating the subject, for its notifications."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"properties": {"email": {"type": "string"}}, "required": ["email"]},
+        {"properties": {"push_subscription": {"type": "object"}},
+         "required": ["push_subscription"]}]})
 
     id: str | None = Field(default=None, min_length=1, max_length=200, description=(
         "The subscription's id (to end it later with DELETE /v1/subscriptions/{id}); "
@@ -81,7 +84,7 @@ class SignUp(Input):
         return SubscriptionIn.model_validate({
             "id": self.id or _signup_id(event.id, position),
             "subject_kind": event.subject.kind, "subject_id": event.subject.id,
-            "code_id": event.subject.code_id, "email": self.email,
+            "code_id": event.subject.code_id or None, "email": self.email,
             "push_subscription": self.push_subscription, "channels": channels,
             "language": self.language or event.subject.language, "created_by": "code_user"})
 
@@ -91,7 +94,10 @@ def _signup_id(event_id: str, position: int) -> str:
 
 
 class Event(Input):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+    # sign-ups only on a ticket or video session
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"if": {
+        "properties": {"subject": {"properties": {"kind": {"not": {"enum": list(SIGNUP_SUBJECTS)}}}}}},
+        "then": {"properties": {"signups": {"maxItems": 0}}}, "examples": [{
         "id": "evt-4711", "type": "ticket.created",
         "actor": {"id": "code-user", "kind": "code_user", "name": "Visitor"},
         "subject": {"kind": "ticket", "id": "T-4711", "number": "#4711",
@@ -101,7 +107,8 @@ class Event(Input):
 
     id: str = _ID
     type: str = Field(min_length=1, max_length=100)
-    tenant: str = Field(default="", max_length=100)
+    tenant: str = Field(default="", max_length=100, json_schema_extra={"readOnly": True},
+                        description="The API key's tenant; if given, it must be that one.")
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     actor: Actor | None = None
     subject: Subject
@@ -109,6 +116,13 @@ class Event(Input):
     signups: list[SignUp] = Field(default_factory=list, max_length=MAX_SIGNUPS, description=(
         "Code users signing up for this ticket or video session while creating it: they "
         "receive this event's notifications and the later ones (stored once per event id)."))
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _iso_text(cls, value: Any) -> Any:
+        if isinstance(value, int | float):
+            raise ValueError("must be an ISO 8601 date-time string")
+        return value
 
     @field_validator("occurred_at")
     @classmethod

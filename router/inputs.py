@@ -8,11 +8,15 @@ its keys included, so such input is a 422 naming the field instead of a 500.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 BIGINT_MAX = 2**63 - 1  # the largest id a PostgreSQL bigint column holds
+Id = Annotated[str, Field(min_length=1, max_length=200)]  # as the id columns hold
+Role = Annotated[str, Field(min_length=1, max_length=100)]
+# whitespace spelled out: "\s" differs between the schema's regex dialect and the validator's
+NOT_SPACE = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 
 def unstorable(text: str) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, StrictBool, field_validator
 
+from router.enums import Channel, Origin, Strategy
 from router.inputs import Input
 from router.rulefile import ChannelPrefs, RuleSet, parse_prefs
 
@@ -18,9 +19,10 @@ from router.rulefile import ChannelPrefs, RuleSet, parse_prefs
 class PrefsIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    channels: list[str] = Field(default_factory=lambda: ["browser", "push", "email"])
-    origin: list[str] = Field(default_factory=lambda: ["others"])
-    strategy: str = "all"
+    channels: list[Channel] = Field(default_factory=lambda: list(Channel),
+                                    json_schema_extra={"uniqueItems": True})
+    origin: list[Origin] = Field(default_factory=lambda: [Origin.OTHERS])
+    strategy: Strategy = Strategy.ALL
 
     @field_validator("channels", "origin", "strategy")
     @classmethod

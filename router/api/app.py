@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router import __version__
-from router.api import codes, errors, me, service, stream, unsub
+from router.api import codes, errors, me, openapi, service, stream, unsub
 from router.api.deps import storable_params
 from router.api.errors import error_body
 from router.live import Hub
@@ -53,6 +53,7 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
     for module in (service, codes, me, stream, unsub):
         app.include_router(module.router)
     _static_routes(app)
+    openapi.install(app, runtime)
     _body_limit(app, api.max_body_bytes)
     return app
 

@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Path, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
@@ -72,9 +72,6 @@ def _events(runtime: Runtime, tenant: str, body: list[Event], prefix: bool) -> l
             events.append(_check_tenant(event, tenant, where))
         except ValidationFailed as exc:
             problems += exc.problems
-    ids = [e.id for e in events]
-    if len(ids) != len(set(ids)):
-        problems.append(Problem("the batch holds the same event id twice", path="id"))
     if problems:
         raise ValidationFailed(problems)
     return events
@@ -117,7 +114,8 @@ def publish_event(runtime: RuntimeDep, tenant: TenantDep,
 def publish_batch(runtime: RuntimeDep, tenant: TenantDep,
                   body: Annotated[list[Event], Body(max_length=MAX_BATCH)]
                   ) -> BatchAccepted:
-    """Publish up to 1,000 events at once; one bad event refuses the whole batch."""
+    """Publish up to 1,000 events at once; one bad event refuses the whole batch. An id
+    given twice is published once: later copies answer like a republished event."""
     events = _events(runtime, tenant, body, True)
     return BatchAccepted(accepted=[_accepted(p) for p in _publish(runtime, tenant, events)])
 
@@ -187,16 +185,48 @@ def _write(runtime: Runtime, fn: Any, *args: Any) -> None:
         fn(s, *args)
 
 
-def _same_id(path_id: str, body_id: str, field: str = "id") -> None:
-    if path_id != body_id:
-        raise ValidationFailed([Problem(f"must equal the id in the URL ({path_id!r})",
-                                        path=field)])
+# PUT bodies: the URL names the record, so `id` (and a subject's `kind`) may be left out
+# of the body; documented readOnly, and if given it must equal the URL's.
+URL_ID = Field(default="", max_length=200, json_schema_extra={"readOnly": True},
+               description="Taken from the URL; if given, it must equal it.")
+PathId = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+class UserPut(d.UserIn):
+    id: str = URL_ID
+
+
+class UnitPut(d.UnitIn):
+    id: str = URL_ID
+
+
+class TemplatePut(d.TemplateIn):
+    id: str = URL_ID
+
+
+class SubjectPut(d.SubjectIn):
+    id: str = URL_ID
+    kind: SubjectKind | None = Field(  # type: ignore[assignment]
+        default=None, json_schema_extra={"readOnly": True},
+        description="Taken from the URL; if given, it must equal it.")
+
+
+class SubscriptionPut(d.SubscriptionIn):
+    id: str = URL_ID
+
+
+def _from_url(body: BaseModel, **url: str) -> Any:
+    """The body with the URL's id (and kind); a different one in the body is a 422."""
+    problems = [Problem(f"must equal the {field} in the URL ({value!r})", path=field)
+                for field, value in url.items() if getattr(body, field) not in ("", None, value)]
+    if problems:
+        raise ValidationFailed(problems)
+    return body.model_copy(update=url)
 
 
 @router.put("/users/{user_id}", status_code=204, tags=["directory"])
-def put_user(runtime: RuntimeDep, tenant: TenantDep, user_id: str, body: d.UserIn) -> Response:
-    _same_id(user_id, body.id)
-    _write(runtime, d.put_user, tenant, body)
+def put_user(runtime: RuntimeDep, tenant: TenantDep, user_id: PathId, body: UserPut) -> Response:
+    _write(runtime, d.put_user, tenant, _from_url(body, id=user_id))
     return Response(status_code=204)
 
 
@@ -207,9 +237,8 @@ def delete_user(runtime: RuntimeDep, tenant: TenantDep, user_id: str) -> Respons
 
 
 def _unit_routes(kind: MemberKind, plural: str) -> None:
-    def put(runtime: RuntimeDep, tenant: TenantDep, unit_id: str, body: d.UnitIn) -> Response:
-        _same_id(unit_id, body.id)
-        _write(runtime, d.put_unit, tenant, kind, body)
+    def put(runtime: RuntimeDep, tenant: TenantDep, unit_id: PathId, body: UnitPut) -> Response:
+        _write(runtime, d.put_unit, tenant, kind, _from_url(body, id=unit_id))
         return Response(status_code=204)
 
     def remove(runtime: RuntimeDep, tenant: TenantDep, unit_id: str) -> Response:
@@ -227,10 +256,9 @@ _unit_routes(MemberKind.TEAM, "teams")
 
 
 @router.put("/templates/{template_id}", status_code=204, tags=["directory"])
-def put_template(runtime: RuntimeDep, tenant: TenantDep, template_id: str,
-                 body: d.TemplateIn) -> Response:
-    _same_id(template_id, body.id)
-    _write(runtime, d.put_template, tenant, body)
+def put_template(runtime: RuntimeDep, tenant: TenantDep, template_id: PathId,
+                 body: TemplatePut) -> Response:
+    _write(runtime, d.put_template, tenant, _from_url(body, id=template_id))
     return Response(status_code=204)
 
 
@@ -241,12 +269,9 @@ def delete_template(runtime: RuntimeDep, tenant: TenantDep, template_id: str) ->
 
 
 @router.put("/subjects/{kind}/{subject_id}", status_code=204, tags=["directory"])
-def put_subject(runtime: RuntimeDep, tenant: TenantDep, kind: SubjectKind, subject_id: str,
-                body: d.SubjectIn) -> Response:
-    _same_id(subject_id, body.id)
-    if body.kind != kind:
-        raise ValidationFailed([Problem(f"must equal the kind in the URL ({kind})", path="kind")])
-    _write(runtime, d.put_subject, tenant, body)
+def put_subject(runtime: RuntimeDep, tenant: TenantDep, kind: SubjectKind,
+                subject_id: PathId, body: SubjectPut) -> Response:
+    _write(runtime, d.put_subject, tenant, _from_url(body, id=subject_id, kind=kind))
     return Response(status_code=204)
 
 
@@ -258,11 +283,11 @@ def delete_subject(runtime: RuntimeDep, tenant: TenantDep, kind: SubjectKind,
 
 
 @router.put("/subscriptions/{subscription_id}", status_code=204, tags=["directory"])
-def put_subscription(runtime: RuntimeDep, tenant: TenantDep, subscription_id: str,
-                     body: d.SubscriptionIn) -> Response:
-    """A code user's sign-up for one ticket or video session (language of creation kept)."""
-    _same_id(subscription_id, body.id)
-    _write(runtime, d.put_subscription, tenant, body)
+def put_subscription(runtime: RuntimeDep, tenant: TenantDep, subscription_id: PathId,
+                     body: SubscriptionPut) -> Response:
+    """An employee signing a code user up for one ticket or video session later (a code
+    user signs up inside the creating event: see `signups` in POST /v1/events)."""
+    _write(runtime, d.put_subscription, tenant, _from_url(body, id=subscription_id))
     return Response(status_code=204)
 
 
