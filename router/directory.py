@@ -5,30 +5,46 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, StrictBool, field_validator, model_validator
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from router import models as m
 from router.enums import Channel, MemberKind, SubjectKind, Submodule, UserKind, Visibility
 from router.errors import NotFound
+from router.inputs import NOT_SPACE, Id, Input, Role
 from router.settings import SettingsIn
 
 _ID = Field(min_length=1, max_length=200)
+EMAIL_PATTERN = f"^{NOT_SPACE}@]+@{NOT_SPACE}@]+$"
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"  # a language tag: de, pt-BR
+# what push_validation accepts, said in the schema: https, or plain http on loopback
+ENDPOINT_PATTERN = (r"^(https://[A-Za-z0-9.-]+|http://(localhost|127\.0\.0\.1|\[::1\]))"
+                    rf"(:[0-9]{{1,5}})?([/?#]{NOT_SPACE}]*)?$")
 
 
-class UserIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _if_then(condition: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
+    return {"if": condition, "then": then}
+
+
+def _given(field: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"properties": {field: schema}, "required": [field]}
+
+
+class UserIn(Input):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_if_then(
+        _given("kind", {"const": UserKind.CUSTOMER.value}),
+        _given("org_id", {"type": "string", "minLength": 1})))
 
     id: str = _ID
     kind: UserKind = UserKind.EMPLOYEE
     name: str = Field(default="", max_length=300)
-    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
     language: str | None = Field(default=None, max_length=20)
-    roles: list[str] = Field(default_factory=list, max_length=50)
+    roles: list[Role] = Field(default_factory=list, max_length=50)
     org_id: str | None = Field(default=None, max_length=200)
     avatar_url: str = Field(default="", max_length=2000)
-    active: bool = True
+    active: StrictBool = True
 
     @model_validator(mode="after")
     def _customer_has_org(self) -> UserIn:
@@ -37,22 +53,22 @@ class UserIn(BaseModel):
         return self
 
 
-class UnitIn(BaseModel):
+class UnitIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     id: str = _ID
     name: str = Field(default="", max_length=300)
-    members: list[str] = Field(default_factory=list, max_length=100_000)
+    members: list[Id] = Field(default_factory=list, max_length=100_000)
 
 
-class MemberRef(BaseModel):
+class MemberRef(Input):
     model_config = ConfigDict(extra="forbid")
 
     kind: MemberKind
     id: str = _ID
 
 
-class GroupIn(BaseModel):
+class GroupIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     id: str = _ID
@@ -60,7 +76,7 @@ class GroupIn(BaseModel):
     members: list[MemberRef] = Field(default_factory=list, max_length=100_000)
 
 
-class TemplateIn(BaseModel):
+class TemplateIn(Input):
     """A template: per submodule, its ordered receiver groups (the first is the default)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -79,35 +95,36 @@ class TemplateIn(BaseModel):
         return value
 
 
-class SubjectIn(BaseModel):
+class SubjectIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     kind: SubjectKind
     id: str = _ID
     number: str = Field(default="", max_length=100)
-    template_id: str | None = None
-    group: str | None = None
-    code_id: str | None = None
-    customer_org_id: str | None = None
-    creator_id: str | None = None
+    template_id: Id | None = None
+    group: Id | None = None
+    code_id: Id | None = None
+    customer_org_id: Id | None = None
+    creator_id: Id | None = None
     visibility: Visibility = Visibility.PUBLIC
     language: str | None = Field(default=None, max_length=20)
-    participants: list[str] = Field(default_factory=list, max_length=10_000)
+    participants: list[Id] = Field(default_factory=list, max_length=10_000)
 
 
-class PushKeys(BaseModel):
+class PushKeys(Input):
     model_config = ConfigDict(extra="forbid")
 
-    p256dh: str = Field(min_length=80, max_length=100)
-    auth: str = Field(min_length=20, max_length=30)
+    # base64url of a 65-byte uncompressed P-256 point (0x04 first) and of 16 bytes
+    p256dh: str = Field(min_length=80, max_length=100, pattern=r"^B[A-P][A-Za-z0-9_-]{85}=?$")
+    auth: str = Field(min_length=20, max_length=30, pattern=r"^[A-Za-z0-9_-]{22}(==)?$")
 
 
-class PushSubscriptionIn(BaseModel):
+class PushSubscriptionIn(Input):
     """A browser PushSubscription.toJSON(): endpoint plus keys (lengths checked)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    endpoint: str = Field(min_length=8, max_length=2000)
+    endpoint: str = Field(min_length=8, max_length=2000, pattern=ENDPOINT_PATTERN)
     keys: PushKeys
 
     @field_validator("endpoint")
@@ -126,16 +143,31 @@ class PushSubscriptionIn(BaseModel):
         return value
 
 
-class SubscriptionIn(BaseModel):
+_NO_CHANNELS = {"not": _given("channels", {"minItems": 1})}  # none listed: from what is given
+SUBSCRIPTION_RULES: list[Any] = [  # _consistent below, said in the schema
+    _if_then(_given("channels", {"contains": {"const": "email"}}),
+             _given("email", {"type": "string"})),
+    _if_then(_given("channels", {"contains": {"const": "push"}}),
+             _given("push_subscription", {"type": "object"})),
+    _if_then(_NO_CHANNELS, {"anyOf": [_given("email", {"type": "string"}),
+                                      _given("push_subscription", {"type": "object"})]}),
+    _if_then(_given("created_by", {"const": "employee"}), {"anyOf": [
+        _given("channels", {"const": ["email"]}),
+        {"allOf": [_NO_CHANNELS, _given("email", {"type": "string"}),
+                   {"not": _given("push_subscription", {"type": "object"})}]}]}),
+]
+
+
+class SubscriptionIn(Input):
     """A code user's sign-up for one ticket or video session."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": SUBSCRIPTION_RULES})
 
     id: str = _ID
     subject_kind: Literal[SubjectKind.TICKET, SubjectKind.VIDEO_SESSION]
     subject_id: str = _ID
-    code_id: str | None = None
-    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    code_id: Id | None = None
+    email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
     push_subscription: PushSubscriptionIn | None = None
     channels: list[Literal[Channel.EMAIL, Channel.PUSH]] = Field(default_factory=list)
     language: str | None = Field(default=None, max_length=20)

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from router import feed
+from router import directory, feed
 from router import models as m
 from router.audience import DirectoryView
 from router.bulk import insert_rows
@@ -54,26 +54,53 @@ class Published:
 
 
 def publish(s: Session, tenant: str, events: list[Event]) -> list[Published]:
-    """Store events; an id seen before returns the stored event, unchanged."""
+    """Store events; an id seen before (earlier, or earlier in the same batch) returns the
+    stored event, unchanged."""
     if not events:
         return []
     now = utcnow()
+    firsts = _first_of_each(events)
     rows = [dict(tenant_id=tenant, event_id=e.id, type=e.type,
                  payload={**e.as_doc(), "tenant": tenant}, status=EventStatus.RECEIVED,
-                 received_at=now, attempts=0) for e in events]
+                 received_at=now, attempts=0) for e in firsts]
     dialect = s.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = cast(Table, m.EventRow.__table__)
     stmt = insert(table).on_conflict_do_nothing(  # parameters apart: the statement is cached
         index_elements=["tenant_id", "event_id"]).returning(table.c.event_id, table.c.pk)
     fresh = {event_id: pk for event_id, pk in s.execute(stmt, rows)}
-    ids = [e.id for e in events]
-    seen = [i for i in ids if i not in fresh]  # published before: answer what is stored
+    for event in firsts:
+        if event.signups and event.id in fresh:  # a republished event signs nobody up again
+            store_signups(s, tenant, event)
+    seen = [e.id for e in firsts if e.id not in fresh]  # published before: answer what is stored
     stored = {r.event_id: (r.pk, r.status) for r in s.execute(
         select(table.c.event_id, table.c.pk, table.c.status).where(
             table.c.tenant_id == tenant, one_of(s, table.c.event_id, seen)))} if seen else {}
-    return [Published(i, fresh[i], True, EventStatus.RECEIVED) if i in fresh
-            else Published(i, stored[i][0], False, stored[i][1]) for i in ids]
+    answered: set[str] = set()
+    return [_answer(e.id, fresh, stored, answered) for e in events]
+
+
+def _first_of_each(events: list[Event]) -> list[Event]:
+    firsts: dict[str, Event] = {}
+    for event in events:
+        firsts.setdefault(event.id, event)
+    return list(firsts.values())
+
+
+def _answer(event_id: str, fresh: dict[str, int], stored: dict[str, tuple[int, str]],
+            answered: set[str]) -> Published:
+    first = event_id not in answered
+    answered.add(event_id)
+    if event_id in fresh:
+        return Published(event_id, fresh[event_id], first, EventStatus.RECEIVED)
+    pk, status = stored[event_id]
+    return Published(event_id, pk, False, status)
+
+
+def store_signups(s: Session, tenant: str, event: Event) -> None:
+    """The event's code-user sign-ups, through the directory's one subscription path."""
+    for position, signup in enumerate(event.signups):
+        directory.put_subscription(s, tenant, signup.subscription(event, position))
 
 
 @dataclass

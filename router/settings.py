@@ -9,17 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, StrictBool, field_validator
 
+from router.enums import Channel, Origin, Strategy
+from router.inputs import Input
 from router.rulefile import ChannelPrefs, RuleSet, parse_prefs
 
 
-class PrefsIn(BaseModel):
+class PrefsIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    channels: list[str] = Field(default_factory=lambda: ["browser", "push", "email"])
-    origin: list[str] = Field(default_factory=lambda: ["others"])
-    strategy: str = "all"
+    channels: list[Channel] = Field(default_factory=lambda: list(Channel),
+                                    json_schema_extra={"uniqueItems": True})
+    origin: list[Origin] = Field(default_factory=lambda: [Origin.OTHERS])
+    strategy: Strategy = Strategy.ALL
 
     @field_validator("channels", "origin", "strategy")
     @classmethod
@@ -30,14 +33,14 @@ class PrefsIn(BaseModel):
         return value
 
 
-class SettingsIn(BaseModel):
+class SettingsIn(Input):
     """The settings document of one user: switches plus advanced rows."""
 
     model_config = ConfigDict(extra="forbid")
 
-    push: bool = True
-    email: bool = True
-    customer_notifications: bool = True
+    push: StrictBool = True
+    email: StrictBool = True
+    customer_notifications: StrictBool = True
     advanced: dict[str, PrefsIn] = Field(default_factory=dict)
 
     @field_validator("advanced")

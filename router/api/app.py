@@ -9,13 +9,14 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router import __version__
-from router.api import codes, errors, me, service, stream, unsub
+from router.api import codes, errors, me, openapi, service, stream, unsub
+from router.api.deps import storable_params
 from router.api.errors import error_body
 from router.live import Hub
 from router.runtime import Runtime
@@ -50,12 +51,14 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
     app = FastAPI(title="Herald", version=__version__, lifespan=lifespan,
                   description="Rules-engine driven notification router. The live websocket "
                               "`WS /v1/me/stream` is described in AsyncAPI 3.0 at "
-                              "[/asyncapi.json](/asyncapi.json).")
+                              "[/asyncapi.json](/asyncapi.json).",
+                  dependencies=[Depends(storable_params)])
     app.state.runtime = runtime
     errors.install(app)
     for module in (service, codes, me, stream, unsub):
         app.include_router(module.router)
     _static_routes(app)
+    openapi.install(app, runtime)
     _body_limit(app, api.max_body_bytes)
     return app
 

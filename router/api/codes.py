@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from router import access, feed
 from router.api.deps import RuntimeDep, TenantDep
 from router.api.errors import documented
 from router.enums import ReceiverKind
+from router.inputs import Input
 
 router = APIRouter(prefix="/v1", tags=["access"], responses=documented(401, 404, 422, 503))
 
 
-class TokenIn(BaseModel):
+class TokenIn(Input):
     token: str = Field(min_length=1, max_length=200)
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from router.api.auth import Principal, bearer, principal, tenant_for_key
+from router.errors import Problem, ValidationFailed
+from router.inputs import unstorable
 from router.runtime import Runtime
 from router.security import hash_secret
 
@@ -36,6 +39,15 @@ def get_principal(request: Request,
     token = bearer(request)
     with runtime.db.session() as s:
         return principal(s, token, runtime.settings.api.signing_grace_s)
+
+
+def storable_params(conn: HTTPConnection) -> None:
+    """Path and query parameters must be storable too (see router.inputs)."""
+    params = [*conn.path_params.items(), *conn.query_params.multi_items()]
+    problems = [Problem(why, path=name) for name, value in params
+                if isinstance(value, str) and (why := unstorable(value))]
+    if problems:
+        raise ValidationFailed(problems)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

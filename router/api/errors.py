@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from router.errors import HeraldError, Problem, RateLimited, ValidationFailed
+from router.events import unknown_type
 
 log = logging.getLogger("herald.api")
 
@@ -32,16 +33,38 @@ async def herald_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": exc.as_dict()}, status_code=exc.status, headers=headers)
 
 
-async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [Problem(message=e["msg"], path=".".join(str(p) for p in e["loc"]
-                                                         if p not in ("body",)))
+    problems = [Problem(message=e["msg"], path=".".join(str(p) for p in _field_path(e["loc"])))
                 for e in exc.errors()]
-    return await herald_error(_request, ValidationFailed(problems))
+    return await herald_error(request, ValidationFailed(
+        problems + _event_type_problems(request, exc.body)))
+
+
+def _field_path(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The field's own path: `subject.kind`, `0.id`, `item_id` (not `body.`, `path.`)."""
+    return loc[1:] if loc and loc[0] in ("body", "path", "query", "header", "cookie") else loc
+
+
+EVENT_ROUTES = ("publish_event", "publish_batch", "explain")
+
+
+def _event_type_problems(request: Request, body: Any) -> list[Problem]:
+    """Unknown event types, reported with the schema's problems (every problem at once)."""
+    if getattr(request.scope.get("route"), "name", "") not in EVENT_ROUTES:
+        return []
+    known = request.app.state.runtime.engine.ruleset.events
+    docs, batch = (body, True) if isinstance(body, list) else ([body], False)
+    return [problem for i, doc in enumerate(docs) if isinstance(doc, dict)
+            and isinstance(doc.get("type"), str)
+            for problem in unknown_type(doc["type"], known, f"{i}." if batch else "")]
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # FastAPI could not read the body (e.g. not UTF-8 JSON)
+        return await herald_error(request, ValidationFailed(
+            [Problem("not a JSON document (UTF-8)", path="body")]))
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
         exc.status_code, "http_error")
     headers = dict(getattr(exc, "headers", None) or {})

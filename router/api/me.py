@@ -3,12 +3,10 @@ settings, push registrations and the live websocket stream."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import delete
 
@@ -20,7 +18,8 @@ from router.api.deps import PrincipalDep, RuntimeDep
 from router.api.errors import documented
 from router.api.service import check_settings
 from router.enums import PushKind, ReceiverKind
-from router.errors import AuthError, NotFound, Problem, ValidationFailed
+from router.errors import AuthError, NotFound, ValidationFailed
+from router.inputs import BIGINT_MAX, Input
 from router.push_validation import endpoint_problems
 from router.runtime import Runtime
 
@@ -36,28 +35,32 @@ class Unread(BaseModel):
     unread: int
 
 
+# A cursor is "<microseconds since 1970 of the last item's time>-<its id>": any string of
+# this pattern is a valid position, so the schema says exactly what is accepted.
+CURSOR_PATTERN = r"^[0-9]{1,17}-[0-9]{1,18}$"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
 def _cursor_out(cursor: tuple[datetime, int] | None) -> str | None:
     if cursor is None:
         return None
-    raw = f"{cursor[0].isoformat()}|{cursor[1]}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    stamp = cursor[0] if cursor[0].tzinfo else cursor[0].replace(tzinfo=UTC)
+    return f"{(stamp - EPOCH) // MICROSECOND}-{cursor[1]}"
 
 
 def _cursor_in(value: str | None) -> tuple[datetime, int] | None:
     if not value:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        stamp, _, item_id = raw.partition("|")
-        return datetime.fromisoformat(stamp), int(item_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailed([Problem("malformed cursor", path="cursor")]) from None
+    micros, _, item_id = value.partition("-")
+    return EPOCH + int(micros) * MICROSECOND, int(item_id)
 
 
 @router.get("/notifications", response_model=Page)
 def notifications(runtime: RuntimeDep, who: PrincipalDep,
                   limit: Annotated[int, Query(ge=1, le=100)] = 30,
-                  cursor: str | None = None, unread: bool = False) -> Page:
+                  cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
+                  unread: bool = False) -> Page:
     """Newest first; pass `next_cursor` back as `cursor` for the next page."""
     with runtime.db.session() as s:
         rows, nxt = feed.page(s, who.reader, limit, _cursor_in(cursor), unread)
@@ -72,7 +75,8 @@ def unread_count(runtime: RuntimeDep, who: PrincipalDep) -> Unread:
 
 
 @router.post("/notifications/{item_id}/read")
-def read(runtime: RuntimeDep, who: PrincipalDep, item_id: int) -> dict[str, Any]:
+def read(runtime: RuntimeDep, who: PrincipalDep,
+         item_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)]) -> dict[str, Any]:
     """Mark one item read; the receiver's other open sessions get an `unread` frame."""
     with runtime.db.session() as s:
         item, change = feed.mark_read(s, who.reader, item_id)
@@ -121,11 +125,11 @@ def put_settings(runtime: RuntimeDep, who: PrincipalDep, body: d.SettingsIn) -> 
         return d.put_settings(s, who.tenant, who.id, body)
 
 
-class EndpointRef(BaseModel):
+class EndpointRef(Input):
     endpoint: str = Field(min_length=1, max_length=2000)
 
 
-class DeviceIn(BaseModel):
+class DeviceIn(Input):
     token: str = Field(min_length=10, max_length=2000)
     platform: str = Field(default="android", max_length=20)
 

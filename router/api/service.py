@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
@@ -18,8 +18,9 @@ from router.api.errors import documented
 from router.audience import DirectoryView
 from router.enums import MemberKind, SubjectKind
 from router.errors import NotFound, Problem, ValidationFailed
-from router.events import Event, parse_event, problems_from
-from router.pipeline import Published, publish
+from router.events import Event, problems_from, unknown_type
+from router.inputs import BIGINT_MAX
+from router.pipeline import Published, publish, store_signups
 from router.planner import plan_event
 from router.push_validation import endpoint_problems
 from router.runtime import Runtime
@@ -27,6 +28,28 @@ from router.runtime import Runtime
 log = logging.getLogger("herald.api")
 router = APIRouter(prefix="/v1", responses=documented(401, 404, 413, 422, 429, 503))
 MAX_BATCH = 1000
+
+
+EVENT_EXAMPLES: dict[str, Any] = {
+    "ticket": {"summary": "A ticket created by an employee", "value": {
+        "id": "evt-4710", "type": "ticket.created",
+        "actor": {"id": "emp-7", "name": "Dana Fixer"},
+        "subject": {"kind": "ticket", "id": "T-4710", "number": "#4710",
+                    "template_id": "tpl-elevators", "creator_id": "emp-7"},
+        "data": {"title": "Elevator stuck", "message": "Between floors 3 and 4"}}},
+    "signups": {"summary": "A code user creates a ticket and signs up for email and push",
+                "value": {
+        "id": "evt-4711", "type": "ticket.created",
+        "actor": {"id": "code-user", "kind": "code_user"},
+        "subject": {"kind": "ticket", "id": "T-4711", "number": "#4711",
+                    "template_id": "tpl-elevators", "code_id": "QR-17", "language": "de"},
+        "data": {"title": "Aufzug steckt fest"},
+        "signups": [{"email": "visitor@example.com", "language": "de", "push_subscription": {
+            "endpoint": "https://push.example.net/send/abc123",
+            "keys": {"p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-"
+                               "Ts1XbjhazAkj7I99e8QcYP7DkM",
+                     "auth": "tBHItJI5svbpez7KI4CCXg"}}}]}},
+}
 
 
 class Accepted(BaseModel):
@@ -39,19 +62,21 @@ class BatchAccepted(BaseModel):
     accepted: list[Accepted]
 
 
-def _events(runtime: Runtime, tenant: str, docs: list[Any], prefix: bool) -> list[Event]:
+def _events(runtime: Runtime, tenant: str, body: list[Event], prefix: bool) -> list[Event]:
+    """Events the body model validated, checked against the catalogue and the key's tenant."""
     known = runtime.engine.ruleset.events
     problems: list[Problem] = []
     events: list[Event] = []
-    for i, doc in enumerate(docs):
+    for i, event in enumerate(body):
+        where = f"{i}." if prefix else ""
         try:
-            events.append(_check_tenant(parse_event(doc, known, f"{i}." if prefix else ""),
-                                        tenant, f"{i}." if prefix else ""))
+            problems += unknown_type(event.type, known, where)
+            for n, signup in enumerate(event.signups):
+                problems += _push_problems(runtime.settings.outbound.allow, signup,
+                                           f"{where}signups.{n}.")
+            events.append(_check_tenant(event, tenant, where))
         except ValidationFailed as exc:
             problems += exc.problems
-    ids = [e.id for e in events]
-    if len(ids) != len(set(ids)):
-        problems.append(Problem("the batch holds the same event id twice", path="id"))
     if problems:
         raise ValidationFailed(problems)
     return events
@@ -84,28 +109,33 @@ def _accepted(p: Published) -> Accepted:
 
 @router.post("/events", status_code=202, response_model=Accepted, tags=["events"])
 def publish_event(runtime: RuntimeDep, tenant: TenantDep,
-                  body: Annotated[dict[str, Any], Body()]) -> Accepted:
-    """Publish one event. Publishing the same id again returns the same answer."""
+                  body: Annotated[Event, Body(openapi_examples=EVENT_EXAMPLES)]) -> Accepted:
+    """Publish one event. Publishing the same id again returns the same answer (and
+    stores its sign-ups only the first time)."""
     return _accepted(_publish(runtime, tenant, _events(runtime, tenant, [body], False))[0])
 
 
 @router.post("/events:batch", status_code=202, response_model=BatchAccepted, tags=["events"])
 def publish_batch(runtime: RuntimeDep, tenant: TenantDep,
-                  body: Annotated[list[dict[str, Any]], Body(max_length=MAX_BATCH)]
+                  body: Annotated[list[Event], Body(max_length=MAX_BATCH)]
                   ) -> BatchAccepted:
-    """Publish up to 1,000 events at once; one bad event refuses the whole batch."""
+    """Publish up to 1,000 events at once; one bad event refuses the whole batch. An id
+    given twice is published once: later copies answer like a republished event."""
     events = _events(runtime, tenant, body, True)
     return BatchAccepted(accepted=[_accepted(p) for p in _publish(runtime, tenant, events)])
 
 
 @router.post("/events:explain", tags=["events"])
-def explain(runtime: RuntimeDep, tenant: TenantDep, body: Annotated[dict[str, Any], Body()],
-            rules_version: int | None = None) -> dict[str, Any]:
-    """Dry run: the routing plan with its reasons and the rule set version it used (the
-    one in force, or `rules_version`). Nothing is written."""
+def explain(runtime: RuntimeDep, tenant: TenantDep,
+            body: Annotated[Event, Body(openapi_examples=EVENT_EXAMPLES)],
+            rules_version: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None
+            ) -> dict[str, Any]:
+    """Dry run: the routing plan with its reasons (sign-ups included) and the rule set
+    version it used (the one in force, or `rules_version`). Nothing is written."""
     event = _events(runtime, tenant, [body], False)[0]
     engine = runtime.rules.engine_for(rules_version)
     with runtime.db.sessions() as s:
+        store_signups(s, tenant, event)  # rolled back below
         plan = plan_event(event, DirectoryView(s, tenant), engine)
         s.rollback()
     return plan.as_dict()
@@ -164,16 +194,48 @@ def _write(runtime: Runtime, fn: Any, *args: Any) -> None:
         fn(s, *args)
 
 
-def _same_id(path_id: str, body_id: str, field: str = "id") -> None:
-    if path_id != body_id:
-        raise ValidationFailed([Problem(f"must equal the id in the URL ({path_id!r})",
-                                        path=field)])
+# PUT bodies: the URL names the record, so `id` (and a subject's `kind`) may be left out
+# of the body; documented readOnly, and if given it must equal the URL's.
+URL_ID = Field(default="", max_length=200, json_schema_extra={"readOnly": True},
+               description="Taken from the URL; if given, it must equal it.")
+PathId = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+class UserPut(d.UserIn):
+    id: str = URL_ID
+
+
+class UnitPut(d.UnitIn):
+    id: str = URL_ID
+
+
+class TemplatePut(d.TemplateIn):
+    id: str = URL_ID
+
+
+class SubjectPut(d.SubjectIn):
+    id: str = URL_ID
+    kind: SubjectKind | None = Field(  # type: ignore[assignment]
+        default=None, json_schema_extra={"readOnly": True},
+        description="Taken from the URL; if given, it must equal it.")
+
+
+class SubscriptionPut(d.SubscriptionIn):
+    id: str = URL_ID
+
+
+def _from_url(body: BaseModel, **url: str) -> Any:
+    """The body with the URL's id (and kind); a different one in the body is a 422."""
+    problems = [Problem(f"must equal the {field} in the URL ({value!r})", path=field)
+                for field, value in url.items() if getattr(body, field) not in ("", None, value)]
+    if problems:
+        raise ValidationFailed(problems)
+    return body.model_copy(update=url)
 
 
 @router.put("/users/{user_id}", status_code=204, tags=["directory"])
-def put_user(runtime: RuntimeDep, tenant: TenantDep, user_id: str, body: d.UserIn) -> Response:
-    _same_id(user_id, body.id)
-    _write(runtime, d.put_user, tenant, body)
+def put_user(runtime: RuntimeDep, tenant: TenantDep, user_id: PathId, body: UserPut) -> Response:
+    _write(runtime, d.put_user, tenant, _from_url(body, id=user_id))
     return Response(status_code=204)
 
 
@@ -184,9 +246,8 @@ def delete_user(runtime: RuntimeDep, tenant: TenantDep, user_id: str) -> Respons
 
 
 def _unit_routes(kind: MemberKind, plural: str) -> None:
-    def put(runtime: RuntimeDep, tenant: TenantDep, unit_id: str, body: d.UnitIn) -> Response:
-        _same_id(unit_id, body.id)
-        _write(runtime, d.put_unit, tenant, kind, body)
+    def put(runtime: RuntimeDep, tenant: TenantDep, unit_id: PathId, body: UnitPut) -> Response:
+        _write(runtime, d.put_unit, tenant, kind, _from_url(body, id=unit_id))
         return Response(status_code=204)
 
     def remove(runtime: RuntimeDep, tenant: TenantDep, unit_id: str) -> Response:
@@ -204,10 +265,9 @@ _unit_routes(MemberKind.TEAM, "teams")
 
 
 @router.put("/templates/{template_id}", status_code=204, tags=["directory"])
-def put_template(runtime: RuntimeDep, tenant: TenantDep, template_id: str,
-                 body: d.TemplateIn) -> Response:
-    _same_id(template_id, body.id)
-    _write(runtime, d.put_template, tenant, body)
+def put_template(runtime: RuntimeDep, tenant: TenantDep, template_id: PathId,
+                 body: TemplatePut) -> Response:
+    _write(runtime, d.put_template, tenant, _from_url(body, id=template_id))
     return Response(status_code=204)
 
 
@@ -218,12 +278,9 @@ def delete_template(runtime: RuntimeDep, tenant: TenantDep, template_id: str) ->
 
 
 @router.put("/subjects/{kind}/{subject_id}", status_code=204, tags=["directory"])
-def put_subject(runtime: RuntimeDep, tenant: TenantDep, kind: SubjectKind, subject_id: str,
-                body: d.SubjectIn) -> Response:
-    _same_id(subject_id, body.id)
-    if body.kind != kind:
-        raise ValidationFailed([Problem(f"must equal the kind in the URL ({kind})", path="kind")])
-    _write(runtime, d.put_subject, tenant, body)
+def put_subject(runtime: RuntimeDep, tenant: TenantDep, kind: SubjectKind,
+                subject_id: PathId, body: SubjectPut) -> Response:
+    _write(runtime, d.put_subject, tenant, _from_url(body, id=subject_id, kind=kind))
     return Response(status_code=204)
 
 
@@ -235,23 +292,24 @@ def delete_subject(runtime: RuntimeDep, tenant: TenantDep, kind: SubjectKind,
 
 
 @router.put("/subscriptions/{subscription_id}", status_code=204, tags=["directory"])
-def put_subscription(runtime: RuntimeDep, tenant: TenantDep, subscription_id: str,
-                     body: d.SubscriptionIn) -> Response:
-    """A code user's sign-up for one ticket or video session (language of creation kept)."""
-    _same_id(subscription_id, body.id)
-    refused = _push_problems(runtime.settings.outbound.allow, body)
+def put_subscription(runtime: RuntimeDep, tenant: TenantDep, subscription_id: PathId,
+                     body: SubscriptionPut) -> Response:
+    """An employee signing a code user up for one ticket or video session later (a code
+    user signs up inside the creating event: see `signups` in POST /v1/events)."""
+    subscription = _from_url(body, id=subscription_id)
+    refused = _push_problems(runtime.settings.outbound.allow, subscription)
     if refused:
         raise ValidationFailed(refused)
-    _write(runtime, d.put_subscription, tenant, body)
+    _write(runtime, d.put_subscription, tenant, subscription)
     return Response(status_code=204)
 
 
 def _push_problems(allow: list[str], item: BaseModel, prefix: str = "") -> list[Problem]:
     """A code user's push endpoint must be one Herald may send to (router.outbound)."""
-    if not isinstance(item, d.SubscriptionIn) or item.push_subscription is None:
+    push = getattr(item, "push_subscription", None)
+    if push is None:
         return []
-    return endpoint_problems(allow, item.push_subscription.endpoint,
-                             f"{prefix}push_subscription.endpoint")
+    return endpoint_problems(allow, push.endpoint, f"{prefix}push_subscription.endpoint")
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204, tags=["directory"])

@@ -110,6 +110,19 @@ def test_batch_publish_routes_every_event(tenant, pg):
     client.wait_terminal("b-49")
 
 
+def test_an_id_given_twice_in_one_batch_is_published_once(tenant, pg):
+    tenant_id, client = tenant
+    response = client.post("/v1/events:batch", json=[ticket("twice"), ticket("other", id="T-2"),
+                                                      ticket("twice")])
+    assert response.status_code == 202, response.text
+    assert [(a["id"], a["duplicate"]) for a in response.json()["accepted"]] == [
+        ("twice", False), ("other", False), ("twice", True)]
+    client.wait_terminal("twice")
+    with pg.session() as s:
+        assert s.scalar(select(func.count()).select_from(m.EventRow).where(
+            m.EventRow.tenant_id == tenant_id)) == 2
+
+
 def test_a_second_event_on_the_same_subject_stacks_the_unread_item(tenant, pg):
     tenant_id, client = tenant
     client.post("/v1/events", json=ticket("s-1", id="T-77"))
