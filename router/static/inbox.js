@@ -778,8 +778,10 @@ class HeraldInbox extends HTMLElement {
     const hiddenTo = Number(msg.hidden_up_to_seq);
     for (const [id, it] of this._items) {
       const seq = Number(it.seq) || 0;
-      if (Number.isFinite(hiddenTo) && seq <= hiddenTo) this._items.delete(id);
-      else if (it.unread && (ids.has(id) || (Number.isFinite(readTo) && seq <= readTo))) {
+      if (Number.isFinite(hiddenTo) && seq <= hiddenTo) {
+        this._items.delete(id);
+        this._removeToast(this._toastOf(id), true);
+      } else if (it.unread && (ids.has(id) || (Number.isFinite(readTo) && seq <= readTo))) {
         this._items.set(id, Object.assign({}, it, { unread: false }));
       }
     }
@@ -1279,6 +1281,18 @@ class HeraldInbox extends HTMLElement {
     setTimeout(() => t.remove(), 190);
   }
 
+  _toastOf(id) {
+    return Array.from(this._els.toasts.children).find((t) => t.__heraldId === id);
+  }
+
+  /** A toast announces an unread item: it goes once the item is read, here or in another session. */
+  _dropReadToasts() {
+    for (const t of Array.from(this._els.toasts.children)) {
+      const it = this._items.get(t.__heraldId);
+      if (it && !it.unread) this._removeToast(t);
+    }
+  }
+
   _clearToasts() {
     for (const t of Array.from(this._els.toasts.children)) this._removeToast(t, true);
   }
@@ -1480,6 +1494,7 @@ class HeraldInbox extends HTMLElement {
     e.loading.hidden = !(this._loading && this._items.size === 0);
     this._renderMore();
     this._renderPush();
+    this._dropReadToasts();
   }
 }
 
