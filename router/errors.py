@@ -7,6 +7,7 @@
     │   ├── BatchOverBurst           413: a batch the publish rate can never admit: split it
     │   └── ConfigError              config.yaml / environment is wrong (refused at start-up)
     ├── AuthError                    401: no, wrong, expired or revoked credential
+    │   └── Forbidden                403: a valid credential of a kind that may not do this
     ├── NotFound                     404: unknown id, or another tenant's id
     ├── Conflict                     409: the request clashes with stored state
     ├── RateLimited                  429: slow down, retry_after seconds
@@ -106,6 +107,11 @@ class ConfigError(InputError):
 class AuthError(HeraldError):
     status = 401
     code = "auth.required"
+
+
+class Forbidden(AuthError):
+    status = 403  # signing in again does not help: another kind of credential would
+    code = "auth.forbidden"
 
 
 class NotFound(HeraldError):

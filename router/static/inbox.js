@@ -778,10 +778,8 @@ class HeraldInbox extends HTMLElement {
     const hiddenTo = Number(msg.hidden_up_to_seq);
     for (const [id, it] of this._items) {
       const seq = Number(it.seq) || 0;
-      if (Number.isFinite(hiddenTo) && seq <= hiddenTo) {
-        this._items.delete(id);
-        this._removeToast(this._toastOf(id), true);
-      } else if (it.unread && (ids.has(id) || (Number.isFinite(readTo) && seq <= readTo))) {
+      if (Number.isFinite(hiddenTo) && seq <= hiddenTo) this._items.delete(id);
+      else if (it.unread && (ids.has(id) || (Number.isFinite(readTo) && seq <= readTo))) {
         this._items.set(id, Object.assign({}, it, { unread: false }));
       }
     }
@@ -1034,6 +1032,12 @@ class HeraldInbox extends HTMLElement {
       settings = await this._api('GET', '/v1/me/settings');
     } catch (e) {
       if (gen !== this._gen) return;
+      if (e.status === 403) {
+        // A code user's token: it has no settings and no push switch of its own.
+        this._push = { state: 'none', checked: false, busy: false, msg: '', error: false };
+        this._render();
+        return;
+      }
       this._push = { state: 'error', checked: false, busy: false, msg: e.status === 401 ? '' : this._t('pushSettingsFailed'), error: true };
       this._render();
       return;
@@ -1281,10 +1285,6 @@ class HeraldInbox extends HTMLElement {
     setTimeout(() => t.remove(), 190);
   }
 
-  _toastOf(id) {
-    return Array.from(this._els.toasts.children).find((t) => t.__heraldId === id);
-  }
-
   /** A toast announces an unread item: it goes once the item is read, here or in another session. */
   _dropReadToasts() {
     for (const t of Array.from(this._els.toasts.children)) {
@@ -1451,7 +1451,7 @@ class HeraldInbox extends HTMLElement {
     const sw = this._els.pushSwitch;
     this._els.pushLabel.textContent = this._t('push');
     this._els.pushHint.textContent = this._t('pushHint');
-    this._els.foot.hidden = !this._token() || this._expired;
+    this._els.foot.hidden = !this._token() || this._expired || p.state === 'none';
     sw.checked = !!p.checked;
     sw.disabled = p.state !== 'ready' || !this._token() || this._expired;
     sw.classList.toggle('busy', !!p.busy);

@@ -90,6 +90,8 @@ def test_a_read_in_one_tab_is_followed_by_the_other_tab_on_another_replica(
     with chromium(executable) as browser:
         tab_a = _open_tab(browser, "A", url_a, token)
         tab_b = _open_tab(browser, "B", url_b, token)
+        for tab in (tab_a, tab_b):
+            _shows_nothing(tab)
         _each_tab_streams_from_its_own_replica(tab_a, tab_b)
 
         [first] = _publish(client, url_a, token, "T-1")
@@ -122,11 +124,14 @@ def _open_tab(browser: Any, name: str, url: str, token: str) -> Tab:
     page.goto(f"{url}/demo?token={token}&no_navigate=1&lang=en")
     page.evaluate("window.__notReloaded = true")  # a reload would drop it
     wait_for(page, lambda: any(f["type"] == "hello" for f in tab.frames), f"tab {name}'s hello")
-    expect(tab.badge()).to_be_hidden()
-    expect(tab.bell()).to_have_accessible_name("Notifications")
     tab.bell().click()
-    expect(page.get_by_test_id("status")).to_have_text(re.compile("No notifications"))
     return tab
+
+
+def _shows_nothing(tab: Tab) -> None:
+    expect(tab.badge()).to_be_hidden(timeout=FOLLOW_S * 1000)
+    expect(tab.bell()).to_have_accessible_name("Notifications")
+    expect(tab.page.get_by_test_id("status")).to_have_text(re.compile("No notifications"))
 
 
 def _screenshot(tab: Tab, state: str) -> None:
@@ -202,3 +207,42 @@ def _mark_all_read_in_one_tab_reads_in_the_other(reader: Tab, other: Tab,
           f"{(time.monotonic() - clicked) * 1000:.0f} ms")
     _shows_read(reader, item_ids)
     assert any("read_up_to_seq" in f for f in other.unread_frames())
+
+
+def test_clearing_a_codes_notifications_empties_its_code_users_open_tab(
+        executable, replicas, new_tenant_key, pg):
+    herald, url_a, url_b = replicas
+    tenant_id, key, _ = new_tenant_key()
+    with Client(herald.url, key) as client, chromium(executable) as browser:
+        seed_people(client)
+        token = _code_user(client, pg, tenant_id, "C-9", "T-9")
+        [item_id] = _publish(client, url_b, token, "T-9")  # code users get no live items
+        tab = _open_tab(browser, "code-user", url_b, token)
+        expect(tab.badge()).to_have_text("1")
+        expect(tab.item(item_id)).to_have_attribute("data-unread", "true")
+        expect(tab.page.get_by_test_id("push-switch")).to_be_hidden()  # no push settings
+        _screenshot(tab, "unread")
+        assert client.post("/v1/codes/C-9:clear-notifications").status_code == 200
+        _shows_nothing(tab)
+        expect(tab.item(item_id)).to_have_count(0)
+        _screenshot(tab, "cleared")
+        assert tab.page.evaluate("window.__notReloaded") is True
+        refused = "the server responded with a status of 403"  # GET /v1/me/settings, expected
+        assert [e for e in tab.errors if refused not in e] == []
+
+
+def _code_user(client: Client, pg: Any, tenant_id: str, code_id: str, subject_id: str) -> str:
+    """An access token of a code user subscribed (by email) to a ticket of the code."""
+    from datetime import UTC, datetime
+
+    from router import access
+
+    client.put(f"/v1/subjects/ticket/{subject_id}",
+               json={"kind": "ticket", "id": subject_id, "code_id": code_id})
+    client.put("/v1/subscriptions/cu-1", json={
+        "id": "cu-1", "subject_kind": "ticket", "subject_id": subject_id, "code_id": code_id,
+        "email": "anon@example.com", "created_by": "employee"})
+    with pg.session() as s:
+        token, _ = access.issue(s, tenant_id, code_id, ("ticket", subject_id), "cu-1",
+                                datetime.now(UTC), 14)
+    return token
