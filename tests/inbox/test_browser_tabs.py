@@ -211,7 +211,7 @@ def _mark_all_read_in_one_tab_reads_in_the_other(reader: Tab, other: Tab,
 
 def test_clearing_a_codes_notifications_empties_its_code_users_open_tab(
         executable, replicas, new_tenant_key, pg):
-    herald, url_a, url_b = replicas
+    herald, _, url_b = replicas
     tenant_id, key, _ = new_tenant_key()
     with Client(herald.url, key) as client, chromium(executable) as browser:
         seed_people(client)
