@@ -8,6 +8,7 @@
     │   └── ConfigError              config.yaml / environment is wrong (refused at start-up)
     │       └── OutboundConfigError      a configured URL points where Herald may not send
     ├── AuthError                    401: no, wrong, expired or revoked credential
+    │   └── Forbidden                403: a valid credential of a kind that may not do this
     ├── NotFound                     404: unknown id, or another tenant's id
     ├── Conflict                     409: the request clashes with stored state
     ├── RateLimited                  429: slow down, retry_after seconds
@@ -113,6 +114,11 @@ class OutboundConfigError(ConfigError):
 class AuthError(HeraldError):
     status = 401
     code = "auth.required"
+
+
+class Forbidden(AuthError):
+    status = 403  # signing in again does not help: another kind of credential would
+    code = "auth.forbidden"
 
 
 class NotFound(HeraldError):

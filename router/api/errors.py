@@ -117,6 +117,7 @@ class ErrorBody(BaseModel):
 def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error answers an endpoint can give."""
     text = {400: "Bad request", 401: "Missing, wrong or expired credential",
+            403: "A valid credential of a kind that may not do this (a code user's token)",
             404: "Unknown id (another tenant's ids answer the same)",
             409: "Conflict", 413: "Request body too large, or a batch larger than the publish burst",
             422: "Invalid input: every problem with its field path",

@@ -18,12 +18,12 @@ from router.api.deps import PrincipalDep, RuntimeDep
 from router.api.errors import documented
 from router.api.service import check_settings
 from router.enums import PushKind, ReceiverKind
-from router.errors import AuthError, NotFound, ValidationFailed
+from router.errors import Forbidden, NotFound, ValidationFailed
 from router.inputs import BIGINT_MAX, Input
 from router.push_validation import endpoint_problems
 from router.runtime import Runtime
 
-router = APIRouter(prefix="/v1/me", tags=["me"], responses=documented(401, 404, 422, 503))
+router = APIRouter(prefix="/v1/me", tags=["me"], responses=documented(401, 403, 404, 422, 503))
 
 
 class Page(BaseModel):
@@ -106,7 +106,7 @@ def _tell(runtime: Runtime, who: Principal, change: feed.ReadChange) -> None:
 
 def _user_only(who: Principal) -> Principal:
     if who.kind == ReceiverKind.CODE_USER:
-        raise AuthError("this endpoint needs a user token", code="auth.user_required")
+        raise Forbidden("this endpoint needs a user token", code="auth.user_required")
     return who
 
 

@@ -1032,6 +1032,12 @@ class HeraldInbox extends HTMLElement {
       settings = await this._api('GET', '/v1/me/settings');
     } catch (e) {
       if (gen !== this._gen) return;
+      if (e.status === 403) {
+        // A code user's token: it has no settings and no push switch of its own.
+        this._push = { state: 'none', checked: false, busy: false, msg: '', error: false };
+        this._render();
+        return;
+      }
       this._push = { state: 'error', checked: false, busy: false, msg: e.status === 401 ? '' : this._t('pushSettingsFailed'), error: true };
       this._render();
       return;
@@ -1279,6 +1285,14 @@ class HeraldInbox extends HTMLElement {
     setTimeout(() => t.remove(), 190);
   }
 
+  /** A toast announces an unread item: it goes once the item is read, here or in another session. */
+  _dropReadToasts() {
+    for (const t of Array.from(this._els.toasts.children)) {
+      const it = this._items.get(t.__heraldId);
+      if (it && !it.unread) this._removeToast(t);
+    }
+  }
+
   _clearToasts() {
     for (const t of Array.from(this._els.toasts.children)) this._removeToast(t, true);
   }
@@ -1437,7 +1451,7 @@ class HeraldInbox extends HTMLElement {
     const sw = this._els.pushSwitch;
     this._els.pushLabel.textContent = this._t('push');
     this._els.pushHint.textContent = this._t('pushHint');
-    this._els.foot.hidden = !this._token() || this._expired;
+    this._els.foot.hidden = !this._token() || this._expired || p.state === 'none';
     sw.checked = !!p.checked;
     sw.disabled = p.state !== 'ready' || !this._token() || this._expired;
     sw.classList.toggle('busy', !!p.busy);
@@ -1480,6 +1494,7 @@ class HeraldInbox extends HTMLElement {
     e.loading.hidden = !(this._loading && this._items.size === 0);
     this._renderMore();
     this._renderPush();
+    this._dropReadToasts();
   }
 }
 

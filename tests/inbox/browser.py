@@ -6,10 +6,12 @@ missing browser fails the test instead, so the browser tests cannot silently van
 
 from __future__ import annotations
 
+import json
 import os
 import struct
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -56,3 +58,28 @@ def png(width: int = 40, height: int = 40, rgb: tuple[int, int, int] = (245, 158
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw)
             + chunk(b"IEND", b""))
+
+
+def watch_errors(page: Any) -> list[str]:
+    """Every uncaught exception and console error of the page, as they happen."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+    return errors
+
+
+def watch_frames(page: Any) -> list[dict]:
+    """Every websocket frame the page receives, decoded."""
+    frames: list[dict] = []
+    page.on("websocket", lambda ws: ws.on(
+        "framereceived", lambda payload: frames.append(json.loads(payload))))
+    return frames
+
+
+def wait_for(page: Any, check: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    """Poll while letting Playwright deliver its events (sync API)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        page.wait_for_timeout(50)

@@ -3,9 +3,7 @@ Redis-backed Herald deployment (API + worker processes)."""
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,14 @@ from tests.inbox import (
     user_token,
     wait_delivered,
 )
-from tests.inbox.browser import chromium, png, require_chromium
+from tests.inbox.browser import (
+    chromium,
+    png,
+    require_chromium,
+    wait_for,
+    watch_errors,
+    watch_frames,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SCREENSHOT = Path(ROOT) / "artifacts" / "inbox-drawer.png"  # gitignored
@@ -69,8 +74,8 @@ def test_bell_toast_and_drawer_show_and_mark_notifications(executable, deploymen
         context.route("https://avatars.herald.test/**",
                       lambda route: route.fulfill(body=png(), content_type="image/png"))
         page = context.new_page()
-        errors = _watch_errors(page)
-        frames = _watch_frames(page)
+        errors = watch_errors(page)
+        frames = watch_frames(page)
         page.goto(f"{deployment.url}/demo?token={token}&no_navigate=1&lang=en")
         _bell_shows_the_unread_count_of_existing_items(page, frames)
         _a_live_event_pops_a_toast_and_bumps_the_count(page, client)
@@ -86,7 +91,7 @@ def test_bell_toast_and_drawer_show_and_mark_notifications(executable, deploymen
 
 def _bell_shows_the_unread_count_of_existing_items(page: Page, frames: list[dict]) -> None:
     expect(page.get_by_test_id("unread-count")).to_have_text("2")
-    _wait_for(page, lambda: any(f["type"] == "hello" for f in frames), "the hello frame")
+    wait_for(page, lambda: any(f["type"] == "hello" for f in frames), "the hello frame")
 
 
 def _a_live_event_pops_a_toast_and_bumps_the_count(page: Page, client: Client) -> None:
@@ -143,26 +148,3 @@ def _item(page: Page, item_id: int) -> Locator:
 def _item_id(url: str, token: str, subject_id: str) -> int:
     with Inbox(url, token) as inbox:
         return next(i["id"] for i in inbox.items() if i["subject"]["id"] == subject_id)
-
-
-def _watch_errors(page: Page) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
-    return errors
-
-
-def _watch_frames(page: Page) -> list[dict]:
-    frames: list[dict] = []
-    page.on("websocket", lambda ws: ws.on(
-        "framereceived", lambda payload: frames.append(json.loads(payload))))
-    return frames
-
-
-def _wait_for(page: Page, check: Callable[[], bool], what: str, timeout: float = 15) -> None:
-    """Poll while letting Playwright deliver its events (sync API)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        page.wait_for_timeout(50)

@@ -313,7 +313,9 @@ def test_a_code_user_reads_only_the_subject_of_their_access_token(deployment, te
         items = code_user.items()
         assert [i["subject"]["id"] for i in items] == ["T-10"]
         assert code_user.unread() == 1
-        assert code_user.get("/v1/me/settings").status_code == 401
+        refused = code_user.get("/v1/me/settings")  # 403: signing in again would not help
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "auth.user_required"
         assert code_user.read(items[0]["id"]).json()["unread"] is False
         with pg.session() as s:
             access.revoke_code(s, tenant_id, "C-1")
