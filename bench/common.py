@@ -212,6 +212,8 @@ class Deployment(Herald):
         self.config_file = tmp / f"herald-{self.port}.yaml"
         self.config_file.write_text(yaml.safe_dump(self.config))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        # a fresh bench schema: the first process deploys the files at rules_path as version 1
+        self.own_rules = self.rules_deployed = False
         flush_redis()
 
     @property

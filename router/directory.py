@@ -18,8 +18,8 @@ from router.settings import SettingsIn
 _ID = Field(min_length=1, max_length=200)
 EMAIL_PATTERN = f"^{NOT_SPACE}@]+@{NOT_SPACE}@]+$"
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"  # a language tag: de, pt-BR
-# what push_validation accepts, said in the schema: https, or plain http on loopback
-ENDPOINT_PATTERN = (r"^(https://[A-Za-z0-9.-]+|http://(localhost|127\.0\.0\.1|\[::1\]))"
+# the shape of an endpoint; where it may point is the outbound policy's (router.outbound)
+ENDPOINT_PATTERN = (r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])"
                     rf"(:[0-9]{{1,5}})?([/?#]{NOT_SPACE}]*)?$")
 
 
