@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 BIGINT_MAX = 2**63 - 1  # the largest id a PostgreSQL bigint column holds
+INT_MAX = 2**31 - 1  # the largest a PostgreSQL integer column holds (rule set versions)
 Id = Annotated[str, Field(min_length=1, max_length=200)]  # as the id columns hold
 Role = Annotated[str, Field(min_length=1, max_length=100)]
 # whitespace spelled out: "\s" differs between the schema's regex dialect and the validator's

@@ -19,7 +19,7 @@ from router.audience import DirectoryView
 from router.enums import MemberKind, SubjectKind
 from router.errors import NotFound, Problem, ValidationFailed
 from router.events import Event, problems_from, unknown_type
-from router.inputs import BIGINT_MAX
+from router.inputs import INT_MAX
 from router.pipeline import Published, publish, store_signups
 from router.planner import plan_event
 from router.push_validation import endpoint_problems
@@ -128,7 +128,7 @@ def publish_batch(runtime: RuntimeDep, tenant: TenantDep,
 @router.post("/events:explain", tags=["events"])
 def explain(runtime: RuntimeDep, tenant: TenantDep,
             body: Annotated[Event, Body(openapi_examples=EVENT_EXAMPLES)],
-            rules_version: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None
+            rules_version: Annotated[int | None, Query(ge=1, le=INT_MAX)] = None
             ) -> dict[str, Any]:
     """Dry run: the routing plan with its reasons (sign-ups included) and the rule set
     version it used (the one in force, or `rules_version`). Nothing is written."""
