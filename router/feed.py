@@ -369,6 +369,24 @@ def unread_counts(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[
     return counts
 
 
+def counts_for(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Unread counts as each receiver's own sessions count them: code users without the
+    items their code's clear-notifications cut-off hides."""
+    code_users = [rid for kind, rid in keys if kind == ReceiverKind.CODE_USER]
+    counts = unread_counts(s, tenant, [k for k in keys if k[0] != ReceiverKind.CODE_USER])
+    if code_users:
+        c, state = FEED.c, m.CodeState.__table__.c
+        rows = s.execute(select(c.receiver_id, func.count()).select_from(FEED.outerjoin(
+            m.CodeState.__table__, and_(state.tenant_id == c.tenant_id, state.code_id == c.code_id)))
+            .where(c.tenant_id == tenant, c.receiver_kind == ReceiverKind.CODE_USER,
+                   one_of(s, c.receiver_id, code_users), c.unread,
+                   or_(state.notifications_cutoff.is_(None), c.updated_at > state.notifications_cutoff))
+            .group_by(c.receiver_id))
+        found: dict[str, int] = {rid: n for rid, n in rows}
+        counts.update({(str(ReceiverKind.CODE_USER), rid): int(found.get(rid, 0)) for rid in code_users})
+    return counts
+
+
 @dataclass(frozen=True)
 class ReadChange:
     """What a read did to a receiver's feed: the frame its other sessions need (None

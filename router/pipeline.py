@@ -116,6 +116,9 @@ class RouteResult:
     # by feed item id): the worker asks again after commit and publishes to any session
     # opened meanwhile
     settled: list[feed.LiveTarget] = field(default_factory=list)
+    # receivers whose feed item changed with no live item message now (code users; a
+    # first_success chain whose browser step is not first): told their unread count
+    quiet: set[LiveKey] = field(default_factory=set)
     written_at: float = field(default_factory=time.time)  # when the deliveries were written
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> ms (for the log)
 
@@ -255,6 +258,8 @@ class Router:
                 if Channel.BROWSER in r.channels or r.kind == ReceiverKind.CODE_USER]))
         started = time.perf_counter()
         items = feed.write_many(s, entries)
+        result.quiet |= {(row.tenant_id, str(r.kind), r.id) for row, _doc, plan in planned
+                         for r in plan.receivers if _quiet(r)}
         started = result.timed("feed", started)
         offline = self._offline(planned)
         started = result.timed("presence", started)
@@ -351,6 +356,13 @@ class Router:
         for target in targets:  # an item gone already: the queued path records the failure
             if target.delivery_id not in result.live:
                 result.start[Channel.BROWSER].append(target.delivery_id)
+
+
+def _quiet(r: PlannedReceiver) -> bool:
+    """A feed item is written for this receiver, but no browser step announces it now."""
+    if Channel.BROWSER not in r.channels:
+        return r.kind == ReceiverKind.CODE_USER
+    return r.strategy == Strategy.FIRST_SUCCESS and r.channels[0] != Channel.BROWSER
 
 
 def _target(delivery_id: int, v: dict[str, Any]) -> feed.LiveTarget:

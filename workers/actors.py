@@ -49,6 +49,9 @@ def route_events(runtime: Runtime, pks: list[int]) -> None:
         metrics.DELIVERIES.labels(Channel.BROWSER, OutcomeStatus.SENT).inc(len(result.settled))
         publish_late(runtime, result.settled)
         committed = result.timed("late", committed)
+    if result.quiet:
+        tell_counts(runtime, result.quiet)
+        committed = result.timed("counts", committed)
     if browser:  # the live path skips a queue hop: publish to websockets right away
         deliver_inline(runtime, Channel.BROWSER, browser)
         result.timed("inline", committed)
@@ -107,6 +110,28 @@ def publish_late(runtime: Runtime, settled: list[feed.LiveTarget]) -> None:
         log.warning("deliver.late_publish_failed", extra={"deliveries": len(late)},
                     exc_info=True)
     log.info("deliver.late", extra={"channel": str(Channel.BROWSER), "deliveries": len(late)})
+
+
+def tell_counts(runtime: Runtime, keys: set[tuple[str, str, str]]) -> None:
+    """Receivers whose unread count grew without a live item message: their open
+    sessions get an `unread` frame (presence first: nobody offline is counted)."""
+    online = runtime.live.online(keys)
+    present = keys if online is None else keys & online
+    if not present:
+        return
+    by_tenant: dict[str, list[tuple[str, str]]] = {}
+    for tenant, kind, rid in present:
+        by_tenant.setdefault(tenant, []).append((kind, rid))
+    try:
+        with runtime.db.session() as s:
+            counts = {tenant: feed.counts_for(s, tenant, pairs)
+                      for tenant, pairs in by_tenant.items()}
+    except Exception:  # noqa: BLE001 - the feed row is the record; the next frame corrects it
+        log.warning("deliver.counts_failed", extra={"receivers": len(present)}, exc_info=True)
+        return
+    runtime.live.tell([{"tenant": tenant, "kind": kind, "id": rid,
+                        "frame": {"type": "unread", "unread": n}}
+                       for tenant, found in counts.items() for (kind, rid), n in found.items()])
 
 
 def deliver_inline(runtime: Runtime, channel: Channel, ids: list[int]) -> None:

@@ -328,6 +328,30 @@ def test_clearing_a_codes_notifications_updates_its_code_users_open_sessions(
                                             "hidden_up_to_seq": item["seq"]}
 
 
+def test_a_new_item_for_a_code_user_updates_its_open_sessions_count(replicas, tenant, pg):
+    """Code users get no live item message (no browser channel), but their feed grows:
+    their open sessions hear the new count, as the code's cut-off lets them see it."""
+    _, _, url_b = replicas
+    tenant_id, _, client = tenant
+    client.put("/v1/subjects/ticket/CN-1", json={"kind": "ticket", "id": "CN-1",
+                                                 "code_id": "C-CN"})
+    client.put("/v1/subscriptions/cu-cn", json={
+        "id": "cu-cn", "subject_kind": "ticket", "subject_id": "CN-1", "code_id": "C-CN",
+        "email": "anon@example.com", "created_by": "employee"})
+    publish(client, event("CN-1", "ticket.message_added", message="first"))
+    with pg.session() as s:
+        token, _ = access.issue(s, tenant_id, "C-CN", ("ticket", "CN-1"), "cu-cn",
+                                datetime.now(UTC), 14)
+    with connect(ws_url(url_b, token)) as ws:
+        assert frame(ws) == {"type": "hello", "unread": 1}
+        publish(client, event("CN-1", "ticket.status_changed", status="closed"))
+        assert next_frame(ws, "unread") == {"type": "unread", "unread": 2}
+        assert client.post("/v1/codes/C-CN:clear-notifications").status_code == 200
+        assert next_frame(ws, "unread")["unread"] == 0
+        publish(client, event("CN-1", "ticket.message_added", message="after the cut-off"))
+        assert next_frame(ws, "unread") == {"type": "unread", "unread": 1}
+
+
 # ------------------------------------------------------------------ the documented frames
 
 
