@@ -175,10 +175,15 @@ class Client:
         return response.json()
 
     def wait_terminal(self, event_id: str, timeout: float = 30) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+
         def done() -> dict[str, Any] | None:
-            act = self.activity(event_id)
-            if act["status"] == "routed" and all(
-                    d["status"] in ("sent", "failed", "skipped") for d in act["deliveries"]):
-                return act
+            seen.update(self.activity(event_id))
+            if seen["status"] == "routed" and all(
+                    d["status"] in ("sent", "failed", "skipped") for d in seen["deliveries"]):
+                return seen
             return None
-        return wait_until(done, timeout, 0.2, what=f"event {event_id} to finish")
+        try:
+            return wait_until(done, timeout, 0.2, what=f"event {event_id} to finish")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; its activity: {seen}") from None
