@@ -76,7 +76,7 @@ class EmailAdapter(Adapter):
 
     def _connection(self) -> smtplib.SMTP:
         conn: smtplib.SMTP | None = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or conn.sock is None:  # smtplib closes it itself after a 421
             conn = self._local.conn = self._connect()
         return conn
 

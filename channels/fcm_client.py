@@ -129,7 +129,12 @@ class FcmClient:
         with self._lock:
             creds = self.credentials
             if not creds.valid or (stale is not None and creds.token == stale):
-                creds.refresh(Request(http))
+                try:
+                    creds.refresh(Request(http))
+                except (TypeError, ValueError) as exc:  # google-auth indexes a non-JSON body
+                    raise google_errors.RefreshError(
+                        f"the token endpoint's answer is malformed ({exc})", retryable=True
+                    ) from exc
             return str(creds.token)
 
     def _post(self, http: requests.Session, access: str, body: dict[str, Any]
