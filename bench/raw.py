@@ -78,7 +78,7 @@ def rules(n: int, n_extra: int) -> dict[str, Any]:
     engine = RuleEngine(ruleset)
     docs = [e.as_doc() for e in rb.events("bench", n)]
     current = engine._current
-    host = engine._shared_host()
+    host = engine._host
     facts = [dict(current.shape.fact(d, uuid.uuid4().hex)) for d in docs]
     fired = 0
     with engine._lock:

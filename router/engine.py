@@ -1,9 +1,11 @@
 """The durable_rules engine, owned by one object per process.
 
-durable_rules is not thread-safe and keeps a C-level host per process, so
-:class:`RuleEngine` holds the single :class:`_QuietHost` (its background
-dispatcher threads disabled: Herald needs no timers), one lock around every
-engine call, and one fixed session id. Each event is asserted as a *fact* with
+Each :class:`RuleEngine` owns its durable_rules :class:`_QuietHost` (background
+dispatcher threads disabled: Herald needs no timers), its compiled sets, its name
+and fact counters and its firings; nothing lives on the class. The C engine under
+every host is one per process and not thread-safe, so every call into it takes
+:data:`C_ENGINE_LOCK`, the one lock that stands for that process-wide resource. One
+fixed session id. Each event is asserted as a *fact* with
 a unique id, so every matching rule fires; the firings are collected and the
 fact retracted. A ruleset name cannot be registered twice, so each compiled
 version gets a fresh name, which is what makes a swap atomic.
@@ -31,6 +33,8 @@ from router.conditions import FactShape, to_durable
 from router.rulefile import Rule, RuleSet
 
 log = logging.getLogger("herald.engine")
+# The C engine's tables are process-wide whichever host calls it: one lock for them all.
+C_ENGINE_LOCK = threading.RLock()
 
 
 class _QuietHost(durable.Host):
@@ -76,12 +80,11 @@ class PinnedRules:
 class RuleEngine:
     """Compiles rule sets into durable_rules and answers "which rules fire?"."""
 
-    _host: _QuietHost | None = None
-    _lock = threading.RLock()  # one lock per process: the C engine is shared
-    _names = itertools.count(1)
-    _fact_ids = itertools.count(1)  # a fact lives only between its assert and retract
-
     def __init__(self, ruleset: RuleSet, version: int | None = None) -> None:
+        self._lock = C_ENGINE_LOCK
+        self._host = _QuietHost()
+        self._names = itertools.count(1)
+        self._fact_ids = itertools.count(1)  # a fact lives only between its assert and retract
         self._fired: list[str] = []
         self._current = self._compile(ruleset, version)
 
@@ -106,12 +109,6 @@ class RuleEngine:
                 current.users -= 1
                 self._free_if_unused(current)
 
-    @classmethod
-    def _shared_host(cls) -> _QuietHost:
-        if cls._host is None:
-            cls._host = _QuietHost()
-        return cls._host
-
     def _compile(self, ruleset: RuleSet, version: int | None) -> CompiledRuleSet:
         shape = FactShape(rule.when for rule in ruleset.rules)
         definition = {
@@ -122,7 +119,7 @@ class RuleEngine:
             name = f"herald_{next(self._names)}_{uuid.uuid4().hex[:8]}"
             if definition:
                 # Host() deletes the "run" keys from the dict it is given: pass a copy.
-                self._shared_host().set_rulesets({name: dict(definition)})
+                self._host.set_rulesets({name: dict(definition)})
         order = {rule.id: i for i, rule in enumerate(ruleset.rules)}
         return CompiledRuleSet(name, ruleset, shape, definition, order, version)
 
@@ -159,7 +156,7 @@ class RuleEngine:
     def _free(self, old: CompiledRuleSet) -> None:
         if not old.definition:
             return
-        host = self._shared_host()
+        host = self._host
         handle = host.get_ruleset(old.name)._handle
         try:
             durable_rules_engine.delete_state(handle, "0")
@@ -186,7 +183,7 @@ class RuleEngine:
             return [self._match_one(compiled, doc) for doc in docs]
 
     def _match_one(self, current: CompiledRuleSet, doc: dict[str, Any]) -> list[str]:
-        host = self._shared_host()
+        host = self._host
         fact = current.shape.fact(doc, f"f{next(self._fact_ids)}")  # retracted below
         self._fired.clear()
         try:

@@ -197,3 +197,34 @@ def test_hot_swap_replaces_the_rules_and_a_broken_edit_keeps_the_old_set(tmp_pat
     with pytest.raises(RuleFileError):
         engine.swap(load_ruleset(rules_dir))
     assert engine.match({"type": "ticket.created"}) == ["b"]
+
+
+def test_two_engines_in_one_process_keep_their_own_rules_and_close_alone(tmp_path):
+    """Explain with an older version runs a second engine beside the one routing: each
+    owns its host and sets, and closing one leaves the other matching."""
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a_dir.mkdir(), b_dir.mkdir()
+    a = RuleEngine(load_ruleset(write_rules(a_dir, "rules:\n  - {id: a, when: {type: "
+                                                   "ticket.created}, receivers: [creator]}\n")))
+    b = RuleEngine(load_ruleset(write_rules(b_dir, "rules:\n  - {id: b, when: {type: "
+                                                   "ticket.created}, receivers: [creator]}\n")))
+    doc = {"type": "ticket.created"}
+    errors: list[BaseException] = []
+
+    def route(engine: RuleEngine, expected: list[str]) -> None:
+        try:
+            for _ in range(200):
+                assert engine.match(doc) == expected
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=route, args=(a, ["a"])),
+               threading.Thread(target=route, args=(b, ["b"]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    a.close()
+    assert b.match(doc) == ["b"]
+    assert not hasattr(RuleEngine, "_host") and not hasattr(RuleEngine, "_lock")
