@@ -20,7 +20,7 @@ from channels.mail_content import Mail, MailRenderer, MailSettings
 from router import models as m
 from router import unsubscribe
 from router.enums import Channel
-from router.errors import ConfigError
+from router.errors import ChannelOff
 
 TRANSIENT_CODES = {421, 450, 451, 452}
 
@@ -39,7 +39,8 @@ class EmailAdapter(Adapter):
 
     def check(self) -> None:
         if not self.settings.smtp.host:
-            raise ConfigError("smtp.host is empty: set HERALD_SMTP__HOST to your relay")
+            raise ChannelOff("email is off: smtp.host is empty: set HERALD_SMTP__HOST "
+                             "(or smtp.host in config.yaml) to your relay")
 
     # ------------------------------------------------------------------ prepare (DB)
 

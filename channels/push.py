@@ -46,7 +46,7 @@ from router import models as m
 from router.config import PushConfig
 from router.db import one_of
 from router.enums import Channel, OutcomeStatus, PushKind, ReceiverKind
-from router.errors import ConfigError
+from router.errors import ChannelOff, ConfigError
 from router.outbound import policy_for
 
 if TYPE_CHECKING:
@@ -93,6 +93,9 @@ def new_vapid_keys() -> tuple[str, str]:
 
 def load_vapid(cfg: PushConfig) -> Vapid:
     """The signing key, checked against the public key browsers subscribe with."""
+    if not cfg.vapid_private_key and not cfg.vapid_public_key:
+        raise ChannelOff("web push is off: push.vapid_private_key and push.vapid_public_key "
+                         f"are empty: {VAPID_FIX}")
     if not cfg.vapid_private_key or not cfg.vapid_public_key:
         raise ConfigError("web push needs VAPID keys, but push.vapid_private_key or "
                           f"push.vapid_public_key is empty: {VAPID_FIX}")
@@ -128,6 +131,7 @@ class PushAdapter(Adapter):
         super().__init__(runtime)
         self.vapid: Vapid | None = None
         self.vapid_problem = ""
+        self.vapid_error: ConfigError = ConfigError("")
         self.fcm: fcm_client.FcmClient | None = None
         self.fcm_problem = ""  # set only when FCM is configured but broken
         self.fcm_error: ConfigError | None = None
@@ -139,7 +143,7 @@ class PushAdapter(Adapter):
         try:
             self.vapid = load_vapid(self.settings.push)
         except ConfigError as exc:
-            self.vapid_problem = exc.message
+            self.vapid_problem, self.vapid_error = exc.message, exc
         try:
             self.fcm = fcm_client.load(self.settings.fcm, self.outbound)
         except ConfigError as exc:
@@ -149,7 +153,7 @@ class PushAdapter(Adapter):
         if self.fcm_error is not None:
             raise self.fcm_error
         if self.vapid_problem:
-            raise ConfigError(self.vapid_problem)
+            raise self.vapid_error
 
     # ------------------------------------------------------------------ prepare (DB)
 

@@ -6,7 +6,8 @@
     │   ├── RuleFileError            a rule file is broken (file:line:col per problem)
     │   ├── BatchOverBurst           413: a batch the publish rate can never admit: split it
     │   └── ConfigError              config.yaml / environment is wrong (refused at start-up)
-    │       └── OutboundConfigError      a configured URL points where Herald may not send
+    │       ├── OutboundConfigError      a configured URL points where Herald may not send
+    │       └── ChannelOff               a channel is not configured at all: it stays off
     ├── AuthError                    401: no, wrong, expired or revoked credential
     │   └── Forbidden                403: a valid credential of a kind that may not do this
     ├── NotFound                     404: unknown id, or another tenant's id
@@ -106,9 +107,17 @@ class ConfigError(InputError):
 
 
 class OutboundConfigError(ConfigError):
-    """Fatal at a worker's start-up, unlike other channel problems: it is a security setting."""
+    """A configured URL the outbound policy refuses: fatal at start-up (a security setting)."""
 
     code = "config.outbound_refused"
+
+
+class ChannelOff(ConfigError):
+    """A channel left unconfigured (no SMTP host, no VAPID keys): the worker starts and
+    logs it; deliveries on it fail saying how to turn it on. A channel configured wrongly
+    raises plain ConfigError instead, which stops the start-up."""
+
+    code = "config.channel_off"
 
 
 class AuthError(HeraldError):

@@ -149,22 +149,21 @@ class Workers:
         self.expire.send_with_options(args=(ids,), delay=delay)
 
     def check_channels(self) -> list[str]:
-        """Validate every channel's configuration at start-up; log what needs fixing.
-        Raises OutboundConfigError: a configured URL the outbound policy refuses."""
+        """Check every channel's configuration at start-up. A channel left unconfigured
+        stays off (logged, returned); one configured wrongly raises ConfigError naming
+        the key and the fix, which stops the start-up."""
         from channels.registry import adapter_for
-        from router.errors import ConfigError, OutboundConfigError
+        from router.errors import ChannelOff
 
-        problems = []
+        off = []
         for channel in Channel:
             try:
                 adapter_for(self.runtime, channel).check()
-            except OutboundConfigError:
-                raise  # a URL outside the outbound policy stops the worker: fix it first
-            except ConfigError as exc:
-                problems.append(f"{channel}: {exc.message}")
-                log.warning("channel.misconfigured", extra={"channel": str(channel),
-                                                            "problem": exc.message})
-        return problems
+            except ChannelOff as exc:
+                off.append(f"{channel}: {exc.message}")
+                log.warning("channel.off", extra={"channel": str(channel),
+                                                  "problem": exc.message})
+        return off
 
     def queue_depth(self, channel: Channel | Queue) -> int:
         """Messages waiting (not yet fetched) on a channel's (or a) queue; -1 when unknown."""

@@ -72,3 +72,22 @@ def test_only_immediate_messages_wake_and_the_wake_list_stays_one_long(queue):
         assert client.llen(WAKE + name) == 1, "nobody waits: one token, not one per message"
     finally:
         client.close()
+
+
+def test_the_private_consumer_the_broker_subclasses_still_has_the_shape_it_relies_on(queue):
+    """docs/decisions.md, "The Redis consumer subclass stays, pinned": if a Dramatiq upgrade
+    changes these, this fails before any latency does."""
+    import inspect
+
+    from dramatiq.brokers.redis import _RedisConsumer
+
+    params = list(inspect.signature(_RedisConsumer.__init__).parameters)
+    assert params[:5] == ["self", "broker", "queue_name", "prefetch", "timeout"]
+    broker, _actor, name = queue
+    consumer = broker.consume(name, prefetch=1, timeout=5)
+    try:
+        started = time.monotonic()
+        assert next(consumer) is None  # an empty fetch is None, after at most one short wait
+        assert time.monotonic() - started < 2
+    finally:
+        consumer.close()

@@ -151,3 +151,31 @@ def test_metrics_add_up_across_api_and_worker_processes(tmp_path, pg, new_tenant
         assert routed_log["event_pks"] and routed_log["tenants"]
     finally:
         deployment.stop()
+
+
+def test_a_worker_with_a_channel_configured_wrongly_stops_at_start_naming_the_key(tmp_path):
+    """A wrong key would fail every push for hours; an unconfigured channel is just off."""
+    (tmp_path / "broken").mkdir(), (tmp_path / "off").mkdir()
+    broken = Herald(tmp_path / "broken", push={"vapid_private_key": "not-a-key",
+                                               "vapid_public_key": "BNotAKeyEither"})
+    proc = broken._spawn("worker", "worker", "--threads", "1")
+    try:
+        assert proc.wait(timeout=60) == 2
+    finally:
+        broken.stop()
+    log = broken.log("worker")
+    assert "push.vapid_private_key is not a VAPID private key" in log
+    assert "herald vapid generate" in log
+
+    off = Herald(tmp_path / "off", smtp={"host": ""},
+                 push={"vapid_private_key": "", "vapid_public_key": ""})
+    try:
+        off.start_worker(threads=1)
+        lines = [json.loads(line) for line in off.log("worker").splitlines()
+                 if line.startswith("{")]
+        said = {line.get("channel"): line.get("problem", "") for line in lines
+                if line.get("message") == "channel.off"}
+        assert "HERALD_SMTP__HOST" in said["email"]
+        assert "herald vapid generate" in said["push"]
+    finally:
+        off.stop()
