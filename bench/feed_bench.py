@@ -29,9 +29,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import event, text
 
-from router import feed
-from router.db import Database
-from router.enums import ReceiverKind
+from router.core.enums import ReceiverKind
+from router.delivery import feed
+from router.store.db import Database
 
 DEFAULT_URL = os.environ.get("HERALD_BENCH_DATABASE_URL",
                              "postgresql://postgres@127.0.0.1:5432/test")

@@ -20,13 +20,13 @@ from typing import Any
 
 from sqlalchemy import insert, text
 
-from router import models as m
-from router.audience import DirectoryView
-from router.db import Database
-from router.engine import RuleEngine
-from router.events import Event
-from router.planner import plan_event, plan_many
-from router.rulefile import load_ruleset
+from router.directory.audience import DirectoryView
+from router.routing.events import Event
+from router.routing.planner import plan_event, plan_many
+from router.ruleset.engine import RuleEngine
+from router.ruleset.rulefile import load_ruleset
+from router.store import models as m
+from router.store.db import Database
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = "postgresql://postgres@127.0.0.1:5432/test"

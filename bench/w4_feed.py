@@ -21,8 +21,8 @@ from sqlalchemy import event, text
 
 from bench import feed_bench
 from bench.common import Row, Sizes, pg_schema, progress, quantile, verdict
-from router import feed
-from router.enums import ReceiverKind
+from router.core.enums import ReceiverKind
+from router.delivery import feed
 
 TARGET_MS = 5.0
 

@@ -25,8 +25,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-from router.enums import Reach
-from router.outbound import OutboundPolicy, Verdict
+from router.core.enums import Reach
+from router.core.outbound import OutboundPolicy, Verdict
 
 
 class OutboundRefused(Exception):

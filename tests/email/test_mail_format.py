@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
-from types import SimpleNamespace
 
 import pytest
 
-from channels.base import Job
 from channels.email import EmailAdapter
-from router.config import load_settings
-from router.enums import Channel, OutcomeStatus
+from router.core.config import load_config
+from router.core.enums import Channel, OutcomeStatus
+from router.delivery.contracts import ChannelContext, Job
+from router.delivery.live import Live
 from tests.servers.smtp import SmtpSink
 
 FROM = "Hérald Bötchen <herald@mail.example>"
@@ -28,9 +28,9 @@ def sink():
 @pytest.fixture
 def adapter(sink):
     sink.clear()
-    settings = load_settings(smtp={"host": sink.host, "port": sink.port, "from_addr": FROM,
-                                   "reply_to": "Support Désk <help@mail.example>"})
-    adapter = EmailAdapter(SimpleNamespace(settings=settings))
+    config = load_config(smtp={"host": sink.host, "port": sink.port, "from_addr": FROM,
+                               "reply_to": "Support Désk <help@mail.example>"})
+    adapter = EmailAdapter(ChannelContext(config, Live("")))
     yield adapter
     adapter.close()
 

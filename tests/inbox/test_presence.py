@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from router.live import PRESENCE, PRESENCE_TTL_S, REPLICAS, Hub, Live, Session, member
+from router.delivery.live import PRESENCE, PRESENCE_TTL_S, REPLICAS, Hub, Live, Session, member
 from tests.conftest import REDIS_URL
 from tests.harness import free_port
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from router.api.auth import mint_user_token
+from router.core.security import mint_user_token
 from tests.conftest import ROOT, RULES
 from tests.harness import Client, Herald, wait_until
 
