@@ -7,7 +7,7 @@
 Loads ROWS feed items over USERS employees of one fresh tenant with COPY (about
 30% unread, months of history, some stacked counts, subjects shared by a few
 receivers), ANALYZEs, then times the API's own read paths for random users:
-``router.feed.unread_count`` and ``router.feed.page`` (50 items, newest first;
+``router.delivery.feed.unread_count`` and ``router.delivery.feed.page`` (50 items, newest first;
 also with ``item_json`` of each row, the list the API answers with), each in its
 own session as the API opens one per request. The rows go into a
 schema of their own in the given database, dropped afterwards unless --keep;

@@ -61,7 +61,7 @@ def build_rules(dest: Path, n_extra: int) -> Path:
 def directory(db: Database, tenant: str, employees: int, create_tenant: bool = True) -> None:
     """EMPLOYEES employees (roles role0..role19, ~10 per role in user_roles) and a
     template `tpl` whose notification receivers are u0..u5. With create_tenant=False
-    the tenant must exist (e.g. made by router.tenants.create, to get an API key)."""
+    the tenant must exist (e.g. made by router.directory.tenants.create, to get an API key)."""
     with db.session() as s:
         if create_tenant:
             s.add(m.Tenant(id=tenant, name="bench", api_key_hash=uuid.uuid4().hex,

@@ -2,7 +2,7 @@
 
 Same rules (shipped + 200 extra), directory and events as W1, so every event is
 asserted into durable_rules, fires ~4 rules, is planned and written. The events go
-in by the product's own publish path (``router.pipeline.publish``) straight into
+in by the product's own publish path (``router.routing.pipeline.publish``) straight into
 the database, plus one route job per 100 events on Redis (no HTTP: the API is not
 what is measured here), with at most two chunks in flight. The worker consumes
 only ``herald.route``. To keep the database and Redis small over a million

@@ -6,7 +6,7 @@ makes sure that many worker threads needing a token trigger one refresh, and a
 401 triggers at most one forced refresh per send. HTTP goes through the
 caller's ``requests.Session`` (one per batch).
 
-Answers become :class:`~channels.base.Outcome` values here; google-auth and
+Answers become :class:`~router.delivery.contracts.Outcome` values here; google-auth and
 requests exceptions never leave this module:
 
     200                                   -> sent (provider_ref = message name)

@@ -12,7 +12,7 @@ when every target is gone; else **failed**. Gone targets are forgotten in
 
 Web push answers: 2xx sent; 404/410 gone; 429, 5xx and connection errors retry
 (Retry-After honoured); 400, 413 and the rest fail permanently, redirects too
-(never followed). An endpoint outside the outbound policy (router.outbound) fails
+(never followed). An endpoint outside the outbound policy (router.core.outbound) fails
 permanently without a connection; one whose name does not resolve retries.
 FCM answers: see ``channels/fcm_client.py``. Missing VAPID keys fail web push deliveries
 permanently with the fix in the reason; ``check()`` raises the same message.

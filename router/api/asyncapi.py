@@ -1,4 +1,4 @@
-"""The AsyncAPI 3.0 document of the live websocket, built from ``router.frames``
+"""The AsyncAPI 3.0 document of the live websocket, built from ``router.delivery.frames``
 (served at ``/asyncapi.json``; the payload schemas are the frames' own)."""
 
 from __future__ import annotations

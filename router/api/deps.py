@@ -42,7 +42,7 @@ def get_principal(request: Request,
 
 
 def storable_params(conn: HTTPConnection) -> None:
-    """Path and query parameters must be storable too (see router.inputs)."""
+    """Path and query parameters must be storable too (see router.core.inputs)."""
     params = [*conn.path_params.items(), *conn.query_params.multi_items()]
     problems = [Problem(why, path=name) for name, value in params
                 if isinstance(value, str) and (why := unstorable(value))]

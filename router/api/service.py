@@ -305,7 +305,7 @@ def put_subscription(runtime: RuntimeDep, tenant: TenantDep, subscription_id: Pa
 
 
 def _push_problems(allow: list[str], item: BaseModel, prefix: str = "") -> list[Problem]:
-    """A code user's push endpoint must be one Herald may send to (router.outbound)."""
+    """A code user's push endpoint must be one Herald may send to (router.core.outbound)."""
     push = getattr(item, "push_subscription", None)
     if push is None:
         return []

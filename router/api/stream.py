@@ -1,6 +1,6 @@
 """``WS /v1/me/stream``: live feed items, unread counts, acks, replay on reconnect.
 
-The frames are ``router.frames`` (hello, item, unread; ack from the client); the
+The frames are ``router.delivery.frames`` (hello, item, unread; ack from the client); the
 protocol is served as an AsyncAPI 3.0 document at ``/asyncapi.json``.
 Connect with ``?token=<user token>`` (browsers cannot set headers) and, after a
 disconnect, ``&last_seq=<highest seq seen>`` to receive what was missed.
@@ -77,7 +77,7 @@ async def stream(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     session = Session(key=key, send=websocket.send_json)
-    await hub.join(session)  # announced before the hello reads: see router.live, presence
+    await hub.join(session)  # announced before the hello reads: see router.delivery.live, presence
     metrics.WEBSOCKETS.inc()
     try:
         last_seq = websocket.query_params.get("last_seq")

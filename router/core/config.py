@@ -61,7 +61,7 @@ class FcmConfig(BaseModel):
 
 class OutboundConfig(BaseModel):
     # hosts, host:port, IP addresses or networks Herald may send to although they are not
-    # public (router.outbound): your own push service, local test servers
+    # public (router.core.outbound): your own push service, local test servers
     allow: list[str] = Field(default_factory=list)
 
     @field_validator("allow")

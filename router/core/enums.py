@@ -104,7 +104,7 @@ class BreakerState(StrEnum):
     OPEN = "open"
     HALF_OPEN = "half_open"
 class Reach(StrEnum):
-    """Whether Herald may send to a URL (router.outbound)."""
+    """Whether Herald may send to a URL (router.core.outbound)."""
 
     ALLOWED = "allowed"
     REFUSED = "refused"  # not public and not allow-listed: no retry helps

@@ -350,7 +350,7 @@ def unread_count(s: Session, reader: Reader) -> int:
 
 def unread_counts(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Unread counts for many receivers at once (for live fan-out), in one statement
-    for any number of receivers: ``router.db.pair_of`` narrows by kind and id arrays
+    for any number of receivers: ``router.store.db.pair_of`` narrows by kind and id arrays
     (index conditions on the partial unread index, planned right even with stale
     statistics) before the exact pairs are checked. (A 2,000-pair tuple IN cost ~0.5 s
     per chunk: 13 s for a 50,000-receiver fan-out; a join on unnest was at the mercy

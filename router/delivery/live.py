@@ -4,7 +4,7 @@ Workers call :meth:`Live.publish` with a batch of entries; each API process
 runs one :class:`Hub` that holds its open sessions and receives every batch,
 through Redis pub/sub (production) or directly in-process (embedded mode).
 Changes made through the API (read, read-all, a code's clear-notifications) send
-ready ``unread`` frames (``router.frames``) the same way with :meth:`Live.tell`,
+ready ``unread`` frames (``router.delivery.frames``) the same way with :meth:`Live.tell`,
 after their commit, on a second channel; a failed tell never fails the request.
 Pub/sub is fire-and-forget: the feed rows in SQL stay the truth and a
 reconnecting client replays from its last seen seq.

@@ -18,7 +18,7 @@ from router.store import models as m
 from router.store.models import utcnow
 
 PREFIX = "hu_"
-TOKEN_BYTES = 32  # as router.security.new_secret
+TOKEN_BYTES = 32  # as router.core.security.new_secret
 TOKENS = cast(Table, m.UnsubscribeToken.__table__)
 
 

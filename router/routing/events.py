@@ -6,7 +6,7 @@ the request body schema of the publish endpoints in ``/openapi.json``.
 
 An event on a ticket or video session may carry ``signups``: code users who, while
 creating it, asked for email and/or push notifications about it. They are stored
-as subscriptions with the event (router.pipeline.publish), so they hear about that
+as subscriptions with the event (router.routing.pipeline.publish), so they hear about that
 very event.
 """
 

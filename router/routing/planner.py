@@ -237,7 +237,7 @@ class Planner:
         self.plan.dropped.append(Dropped(cand.kind, cand.id, reason, setting, channel))
 
     def _settle_user(self, cand: _Candidate, user: Any, row: Any | None, has_push: bool) -> None:
-        """`user` and `row` are directory rows (router.audience USER_/SETTINGS_COLUMNS)."""
+        """`user` and `row` are directory rows (router.directory.audience USER_/SETTINGS_COLUMNS)."""
         if not user.active:
             return self._drop(cand, "the user is inactive", "directory: active = false")
         if cand.kind == ReceiverKind.CUSTOMER and row is not None and not row.customer_notifications:

@@ -1,4 +1,4 @@
-"""Configuration (router.config.load_config): deep links derived from public_url, and a
+"""Configuration (router.core.config.load_config): deep links derived from public_url, and a
 production set-up that would mail demo or loopback links refused at start-up."""
 
 from __future__ import annotations

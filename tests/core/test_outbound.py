@@ -1,4 +1,4 @@
-"""The outbound URL policy (router.outbound), pure: a fake resolver stands in for DNS,
+"""The outbound URL policy (router.core.outbound), pure: a fake resolver stands in for DNS,
 so no name here is ever looked up and nothing is ever connected to."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Presence (router.live): which receivers have an open websocket session, as the
+"""Presence (router.delivery.live): which receivers have an open websocket session, as the
 router sees it from another process, against the real Redis."""
 
 from __future__ import annotations

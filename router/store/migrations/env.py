@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection Herald hands it (router.db.migrate)."""
+"""Alembic environment: runs on the connection Herald hands it (router.store.db.migrate)."""
 
 from typing import Any, Literal
 
