@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from router.core.config import Config, get_config
@@ -21,7 +22,7 @@ from router.ruleset.rulesync import RuleSync
 from router.store.db import Database
 
 if TYPE_CHECKING:
-    from workers.broker import Workers
+    from workers.broker import Sweeper, Workers
 
 log = logging.getLogger("herald.runtime")
 
@@ -89,6 +90,15 @@ class Runtime:
 
             self._workers = Workers(self)
         return self._workers
+
+    def start_workers(self, threads: int, queues: Iterable[str] | None = None) -> Sweeper:
+        """Run the actors and the sweeper in this process; stop the sweeper returned."""
+        from workers.broker import Sweeper
+
+        self.workers.start(threads=threads, queues=queues)
+        sweeper = Sweeper(self)
+        sweeper.start()
+        return sweeper
 
     def adapter(self, channel: Channel) -> Adapter:
         """This runtime's adapter for a channel (one instance per runtime and channel)."""

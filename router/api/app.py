@@ -39,7 +39,7 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
         assert runtime.hub is not None
         await runtime.hub.start(runtime.config.pubsub_url)
         runtime.follow_rules()
-        sweeper = _start_workers(runtime) if in_process else None
+        sweeper = runtime.start_workers(threads=4) if in_process else None
         try:
             yield
         finally:
@@ -60,15 +60,6 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
     openapi.install(app, runtime)
     _body_limit(app, api.max_body_bytes)
     return app
-
-
-def _start_workers(runtime: Runtime):  # type: ignore[no-untyped-def]
-    from workers.broker import Sweeper
-
-    runtime.workers.start(threads=4)
-    sweeper = Sweeper(runtime)
-    sweeper.start()
-    return sweeper
 
 
 def _static_routes(app: FastAPI) -> None:

@@ -60,13 +60,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print("error: `herald worker` needs a broker: set HERALD_BROKER_URL=redis://... "
               "(embedded mode runs workers inside `herald serve`)", file=sys.stderr)
         return 2
-    from workers.broker import Sweeper
-
     queues = [q.strip() for q in (args.queues or "").split(",") if q.strip()]
     runtime.follow_rules()
-    runtime.workers.start(threads=args.threads, queues=queues or None)
-    sweeper = Sweeper(runtime)
-    sweeper.start()
+    sweeper = runtime.start_workers(threads=args.threads, queues=queues or None)
     print(f"==> worker pid {os.getpid()} running ({args.threads} threads"
           f"{'; queues ' + ', '.join(queues) if queues else ''})", flush=True)
     _wait_for_signal()
