@@ -51,9 +51,11 @@ bench: $(BENCH_STAMP)
 bench-smoke: $(BENCH_STAMP)
 	$(BIN)/python -m bench --smoke $(BENCH_ARGS)
 
+# lint: ruff, mypy and the layer contracts of .importlinter (docs/architecture.md)
 lint: setup
 	$(BIN)/ruff check router channels workers tests bench
 	$(BIN)/mypy router channels workers
+	$(BIN)/lint-imports --no-cache --no-logo
 
 # Pin what just passed: upgrade the venv (pip install -U ...), run make test, then this.
 constraints: setup

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-# The bench process imports router.metrics (prometheus multiprocess mode): keep its
+# The bench process imports router.core.metrics (prometheus multiprocess mode): keep its
 # files out of the work tree. Must happen before any router import.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
                       tempfile.mkdtemp(prefix="herald-bench-metrics-"))

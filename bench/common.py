@@ -28,7 +28,7 @@ import redis
 import yaml
 from sqlalchemy import text
 
-from router.db import Database
+from router.store.db import Database
 from tests.harness import Herald, _merge, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]

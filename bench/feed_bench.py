@@ -7,7 +7,7 @@
 Loads ROWS feed items over USERS employees of one fresh tenant with COPY (about
 30% unread, months of history, some stacked counts, subjects shared by a few
 receivers), ANALYZEs, then times the API's own read paths for random users:
-``router.feed.unread_count`` and ``router.feed.page`` (50 items, newest first;
+``router.delivery.feed.unread_count`` and ``router.delivery.feed.page`` (50 items, newest first;
 also with ``item_json`` of each row, the list the API answers with), each in its
 own session as the API opens one per request. The rows go into a
 schema of their own in the given database, dropped afterwards unless --keep;
@@ -29,9 +29,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import event, text
 
-from router import feed
-from router.db import Database
-from router.enums import ReceiverKind
+from router.core.enums import ReceiverKind
+from router.delivery import feed
+from router.store.db import Database
 
 DEFAULT_URL = os.environ.get("HERALD_BENCH_DATABASE_URL",
                              "postgresql://postgres@127.0.0.1:5432/test")

@@ -34,8 +34,8 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.common import Deployment, Schema, pg_schema
-from router import tenants
-from router.api.auth import mint_user_token
+from router.core.security import mint_user_token
+from router.directory import tenants
 
 DRAIN_S = 15.0
 IN_FLIGHT = 64  # POSTs open at once (connections to the API)

@@ -23,30 +23,29 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import http_ece
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from channels import push_payload as pp
-from channels.base import Job
 from channels.push import WEBPUSH, PushAdapter, Target
-from router.config import load_settings
-from router.enums import Channel, OutcomeStatus
-from router.rulefile import load_ruleset
+from router.core.config import load_config
+from router.core.enums import Channel, OutcomeStatus
+from router.delivery.contracts import ChannelContext, Job
+from router.delivery.live import Live
+from router.ruleset.rulefile import load_ruleset
 from tests.servers.webpush import PushService, vapid_keypair
 
 WARM_UP = 20
 
 
 def _adapter(private: str, public: str) -> PushAdapter:
-    settings = load_settings(push={"vapid_private_key": private, "vapid_public_key": public},
-                             fcm={"service_account_file": "", "service_account_json": ""},
-                             outbound={"allow": ["127.0.0.1"]})
-    runtime = SimpleNamespace(settings=settings, engine=SimpleNamespace(
-        ruleset=load_ruleset(settings.rules_path)))
-    return PushAdapter(runtime)  # type: ignore[arg-type]
+    config = load_config(push={"vapid_private_key": private, "vapid_public_key": public},
+                         fcm={"service_account_file": "", "service_account_json": ""},
+                         outbound={"allow": ["127.0.0.1"]})
+    return PushAdapter(ChannelContext(config, Live(""),
+                                      event_options=load_ruleset(config.rules_path).events.get))
 
 
 def _job(n: int, sub: dict[str, Any]) -> Job:

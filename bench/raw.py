@@ -24,8 +24,8 @@ from durable import engine as durable
 from bench import feed_bench, push_bench
 from bench import routing_bench as rb
 from bench.common import REDIS_URL, Row, Sizes, pg_schema, progress, tmpdir
-from router.engine import RuleEngine
-from router.rulefile import load_ruleset
+from router.ruleset.engine import RuleEngine
+from router.ruleset.rulefile import load_ruleset
 
 MESSAGE_BYTES = 600  # a dramatiq message carrying 100 ids is about this size
 

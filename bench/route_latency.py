@@ -24,11 +24,11 @@ from sqlalchemy import text
 
 from bench.common import pg_schema, progress
 from bench.routing_bench import build_rules, directory, events
-from router.config import get_settings
-from router.engine import RuleEngine
-from router.pipeline import Router, publish
-from router.rulefile import load_ruleset
-from router.texts import TextCatalogue
+from router.core.config import get_config
+from router.routing.pipeline import EventRouter, publish
+from router.routing.texts import TextCatalogue
+from router.ruleset.engine import RuleEngine
+from router.ruleset.rulefile import load_ruleset
 
 WARM_UP = 20
 
@@ -42,8 +42,8 @@ def run(n_events: int, employees: int) -> dict[str, Any]:
             directory(schema.db, "bench", employees)
             with schema.db.engine.begin() as conn:
                 conn.execute(text("ANALYZE"))
-            router = Router(engine, TextCatalogue(), get_settings().links, batch=100,
-                            online=lambda keys: set(keys))
+            event_router = EventRouter(engine, TextCatalogue(), get_config().links, batch=100,
+                                       online=lambda keys: set(keys))
             waits: collections.Counter[str] = collections.Counter()
             counts: collections.Counter[str] = collections.Counter()
 
@@ -68,7 +68,7 @@ def run(n_events: int, employees: int) -> dict[str, Any]:
                     counts.clear()
                 started = time.perf_counter()
                 with schema.db.session() as s:
-                    result = router.route(s, [pk])
+                    result = event_router.route(s, [pk])
                 if i >= WARM_UP:
                     latencies.append((time.perf_counter() - started) * 1000)
                     for stage, ms in result.timings_ms.items():

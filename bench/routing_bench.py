@@ -20,13 +20,13 @@ from typing import Any
 
 from sqlalchemy import insert, text
 
-from router import models as m
-from router.audience import DirectoryView
-from router.db import Database
-from router.engine import RuleEngine
-from router.events import Event
-from router.planner import plan_event, plan_many
-from router.rulefile import load_ruleset
+from router.directory.audience import DirectoryView
+from router.routing.events import Event
+from router.routing.planner import plan_event, plan_many
+from router.ruleset.engine import RuleEngine
+from router.ruleset.rulefile import load_ruleset
+from router.store import models as m
+from router.store.db import Database
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -61,7 +61,7 @@ def build_rules(dest: Path, n_extra: int) -> Path:
 def directory(db: Database, tenant: str, employees: int, create_tenant: bool = True) -> None:
     """EMPLOYEES employees (roles role0..role19, ~10 per role in user_roles) and a
     template `tpl` whose notification receivers are u0..u5. With create_tenant=False
-    the tenant must exist (e.g. made by router.tenants.create, to get an API key)."""
+    the tenant must exist (e.g. made by router.directory.tenants.create, to get an API key)."""
     with db.session() as s:
         if create_tenant:
             s.add(m.Tenant(id=tenant, name="bench", api_key_hash=uuid.uuid4().hex,

@@ -49,7 +49,7 @@ from bench.common import (
     tmpdir,
     verdict,
 )
-from router import tenants
+from router.directory import tenants
 
 BATCH = 1000
 TARGET = 1000.0

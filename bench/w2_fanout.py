@@ -42,9 +42,9 @@ from bench.common import (
     verdict,
 )
 from bench.peers import django_notify
-from router import models as m
-from router import tenants
-from router.api.auth import mint_user_token
+from router.core.security import mint_user_token
+from router.directory import tenants
+from router.store import models as m
 
 TARGET_S = 4.0
 PEER_FACTOR = 10.0

@@ -33,8 +33,8 @@ from bench.common import (
     tmpdir,
     verdict,
 )
-from router import tenants
-from router.api.auth import mint_user_token
+from router.core.security import mint_user_token
+from router.directory import tenants
 
 P50_MS, P99_MS = 20.0, 100.0
 

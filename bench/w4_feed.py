@@ -2,7 +2,7 @@
 (50 items) of random users, p99 of each (target ≤ 5 ms).
 
 Reuses bench/feed_bench.py: rows loaded with COPY, ANALYZEd, then the API's own
-read paths (``router.feed.unread_count``, ``router.feed.page``) timed one session
+read paths (``router.delivery.feed.unread_count``, ``router.delivery.feed.page``) timed one session
 per request, as the API opens them. The raw-limit column shows the same SQL sent
 through plain psycopg (no ORM), the floor the database itself sets: with
 PostgreSQL's default plan cache (a prepared statement gets a generic plan after
@@ -21,8 +21,8 @@ from sqlalchemy import event, text
 
 from bench import feed_bench
 from bench.common import Row, Sizes, pg_schema, progress, quantile, verdict
-from router import feed
-from router.enums import ReceiverKind
+from router.core.enums import ReceiverKind
+from router.delivery import feed
 
 TARGET_MS = 5.0
 

@@ -24,7 +24,6 @@ import email.policy
 import smtplib
 import time
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -45,15 +44,16 @@ from bench.common import (
 )
 from bench.peers import apprise_email
 from bench.sinks import smtp_sink
-from channels.base import Job
 from channels.email import EmailAdapter
 from channels.mail_content import MailRenderer, MailSettings
-from router import models as m
-from router import tenants
-from router.config import load_settings
-from router.enums import Channel, DeliveryStatus
-from router.events import Event
-from router.pipeline import publish
+from router.core.config import load_config
+from router.core.enums import Channel, DeliveryStatus
+from router.delivery.contracts import ChannelContext, Job
+from router.delivery.live import Live
+from router.directory import tenants
+from router.routing.events import Event
+from router.routing.pipeline import publish
+from router.store import models as m
 
 FROM = "Herald <herald@bench.localhost>"
 EMAIL_SHARE = 0.8
@@ -101,8 +101,8 @@ def raw_smtplib(host: str, port: int, n: int, message: bytes) -> float:
 
 
 def adapter_send(host: str, port: int, n: int, tenant: str) -> float:
-    settings = load_settings(smtp={"host": host, "port": port, "from_addr": FROM})
-    adapter = EmailAdapter(SimpleNamespace(settings=settings))
+    config = load_config(smtp={"host": host, "port": port, "from_addr": FROM})
+    adapter = EmailAdapter(ChannelContext(config, Live("")))
     jobs = [sample_job(tenant, i) for i in range(n)]
     for job in jobs:
         job.extra["message"] = render(job)
@@ -177,8 +177,8 @@ def herald_worker(sizes: Sizes, host: str, port: int, profile_dir: str | None
         with schema.db.session() as s:
             tenants.create(s, "Bench W5", tenant_id="bench")
         dep = Deployment(tmp, schema.url, smtp={"host": host, "port": port, "from_addr": FROM})
-        runtime = Runtime(load_settings(database_url=schema.url, broker_url=REDIS_URL,
-                                        smtp={"host": host, "port": port}))
+        runtime = Runtime(load_config(database_url=schema.url, broker_url=REDIS_URL,
+                                      smtp={"host": host, "port": port}))
         try:
             dep.start_worker(threads=8, queues=["herald.email"])
             warm = email_deliveries(schema.db, "bench", 0, 100)

@@ -2,7 +2,7 @@
 
 Same rules (shipped + 200 extra), directory and events as W1, so every event is
 asserted into durable_rules, fires ~4 rules, is planned and written. The events go
-in by the product's own publish path (``router.pipeline.publish``) straight into
+in by the product's own publish path (``router.routing.pipeline.publish``) straight into
 the database, plus one route job per 100 events on Redis (no HTTP: the API is not
 what is measured here), with at most two chunks in flight. The worker consumes
 only ``herald.route``. To keep the database and Redis small over a million
@@ -39,10 +39,10 @@ from bench.common import (
 )
 from bench.routing_bench import build_rules
 from bench.w1_routing import CHANNEL_QUEUES
-from router import tenants
-from router.config import load_settings
-from router.events import Event
-from router.pipeline import publish
+from router.core.config import load_config
+from router.directory import tenants
+from router.routing.events import Event
+from router.routing.pipeline import publish
 
 TARGET = 0.10
 GOAL = 1_000_000
@@ -141,8 +141,8 @@ def run(sizes: Sizes, raw: dict[str, Any], profile_dir: str | None = None,
             tenants.create(s, "Bench W6", tenant_id="bench")
         rb.directory(schema.db, "bench", sizes.w1_employees, create_tenant=False)
         dep = Deployment(tmp, schema.url, rules_path=str(rules))
-        runtime = Runtime(load_settings(database_url=schema.url, broker_url=REDIS_URL,
-                                        rules_path=str(rules)))
+        runtime = Runtime(load_config(database_url=schema.url, broker_url=REDIS_URL,
+                                      rules_path=str(rules)))
         try:
             dep.start_worker(threads=sizes.w1_threads, queues=["herald.route"])
             pid = dep.pid("worker")

@@ -1,1 +1,2 @@
-"""Channel adapters: one module per channel behind the interface in ``base``."""
+"""Channel adapters: one module per channel behind the interface in
+``router.delivery.contracts`` (``Adapter``, ``Job``, ``Outcome``, ``ChannelContext``)."""

@@ -11,9 +11,9 @@ from typing import ClassVar
 
 from sqlalchemy.orm import Session
 
-from channels.base import Adapter, Job, Outcome
-from router import feed
-from router.enums import Channel, OutcomeStatus, Strategy
+from router.core.enums import Channel, OutcomeStatus, Strategy
+from router.delivery import feed
+from router.delivery.contracts import Adapter, Job, Outcome
 
 
 class BrowserAdapter(Adapter):
@@ -40,7 +40,7 @@ class BrowserAdapter(Adapter):
                                 if job.extra["entry"]["delivery"] else Outcome.sent("published live"))
         if entries:
             try:
-                self.runtime.live.publish(entries)
+                self.ctx.live.publish(entries)
             except Exception as exc:  # noqa: BLE001 - pub/sub down: the feed row is the truth
                 return {j.id: Outcome.retry(f"live publish failed: {exc}") for j in jobs}
         return outcomes

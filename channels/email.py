@@ -15,12 +15,12 @@ from typing import ClassVar
 from sqlalchemy.orm import Session
 
 from channels import links
-from channels.base import Adapter, Job, Outcome
 from channels.mail_content import Mail, MailRenderer, MailSettings
-from router import models as m
-from router import unsubscribe
-from router.enums import Channel
-from router.errors import ChannelOff
+from router.core.enums import Channel
+from router.core.errors import ChannelOff
+from router.delivery import unsubscribe
+from router.delivery.contracts import Adapter, ChannelContext, Job, Outcome
+from router.store import models as m
 
 TRANSIENT_CODES = {421, 450, 451, 452}
 
@@ -30,15 +30,15 @@ class EmailAdapter(Adapter):
     batch_size: ClassVar[int] = 100
     record_every: ClassVar[int] = 10  # a worker killed mid-batch re-sends at most this many
 
-    def __init__(self, runtime: object) -> None:
-        super().__init__(runtime)  # type: ignore[arg-type]
+    def __init__(self, ctx: ChannelContext) -> None:
+        super().__init__(ctx)
         self.renderer = MailRenderer()
         self._local = threading.local()  # one SMTP connection per worker thread
-        smtp = self.settings.smtp
+        smtp = self.config.smtp
         self.mail = MailSettings(smtp.from_addr, smtp.reply_to, smtp.message_id_domain)
 
     def check(self) -> None:
-        if not self.settings.smtp.host:
+        if not self.config.smtp.host:
             raise ChannelOff("email is off: smtp.host is empty: set HERALD_SMTP__HOST "
                              "(or smtp.host in config.yaml) to your relay")
 
@@ -49,9 +49,9 @@ class EmailAdapter(Adapter):
             m.Tenant.id.in_({j.tenant for j in jobs}))}
         tokens = unsubscribe.issue_many(s, [(j.tenant, j.receiver_kind, j.receiver_id)
                                             for j in jobs])
-        base = f"{self.settings.public_url.rstrip('/')}/v1/unsubscribe/"
+        base = f"{self.config.public_url.rstrip('/')}/v1/unsubscribe/"
         for job, token in zip(jobs, tokens, strict=True):
-            link, expires = links.content_link(s, job, self.settings.access_token_days)
+            link, expires = links.content_link(s, job, self.config.access_token_days)
             url = base + token
             ctx = self.renderer.context(job, link, expires, url, names.get(job.tenant, ""))
             job.extra["message"] = self.renderer.build(job, ctx, self.mail)
@@ -88,7 +88,7 @@ class EmailAdapter(Adapter):
             _quit(conn)
 
     def _connect(self) -> smtplib.SMTP:
-        cfg = self.settings.smtp
+        cfg = self.config.smtp
         if cfg.security == "ssl":
             conn: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s,
                                                   local_hostname="localhost",

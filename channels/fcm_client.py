@@ -6,7 +6,7 @@ makes sure that many worker threads needing a token trigger one refresh, and a
 401 triggers at most one forced refresh per send. HTTP goes through the
 caller's ``requests.Session`` (one per batch).
 
-Answers become :class:`~channels.base.Outcome` values here; google-auth and
+Answers become :class:`~router.delivery.contracts.Outcome` values here; google-auth and
 requests exceptions never leave this module:
 
     200                                   -> sent (provider_ref = message name)
@@ -32,13 +32,13 @@ from google.auth import exceptions as google_errors
 from google.auth.transport.requests import Request
 from google.oauth2 import service_account
 
-from channels.base import Outcome
 from channels.guarded_http import OutboundRefused
 from channels.push_payload import label, parse_retry_after
-from router.config import FcmConfig
-from router.enums import OutcomeStatus, Reach
-from router.errors import ConfigError, OutboundConfigError
-from router.outbound import OutboundPolicy
+from router.core.config import FcmConfig
+from router.core.enums import OutcomeStatus, Reach
+from router.core.errors import ConfigError, OutboundConfigError
+from router.core.outbound import OutboundPolicy
+from router.delivery.contracts import Outcome
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 TRANSIENT_CODES = frozenset({"QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL", "UNSPECIFIED_ERROR"})

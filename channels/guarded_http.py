@@ -1,7 +1,7 @@
 """A requests session that connects only where the outbound policy allows.
 
 Each new connection resolves its host once, checks every address with
-:class:`router.outbound.OutboundPolicy` and connects to an address it checked,
+:class:`router.core.outbound.OutboundPolicy` and connects to an address it checked,
 so a DNS answer that changes between check and connect (rebinding) cannot point
 a push at 127.0.0.1. TLS still verifies the certificate for the host name.
 Redirects are never followed: a push service that redirects gets its 3xx back.
@@ -25,8 +25,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-from router.enums import Reach
-from router.outbound import OutboundPolicy, Verdict
+from router.core.enums import Reach
+from router.core.outbound import OutboundPolicy, Verdict
 
 
 class OutboundRefused(Exception):

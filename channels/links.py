@@ -6,9 +6,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from channels.base import Job
-from router import access
-from router.enums import ReceiverKind
+from router.core.enums import ReceiverKind
+from router.delivery import access
+from router.delivery.contracts import Job
 
 
 def content_link(s: Session, job: Job, days: int) -> tuple[str, datetime | None]:

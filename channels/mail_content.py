@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from babel.dates import format_datetime
 
-from channels.base import Job
-from router.texts import environment
+from router.core.templating import environment
+from router.delivery.contracts import Job
 
 if TYPE_CHECKING:
     from email.message import EmailMessage

@@ -12,7 +12,7 @@ when every target is gone; else **failed**. Gone targets are forgotten in
 
 Web push answers: 2xx sent; 404/410 gone; 429, 5xx and connection errors retry
 (Retry-After honoured); 400, 413 and the rest fail permanently, redirects too
-(never followed). An endpoint outside the outbound policy (router.outbound) fails
+(never followed). An endpoint outside the outbound policy (router.core.outbound) fails
 permanently without a connection; one whose name does not resolve retries.
 FCM answers: see ``channels/fcm_client.py``. Missing VAPID keys fail web push deliveries
 permanently with the fix in the reason; ``check()`` raises the same message.
@@ -27,7 +27,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import requests
@@ -40,17 +40,14 @@ from sqlalchemy.orm import Session
 
 from channels import fcm_client, links
 from channels import push_payload as pp
-from channels.base import Adapter, Job, Outcome
 from channels.guarded_http import GuardedSession, OutboundRefused
-from router import models as m
-from router.config import PushConfig
-from router.db import one_of
-from router.enums import Channel, OutcomeStatus, PushKind, ReceiverKind
-from router.errors import ChannelOff, ConfigError
-from router.outbound import policy_for
-
-if TYPE_CHECKING:
-    from router.runtime import Runtime
+from router.core.config import PushConfig
+from router.core.enums import Channel, OutcomeStatus, PushKind, ReceiverKind
+from router.core.errors import ChannelOff, ConfigError
+from router.core.outbound import policy_for
+from router.delivery.contracts import Adapter, ChannelContext, Job, Outcome
+from router.store import models as m
+from router.store.db import one_of
 
 log = logging.getLogger("herald.channels.push")
 
@@ -127,25 +124,25 @@ class PushAdapter(Adapter):
     batch_size: ClassVar[int] = 100
     time_budget_s: ClassVar[float] = 60.0  # jobs left after this retry later; see send()
 
-    def __init__(self, runtime: Runtime) -> None:
-        super().__init__(runtime)
+    def __init__(self, ctx: ChannelContext) -> None:
+        super().__init__(ctx)
         self.vapid: Vapid | None = None
         self.vapid_problem = ""
         self.vapid_error: ConfigError = ConfigError("")
         self.fcm: fcm_client.FcmClient | None = None
         self.fcm_problem = ""  # set only when FCM is configured but broken
         self.fcm_error: ConfigError | None = None
-        self.outbound = policy_for(tuple(self.settings.outbound.allow))
+        self.outbound = policy_for(tuple(self.config.outbound.allow))
         self._executor: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._local = threading.local()
         self._signed: dict[str, tuple[int, dict[str, str]]] = {}  # aud -> (exp, headers)
         try:
-            self.vapid = load_vapid(self.settings.push)
+            self.vapid = load_vapid(self.config.push)
         except ConfigError as exc:
             self.vapid_problem, self.vapid_error = exc.message, exc
         try:
-            self.fcm = fcm_client.load(self.settings.fcm, self.outbound)
+            self.fcm = fcm_client.load(self.config.fcm, self.outbound)
         except ConfigError as exc:
             self.fcm_problem, self.fcm_error = exc.message, exc
 
@@ -171,7 +168,7 @@ class PushAdapter(Adapter):
                 found, why = targets.get(key, []), NO_TARGETS
             job.extra["targets"], job.extra["why_none"] = found, why
             if found:
-                link, _ = links.content_link(s, job, self.settings.access_token_days)
+                link, _ = links.content_link(s, job, self.config.access_token_days)
                 item = pp.notice(job.content, job.event, link, job.feed_item_id or job.id)
                 job.extra["notice"] = pp.fit(item)
 
@@ -182,7 +179,7 @@ class PushAdapter(Adapter):
         trip to the push service (tens of ms to a real one), so one at a time left the
         worker waiting (173 pushes/s to a local service, CPU mostly idle)."""
         # stay well inside the claim's lease: the sweeper takes rows back once it ends
-        budget = min(self.time_budget_s, self.settings.delivery.lease_s / 2)
+        budget = min(self.time_budget_s, self.config.delivery.lease_s / 2)
         deadline = time.monotonic() + budget
 
         def one(job: Job) -> Outcome:
@@ -195,7 +192,7 @@ class PushAdapter(Adapter):
     def _pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max(1, self.settings.push.concurrency),
+                self._executor = ThreadPoolExecutor(max(1, self.config.push.concurrency),
                                                     thread_name_prefix="herald-push")
             return self._executor
 
@@ -225,8 +222,8 @@ class PushAdapter(Adapter):
 
     def _options(self, job: Job) -> tuple[int, pp.PushOptions | None]:
         """The event type's TTL (catalogue, else the default), and the options; None: expired."""
-        spec = self.runtime.engine.ruleset.events.get(job.event.get("type", ""))
-        ttl = spec.ttl_s if spec and spec.ttl_s is not None else self.settings.push.default_ttl_s
+        spec = self.ctx.event_options(job.event.get("type", ""))
+        ttl = spec.ttl_s if spec and spec.ttl_s is not None else self.config.push.default_ttl_s
         left = pp.remaining_ttl(ttl, job.content.get("created_at"))
         if left is None:
             return ttl, None
@@ -248,7 +245,7 @@ class PushAdapter(Adapter):
                        **self._vapid_headers(target.address)}
             response: Any = WebPusher(target.subscription_info(), requests_session=http).send(
                 payload.decode(), headers, ttl=how.ttl, content_encoding="aes128gcm",
-                timeout=self.settings.push.timeout_s)
+                timeout=self.config.push.timeout_s)
         except WebPushException as exc:
             if exc.response is None:
                 return Outcome.failed(f"{name}: {exc.message}")
@@ -273,7 +270,7 @@ class PushAdapter(Adapter):
                 return cached[1]
         assert self.vapid is not None
         expires = now + VAPID_LIFETIME_S
-        headers = self.vapid.sign({"sub": self.settings.push.vapid_subject, "aud": aud,
+        headers = self.vapid.sign({"sub": self.config.push.vapid_subject, "aud": aud,
                                    "exp": expires})
         with self._pool_lock:
             self._signed[aud] = (expires, headers)

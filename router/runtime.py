@@ -1,23 +1,28 @@
-"""The runtime: one object owning config, database, rules, texts, live fan-out
-and the broker of a Herald process (API, worker, or both in embedded mode)."""
+"""The composition root: one object owning config, database, rules, texts, live
+fan-out, the channel adapters and the broker of a Herald process (API, worker, or
+both in embedded mode). Nothing below it imports it: channels get a ChannelContext,
+workers a WorkerRuntime (workers/host.py)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from router.config import Settings, get_settings
-from router.db import Database
-from router.limits import Limiter
-from router.live import Hub, Live
-from router.pipeline import Router
-from router.rulesync import RuleSync
-from router.texts import TextCatalogue
+from router.core.config import Config, get_config
+from router.core.enums import Channel
+from router.core.limits import Limiter
+from router.delivery.contracts import Adapter, ChannelContext, EventOptions
+from router.delivery.live import Hub, Live
+from router.routing.pipeline import EventRouter
+from router.routing.texts import TextCatalogue
+from router.ruleset.rulesync import RuleSync
+from router.store.db import Database
 
 if TYPE_CHECKING:
-    from workers.broker import Workers
+    from workers.broker import Sweeper, Workers
 
 log = logging.getLogger("herald.runtime")
 
@@ -45,35 +50,37 @@ class TtlCache:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, hub: Hub | None = None) -> None:
-        self.settings = settings
-        self.db = Database(settings.database_url)
+    def __init__(self, config: Config, *, hub: Hub | None = None) -> None:
+        self.config = config
+        self.db = Database(config.database_url)
         # the rule set version in force in the database (embedded: the files, deployed)
-        self.rules = RuleSync(self.db, settings.rules_path, deploy_files=self.embedded)
+        self.rules = RuleSync(self.db, config.rules_path, deploy_files=self.embedded)
         self.engine = self.rules.engine
         self.texts = TextCatalogue()
         self.hub = hub
-        self.live = Live(settings.pubsub_url, hub)
-        self.router = Router(self.engine, self.texts, settings.links,
-                             batch=settings.delivery.route_batch, online=self.live.online)
+        self.live = Live(config.pubsub_url, hub)
+        self.event_router = EventRouter(self.engine, self.texts, config.links,
+                                        batch=config.delivery.route_batch, online=self.live.online)
         # route jobs run at most this many at a time per process: more only split the
         # waiting events into smaller (costlier) batches and contend for the GIL
-        self.route_slots = threading.BoundedSemaphore(settings.delivery.route_concurrency)
+        self.route_slots = threading.BoundedSemaphore(config.delivery.route_concurrency)
         self.key_cache = TtlCache(ttl_s=30.0, size=1024)  # API key -> tenant (keys rotate rarely)
-        self.limiter = Limiter(settings.api.publish_rate_per_s, settings.api.publish_burst,
-                               settings.pubsub_url, settings.api.redis_timeout_s)
+        self.limiter = Limiter(config.api.publish_rate_per_s, config.api.publish_burst,
+                               config.pubsub_url, config.api.redis_timeout_s)
         # set by the API app when no workers run here: the broker then only enqueues, and
         # gets the publish path's short Redis timeouts (consumers block on Redis for longer)
         self.publish_only = False
         self._workers: Workers | None = None
+        self.channel_context = ChannelContext(config, self.live, self.db, self._event_options)
+        self._adapters: dict[Channel, Adapter] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **kw: object) -> Runtime:
-        return cls(settings or get_settings(), **kw)  # type: ignore[arg-type]
+    def from_config(cls, config: Config | None = None, **kw: object) -> Runtime:
+        return cls(config or get_config(), **kw)  # type: ignore[arg-type]
 
     @property
     def embedded(self) -> bool:
-        return not self.settings.broker_url
+        return not self.config.broker_url
 
     @property
     def workers(self) -> Workers:
@@ -83,6 +90,26 @@ class Runtime:
 
             self._workers = Workers(self)
         return self._workers
+
+    def start_workers(self, threads: int, queues: Iterable[str] | None = None) -> Sweeper:
+        """Run the actors and the sweeper in this process; stop the sweeper returned."""
+        from workers.broker import Sweeper
+
+        self.workers.start(threads=threads, queues=queues)
+        sweeper = Sweeper(self)
+        sweeper.start()
+        return sweeper
+
+    def adapter(self, channel: Channel) -> Adapter:
+        """This runtime's adapter for a channel (one instance per runtime and channel)."""
+        if channel not in self._adapters:
+            from channels.registry import ADAPTERS
+
+            self._adapters[channel] = ADAPTERS[channel](self.channel_context)
+        return self._adapters[channel]
+
+    def _event_options(self, event_type: str) -> EventOptions | None:
+        return self.engine.ruleset.events.get(event_type)
 
     def follow_rules(self) -> threading.Thread:
         """Swap to each newly deployed version within a second or so (DESIGN §9)."""

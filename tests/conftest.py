@@ -15,9 +15,9 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import text
 
-from router.db import Database
-from router.engine import RuleEngine
-from router.rulefile import load_ruleset
+from router.ruleset.engine import RuleEngine
+from router.ruleset.rulefile import load_ruleset
+from router.store.db import Database
 from tests import factories as f
 
 PG_BASE = os.environ.get("HERALD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -68,7 +68,7 @@ def engine(ruleset) -> RuleEngine:
 @pytest.fixture
 def new_tenant_key(pg: Database):
     """Create tenants in the shared PostgreSQL; returns (tenant id, API key, signing secret)."""
-    from router import tenants
+    from router.directory import tenants
 
     def make(name: str = "Acme") -> tuple[str, str, str]:
         import uuid

@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from router import directory as d
-from router import models as m
-from router.enums import MemberKind
-from router.events import Event
-from router.security import hash_secret
+from router.core.enums import MemberKind
+from router.core.security import hash_secret
+from router.directory import directory as d
+from router.routing.events import Event
+from router.store import models as m
 
 
 def new_tenant(s: Session, name: str = "Acme", language: str = "en") -> m.Tenant:

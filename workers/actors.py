@@ -8,31 +8,29 @@ import logging
 import math
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from channels.base import Adapter, Job, Outcome
-from channels.registry import adapter_for
-from router import breaker, deliveries, feed, metrics
-from router.config import DeliveryConfig
-from router.deliveries import Recorded
-from router.enums import Channel, OutcomeStatus
-from router.models import utcnow
+from router.core import metrics
+from router.core.config import DeliveryConfig
+from router.core.enums import Channel, OutcomeStatus
+from router.delivery import breaker, deliveries, feed
+from router.delivery.contracts import Adapter, Job, Outcome
+from router.delivery.deliveries import Recorded
+from router.store.models import utcnow
 from workers import liveness
-
-if TYPE_CHECKING:
-    from router.runtime import Runtime
+from workers.host import WorkerRuntime
 
 log = logging.getLogger("herald.workers")
 
 
-def route_events(runtime: Runtime, pks: list[int]) -> None:
+def route_events(runtime: WorkerRuntime, pks: list[int]) -> None:
     with runtime.route_slots:
         started = time.perf_counter()
         with metrics.ROUTING_SECONDS.time(), runtime.db.session() as s:
-            result = runtime.router.route(s, pks)
+            result = runtime.event_router.route(s, pks)
             routed = result.timed("route", started)
         result.timed("commit", routed)
     metrics.EVENTS_ROUTED.labels("routed").inc(len(result.routed))
@@ -60,7 +58,7 @@ def route_events(runtime: Runtime, pks: list[int]) -> None:
                                    "timings_ms": result.timings_ms})
 
 
-def publish_live(runtime: Runtime, entries: dict[int, dict[str, Any]],
+def publish_live(runtime: WorkerRuntime, entries: dict[int, dict[str, Any]],
                  written_at: float) -> None:
     """Browser deliveries under `all`, straight after the route commit: publish the live
     messages the router built, then move the rows pending -> sent in one guarded UPDATE.
@@ -93,7 +91,7 @@ def publish_live(runtime: Runtime, entries: dict[int, dict[str, Any]],
         "record_s": round(time.perf_counter() - published, 3)})
 
 
-def publish_late(runtime: Runtime, settled: list[feed.LiveTarget]) -> None:
+def publish_late(runtime: WorkerRuntime, settled: list[feed.LiveTarget]) -> None:
     """Receivers who had no open session when their batch was routed, asked again after
     the commit: a session opened meanwhile may have read the feed before the commit, so
     it gets the live message now. (Their deliveries were settled at routing and have no
@@ -112,7 +110,7 @@ def publish_late(runtime: Runtime, settled: list[feed.LiveTarget]) -> None:
     log.info("deliver.late", extra={"channel": str(Channel.BROWSER), "deliveries": len(late)})
 
 
-def tell_counts(runtime: Runtime, keys: set[tuple[str, str, str]]) -> None:
+def tell_counts(runtime: WorkerRuntime, keys: set[tuple[str, str, str]]) -> None:
     """Receivers whose unread count grew without a live item message: their open
     sessions get an `unread` frame (presence first: nobody offline is counted)."""
     online = runtime.live.online(keys)
@@ -134,7 +132,7 @@ def tell_counts(runtime: Runtime, keys: set[tuple[str, str, str]]) -> None:
                        for tenant, found in counts.items() for (kind, rid), n in found.items()])
 
 
-def deliver_inline(runtime: Runtime, channel: Channel, ids: list[int]) -> None:
+def deliver_inline(runtime: WorkerRuntime, channel: Channel, ids: list[int]) -> None:
     """Deliver now in this thread; on failure the rows stay pending for a queued retry."""
     try:
         for start in range(0, len(ids), 1000):
@@ -144,9 +142,9 @@ def deliver_inline(runtime: Runtime, channel: Channel, ids: list[int]) -> None:
         runtime.workers.enqueue_deliveries({channel: ids})
 
 
-def deliver(runtime: Runtime, channel: Channel, ids: list[int]) -> None:
-    adapter = adapter_for(runtime, channel)
-    cfg = runtime.settings.delivery
+def deliver(runtime: WorkerRuntime, channel: Channel, ids: list[int]) -> None:
+    adapter = runtime.adapter(channel)
+    cfg = runtime.config.delivery
     started = time.perf_counter()
     lease_end = time.monotonic() + cfg.lease_s * 0.9  # the record may be retried until then
     with runtime.db.session() as s:
@@ -199,7 +197,7 @@ def _later(s: Session, channel: Channel, ids: list[int], claimed: list[Any]
     return {i: due for i, due in deliveries.waiting(s, ids, channel).items() if i not in taken}
 
 
-def enqueue_later(runtime: Runtime, channel: Channel, due: dict[int, datetime]) -> None:
+def enqueue_later(runtime: WorkerRuntime, channel: Channel, due: dict[int, datetime]) -> None:
     """Enqueue each delivery for its due time (rounded up to the next 100 ms)."""
     now = utcnow()
     by_delay: dict[float, list[int]] = {}
@@ -210,8 +208,8 @@ def enqueue_later(runtime: Runtime, channel: Channel, due: dict[int, datetime]) 
         runtime.workers.enqueue_deliveries({channel: ids}, delay_s=delay)
 
 
-def _send_all(runtime: Runtime, adapter: Adapter, jobs: list[Job], lease_end: float) -> None:
-    deadline = time.monotonic() + runtime.settings.delivery.lease_s / 2
+def _send_all(runtime: WorkerRuntime, adapter: Adapter, jobs: list[Job], lease_end: float) -> None:
+    deadline = time.monotonic() + runtime.config.delivery.lease_s / 2
     for start in range(0, len(jobs), adapter.record_every):
         chunk = jobs[start:start + adapter.record_every]
         if time.monotonic() > deadline:  # stay inside the claim's lease
@@ -229,7 +227,7 @@ def _send_all(runtime: Runtime, adapter: Adapter, jobs: list[Job], lease_end: fl
             return
 
 
-def _record(runtime: Runtime, adapter: Adapter, jobs: list[Job],
+def _record(runtime: WorkerRuntime, adapter: Adapter, jobs: list[Job],
             outcomes: dict[int, Outcome], lease_end: float) -> breaker.Gate:
     """Commit a chunk's outcomes at once: this bounds what a crash can make us re-send.
     The sends happened: if the commit fails (a dropped connection), the record is retried
@@ -251,9 +249,9 @@ def _record(runtime: Runtime, adapter: Adapter, jobs: list[Job],
     raise AssertionError("unreachable")
 
 
-def _record_once(runtime: Runtime, adapter: Adapter, jobs: list[Job],
+def _record_once(runtime: WorkerRuntime, adapter: Adapter, jobs: list[Job],
                  outcomes: dict[int, Outcome]) -> breaker.Gate:
-    cfg = runtime.settings.delivery
+    cfg = runtime.config.delivery
     with runtime.db.session() as s:
         adapter.after(s, jobs, outcomes)
         todo = deliveries.record(s, outcomes, cfg, liveness.worker_id())
@@ -272,7 +270,7 @@ def _observe_lag(channel: Channel, rows: list) -> None:  # type: ignore[type-arg
         metrics.QUEUE_LAG.labels(channel).observe(max(0.0, (now - due).total_seconds()))
 
 
-def follow_up(runtime: Runtime, todo: Recorded) -> None:
+def follow_up(runtime: WorkerRuntime, todo: Recorded) -> None:
     workers = runtime.workers
     for delay, ids in todo.retry.items():
         by_channel = _channels_of(runtime, ids)
@@ -282,11 +280,11 @@ def follow_up(runtime: Runtime, todo: Recorded) -> None:
         workers.enqueue_expiry(todo.await_ack)
 
 
-def _channels_of(runtime: Runtime, ids: list[int]) -> dict[Channel, list[int]]:
+def _channels_of(runtime: WorkerRuntime, ids: list[int]) -> dict[Channel, list[int]]:
     from sqlalchemy import select
 
-    from router import models as m
-    from router.db import one_of
+    from router.store import models as m
+    from router.store.db import one_of
 
     with runtime.db.session() as s:
         rows = s.execute(select(m.Delivery.id, m.Delivery.channel)
@@ -297,15 +295,15 @@ def _channels_of(runtime: Runtime, ids: list[int]) -> dict[Channel, list[int]]:
     return found
 
 
-def expire_unacked(runtime: Runtime, ids: list[int]) -> None:
+def expire_unacked(runtime: WorkerRuntime, ids: list[int]) -> None:
     with runtime.db.session() as s:
-        todo = deliveries.expire_unacked(s, ids, runtime.settings.delivery)
+        todo = deliveries.expire_unacked(s, ids, runtime.config.delivery)
     follow_up(runtime, todo)
 
 
-def sweep(runtime: Runtime) -> deliveries.Stale:
+def sweep(runtime: WorkerRuntime) -> deliveries.Stale:
     with runtime.db.session() as s:
-        stale = deliveries.sweep(s, runtime.settings.delivery)
+        stale = deliveries.sweep(s, runtime.config.delivery)
     if stale.events:
         runtime.workers.enqueue_route(stale.events)
     runtime.workers.enqueue_deliveries(stale.pending)

@@ -1,4 +1,4 @@
-"""Broker set-up and actor declaration, bound to one Runtime.
+"""Broker set-up and actor declaration, bound to one runtime (a WorkerRuntime).
 
 Actors take ids, never database objects. They are declared per broker (not at
 import time), so the embedded in-process broker and the Redis broker can never
@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dramatiq
 import redis
@@ -26,12 +26,10 @@ from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, TimeLimit
 
-from router.enums import CHANNEL_QUEUES, Channel, Queue
-from router.limits import publish_path_redis
+from router.core.enums import CHANNEL_QUEUES, Channel, Queue
+from router.core.limits import publish_path_redis
 from workers import actors, liveness
-
-if TYPE_CHECKING:
-    from router.runtime import Runtime
+from workers.host import WorkerRuntime
 
 log = logging.getLogger("herald.workers")
 ROUTE_BATCH = 100
@@ -108,11 +106,11 @@ class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
 class Workers:
     """The broker plus the actors, and helpers that enqueue work in batches."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: WorkerRuntime) -> None:
         self.runtime = runtime
-        settings = runtime.settings
-        self.broker = make_broker(settings.broker_url,
-                                  settings.api.redis_timeout_s if runtime.publish_only else None)
+        config = runtime.config
+        self.broker = make_broker(config.broker_url,
+                                  config.api.redis_timeout_s if runtime.publish_only else None)
         self.route = self._declare("route_events", Queue.ROUTE,
                                    lambda pks: actors.route_events(runtime, pks))
         self.deliver = {
@@ -145,20 +143,19 @@ class Workers:
                     self.deliver[channel].send(chunk)
 
     def enqueue_expiry(self, ids: list[int]) -> None:
-        delay = int(self.runtime.settings.delivery.presence_window_s * 1000)
+        delay = int(self.runtime.config.delivery.presence_window_s * 1000)
         self.expire.send_with_options(args=(ids,), delay=delay)
 
     def check_channels(self) -> list[str]:
         """Check every channel's configuration at start-up. A channel left unconfigured
         stays off (logged, returned); one configured wrongly raises ConfigError naming
         the key and the fix, which stops the start-up."""
-        from channels.registry import adapter_for
-        from router.errors import ChannelOff
+        from router.core.errors import ChannelOff
 
         off = []
         for channel in Channel:
             try:
-                adapter_for(self.runtime, channel).check()
+                self.runtime.adapter(channel).check()
             except ChannelOff as exc:
                 off.append(f"{channel}: {exc.message}")
                 log.warning("channel.off", extra={"channel": str(channel),
@@ -179,7 +176,7 @@ class Workers:
     def runtime_adapter_batch(self, channel: Channel) -> int:
         from channels.registry import ADAPTERS
 
-        return min(ADAPTERS[channel].batch_size, self.runtime.settings.delivery.batch_size * 5)
+        return min(ADAPTERS[channel].batch_size, self.runtime.config.delivery.batch_size * 5)
 
     # ---------------------------------------------------------------- running
 
@@ -187,7 +184,7 @@ class Workers:
         """Run actors in this process (embedded mode, or one `herald worker` process)."""
         self.check_channels()
         self._worker = dramatiq.Worker(self.broker, worker_threads=threads,
-                                       worker_timeout=self.runtime.settings.delivery.idle_poll_ms,
+                                       worker_timeout=self.runtime.config.delivery.idle_poll_ms,
                                        queues=set(queues) if queues else None)
         self._worker.start()
 
@@ -198,7 +195,7 @@ class Workers:
         self.broker.close()
 
 
-def _deliver_fn(runtime: Runtime, channel: Channel) -> Any:
+def _deliver_fn(runtime: WorkerRuntime, channel: Channel) -> Any:
     def deliver(ids: list[int]) -> None:
         actors.deliver(runtime, channel, ids)
 
@@ -210,13 +207,13 @@ class Sweeper(threading.Thread):
     """Re-enqueues work left behind: every heartbeat it beats, releases dead workers'
     claims and re-enqueues lost messages; every sweep interval it runs the full sweep."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: WorkerRuntime) -> None:
         super().__init__(name="herald-sweeper", daemon=True)
         self.runtime = runtime
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        cfg = self.runtime.settings.delivery
+        cfg = self.runtime.config.delivery
         tick = min(cfg.heartbeat_s, cfg.sweep_interval_s)
         next_sweep = time.monotonic() + cfg.sweep_interval_s
         self._each_beat()

@@ -9,13 +9,12 @@ import os
 import socket
 import uuid
 from functools import cache
-from typing import TYPE_CHECKING
 
-from router import deliveries, heartbeats, metrics
-from router.enums import Channel, Queue
-
-if TYPE_CHECKING:
-    from router.runtime import Runtime
+from router.core import metrics
+from router.core.enums import Channel, Queue
+from router.delivery import deliveries
+from router.store import heartbeats
+from workers.host import WorkerRuntime
 
 log = logging.getLogger("herald.workers")
 
@@ -30,18 +29,18 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{_instance()}"
 
 
-def beat(runtime: Runtime) -> None:
+def beat(runtime: WorkerRuntime) -> None:
     with runtime.db.session() as s:
         known = heartbeats.beat(s, worker_id())
     if not known:
         log.info("worker.heartbeat_started", extra={"worker": worker_id()})
 
 
-def release_dead(runtime: Runtime) -> dict[Channel, list[int]]:
+def release_dead(runtime: WorkerRuntime) -> dict[Channel, list[int]]:
     """Return the claims of every worker that stopped beating to pending and enqueue them."""
     released: dict[Channel, list[int]] = {}
     with runtime.db.session() as s:
-        for dead in heartbeats.take_dead(s, runtime.settings.delivery.dead_after_s):
+        for dead in heartbeats.take_dead(s, runtime.config.delivery.dead_after_s):
             found = deliveries.release_claims(s, dead)
             log.warning("worker.dead", extra={
                 "worker": dead, "released": sum(len(v) for v in found.values())})
@@ -52,12 +51,12 @@ def release_dead(runtime: Runtime) -> dict[Channel, list[int]]:
     return released
 
 
-def requeue_lost(runtime: Runtime) -> dict[Channel, list[int]]:
+def requeue_lost(runtime: WorkerRuntime) -> dict[Channel, list[int]]:
     """Due deliveries nobody claimed for a while, on a queue with nothing waiting: their
     message was lost (or consumed too early). A live worker's claims are never touched."""
     idle = [c for c in Channel if runtime.workers.queue_depth(c) == 0]
     with runtime.db.session() as s:
-        lost = deliveries.lost_messages(s, idle, runtime.settings.delivery.lost_after_s)
+        lost = deliveries.lost_messages(s, idle, runtime.config.delivery.lost_after_s)
     if lost:
         runtime.workers.enqueue_deliveries(lost)
         for channel, ids in lost.items():
@@ -68,19 +67,19 @@ def requeue_lost(runtime: Runtime) -> dict[Channel, list[int]]:
     return lost
 
 
-def requeue_lost_events(runtime: Runtime) -> list[int]:
+def requeue_lost_events(runtime: WorkerRuntime) -> list[int]:
     """Events whose route message was lost (e.g. a publish whose enqueue timed out while
     Redis stalled) are routed within seconds instead of waiting for the full sweep."""
     if runtime.workers.queue_depth(Queue.ROUTE) != 0:
         return []  # a backlog (or an unknown depth) is not a loss
     with runtime.db.session() as s:
-        lost = deliveries.lost_events(s, runtime.settings.delivery.lost_after_s)
+        lost = deliveries.lost_events(s, runtime.config.delivery.lost_after_s)
     if lost:
         runtime.workers.enqueue_route(lost)
         log.warning("route.lost_requeued", extra={"events": len(lost), "event_pks": lost[:20]})
     return lost
 
 
-def leave(runtime: Runtime) -> None:
+def leave(runtime: WorkerRuntime) -> None:
     with runtime.db.session() as s:
         heartbeats.leave(s, worker_id())

@@ -5,20 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from html import escape
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router import __version__
-from router.api import codes, errors, me, openapi, service, stream, unsub
+from router.api import codes, demo, errors, me, openapi, service, stream, unsub
 from router.api.deps import storable_params
 from router.api.errors import error_body
-from router.live import Hub
+from router.delivery.live import Hub
 from router.runtime import Runtime
 
 log = logging.getLogger("herald.api")
@@ -31,16 +30,16 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
     if runtime.hub is None:
         runtime.hub = Hub()
         runtime.live.hub = runtime.hub
-    api = runtime.settings.api
+    api = runtime.config.api
     in_process = runtime.embedded if run_workers is None else run_workers
     runtime.publish_only = not in_process
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         assert runtime.hub is not None
-        await runtime.hub.start(runtime.settings.pubsub_url)
+        await runtime.hub.start(runtime.config.pubsub_url)
         runtime.follow_rules()
-        sweeper = _start_workers(runtime) if in_process else None
+        sweeper = runtime.start_workers(threads=4) if in_process else None
         try:
             yield
         finally:
@@ -55,21 +54,12 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
                   dependencies=[Depends(storable_params)])
     app.state.runtime = runtime
     errors.install(app)
-    for module in (service, codes, me, stream, unsub):
-        app.include_router(module.router)
+    for module in (service, codes, me, stream, unsub, demo):
+        app.include_router(module.routes)
     _static_routes(app)
     openapi.install(app, runtime)
     _body_limit(app, api.max_body_bytes)
     return app
-
-
-def _start_workers(runtime: Runtime):  # type: ignore[no-untyped-def]
-    from workers.broker import Sweeper
-
-    runtime.workers.start(threads=4)
-    sweeper = Sweeper(runtime)
-    sweeper.start()
-    return sweeper
 
 
 def _static_routes(app: FastAPI) -> None:
@@ -85,11 +75,11 @@ def _static_routes(app: FastAPI) -> None:
     @app.get("/metrics", include_in_schema=False)
     def metrics_endpoint(request: Request) -> Response:
         from router.api.auth import bearer
-        from router.errors import AuthError
-        from router.metrics import render
-        from router.security import same
+        from router.core.errors import AuthError
+        from router.core.metrics import render
+        from router.core.security import same
 
-        wanted = request.app.state.runtime.settings.api.metrics_token
+        wanted = request.app.state.runtime.config.api.metrics_token
         if wanted and not same(bearer(request), wanted):
             raise AuthError("wrong metrics token", code="auth.invalid_key")
         body, media = render()
@@ -99,7 +89,7 @@ def _static_routes(app: FastAPI) -> None:
     def asyncapi_document(request: Request) -> dict[str, Any]:
         from router.api.asyncapi import document
 
-        return document(request.app.state.runtime.settings.public_url)
+        return document(request.app.state.runtime.config.public_url)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -108,33 +98,8 @@ def _static_routes(app: FastAPI) -> None:
     @app.get("/v1/push/vapid-public-key", tags=["push"])
     def vapid_public_key(request: Request) -> dict[str, str | None]:
         """The VAPID application server key; null when push is not configured."""
-        key = request.app.state.runtime.settings.push.vapid_public_key
+        key = request.app.state.runtime.config.push.vapid_public_key
         return {"public_key": key or None}
-
-    @app.get("/demo/mailbox", include_in_schema=False, response_class=HTMLResponse)
-    def mailbox() -> str:
-        from router.demo import MAILBOX
-        from router.mailcatcher import listing
-
-        return _page("Demo mailbox", [
-            f"<article><h3>{escape(m['subject'])}</h3><p><b>To:</b> {escape(m['to'])} "
-            f"&middot; {escape(m['date'])}</p><pre>{escape(m['text'])}</pre></article>"
-            for m in listing(MAILBOX)] or ["<p>No mail yet.</p>"])
-
-    @app.get("/demo/subject/{kind}/{subject_id}", include_in_schema=False,
-             response_class=HTMLResponse)
-    def subject_page(kind: str, subject_id: str) -> str:
-        return _page(f"{kind} {subject_id}", [
-            f"<p>This stands in for the host application's page of {escape(kind)} "
-            f"<b>{escape(subject_id)}</b> (a deep link from a notification).</p>"])
-
-
-def _page(title: str, parts: list[str]) -> str:
-    style = ("body{font:15px system-ui;max-width:800px;margin:2em auto;color:#222}"
-             "article{border:1px solid #ddd;border-radius:8px;padding:0 1em;margin:1em 0}"
-             "pre{white-space:pre-wrap}")
-    return (f"<!doctype html><meta charset=utf-8><title>{escape(title)}</title>"
-            f"<style>{style}</style><h1>{escape(title)}</h1>" + "".join(parts))
 
 
 def _body_limit(app: FastAPI, limit: int) -> None:

@@ -1,4 +1,4 @@
-"""The AsyncAPI 3.0 document of the live websocket, built from ``router.frames``
+"""The AsyncAPI 3.0 document of the live websocket, built from ``router.delivery.frames``
 (served at ``/asyncapi.json``; the payload schemas are the frames' own)."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 
 from pydantic import TypeAdapter
 
-from router import __version__, frames
-from router.frames import POLICY_VIOLATION, TRY_AGAIN_LATER
+from router import __version__
+from router.delivery import frames
+from router.delivery.frames import POLICY_VIOLATION, TRY_AGAIN_LATER
 
 SCHEMAS = "#/components/schemas/{model}"
 CHANNEL = "stream"

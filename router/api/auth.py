@@ -4,21 +4,19 @@ tokens (receiver side). Only hashes of keys and access tokens are stored."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import jwt
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router import access
-from router import models as m
-from router.enums import ReceiverKind
-from router.errors import AuthError
-from router.feed import Reader
-from router.security import hash_secret
-
-USER_TOKEN_ALGORITHM = "HS256"
+from router.core.enums import ReceiverKind
+from router.core.errors import AuthError
+from router.core.security import USER_TOKEN_ALGORITHM, hash_secret
+from router.delivery import access
+from router.delivery.feed import Reader
+from router.store import models as m
 
 
 def bearer(request: Request) -> str:
@@ -34,12 +32,6 @@ def tenant_for_key(s: Session, key: str) -> str:
     if tenant is None:
         raise AuthError("unknown API key", code="auth.invalid_key")
     return tenant
-
-
-def mint_user_token(secret: str, tenant: str, user_id: str, ttl: timedelta) -> str:
-    now = datetime.now(UTC)
-    claims = {"sub": user_id, "tenant": tenant, "iat": now, "exp": now + ttl}
-    return jwt.encode(claims, secret, algorithm=USER_TOKEN_ALGORITHM)
 
 
 @dataclass(frozen=True)

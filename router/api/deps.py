@@ -12,10 +12,10 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from router.api.auth import Principal, bearer, principal, tenant_for_key
-from router.errors import Problem, ValidationFailed
-from router.inputs import unstorable
+from router.core.errors import Problem, ValidationFailed
+from router.core.inputs import unstorable
+from router.core.security import hash_secret
 from router.runtime import Runtime
-from router.security import hash_secret
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -38,11 +38,11 @@ def get_principal(request: Request,
                   runtime: Annotated[Runtime, Depends(get_runtime)]) -> Principal:
     token = bearer(request)
     with runtime.db.session() as s:
-        return principal(s, token, runtime.settings.api.signing_grace_s)
+        return principal(s, token, runtime.config.api.signing_grace_s)
 
 
 def storable_params(conn: HTTPConnection) -> None:
-    """Path and query parameters must be storable too (see router.inputs)."""
+    """Path and query parameters must be storable too (see router.core.inputs)."""
     params = [*conn.path_params.items(), *conn.query_params.multi_items()]
     problems = [Problem(why, path=name) for name, value in params
                 if isinstance(value, str) and (why := unstorable(value))]

@@ -13,8 +13,8 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from router.errors import HeraldError, Problem, RateLimited, ValidationFailed
-from router.events import unknown_type
+from router.core.errors import HeraldError, Problem, RateLimited, ValidationFailed
+from router.routing.events import unknown_type
 
 log = logging.getLogger("herald.api")
 

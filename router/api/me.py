@@ -10,20 +10,20 @@ from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import delete
 
-from router import directory as d
-from router import feed
-from router import models as m
 from router.api.auth import Principal
 from router.api.deps import PrincipalDep, RuntimeDep
 from router.api.errors import documented
 from router.api.service import check_settings
-from router.enums import PushKind, ReceiverKind
-from router.errors import Forbidden, NotFound, ValidationFailed
-from router.inputs import BIGINT_MAX, Input
-from router.push_validation import endpoint_problems
+from router.core.enums import PushKind, ReceiverKind
+from router.core.errors import Forbidden, NotFound, ValidationFailed
+from router.core.inputs import BIGINT_MAX, Input
+from router.delivery import feed
+from router.directory import directory as d
+from router.directory.push_validation import endpoint_problems
 from router.runtime import Runtime
+from router.store import models as m
 
-router = APIRouter(prefix="/v1/me", tags=["me"], responses=documented(401, 403, 404, 422, 503))
+routes = APIRouter(prefix="/v1/me", tags=["me"], responses=documented(401, 403, 404, 422, 503))
 
 
 class Page(BaseModel):
@@ -56,7 +56,7 @@ def _cursor_in(value: str | None) -> tuple[datetime, int] | None:
     return EPOCH + int(micros) * MICROSECOND, int(item_id)
 
 
-@router.get("/notifications", response_model=Page)
+@routes.get("/notifications", response_model=Page)
 def notifications(runtime: RuntimeDep, who: PrincipalDep,
                   limit: Annotated[int, Query(ge=1, le=100)] = 30,
                   cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
@@ -68,13 +68,13 @@ def notifications(runtime: RuntimeDep, who: PrincipalDep,
         return Page(items=cast(list[dict[str, Any]], items), next_cursor=_cursor_out(nxt))
 
 
-@router.get("/notifications/unread-count", response_model=Unread)
+@routes.get("/notifications/unread-count", response_model=Unread)
 def unread_count(runtime: RuntimeDep, who: PrincipalDep) -> Unread:
     with runtime.db.session() as s:
         return Unread(unread=feed.unread_count(s, who.reader))
 
 
-@router.post("/notifications/{item_id}/read")
+@routes.post("/notifications/{item_id}/read")
 def read(runtime: RuntimeDep, who: PrincipalDep,
          item_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)]) -> dict[str, Any]:
     """Mark one item read; the receiver's other open sessions get an `unread` frame."""
@@ -87,7 +87,7 @@ def read(runtime: RuntimeDep, who: PrincipalDep,
     return dict(shown)
 
 
-@router.post("/notifications/read-all", response_model=Unread)
+@routes.post("/notifications/read-all", response_model=Unread)
 def read_all(runtime: RuntimeDep, who: PrincipalDep) -> Unread:
     """Mark every unread item read; the receiver's open sessions get an `unread` frame."""
     with runtime.db.session() as s:
@@ -110,14 +110,14 @@ def _user_only(who: Principal) -> Principal:
     return who
 
 
-@router.get("/settings", response_model=d.SettingsIn)
+@routes.get("/settings", response_model=d.SettingsIn)
 def get_settings(runtime: RuntimeDep, who: PrincipalDep) -> d.SettingsIn:
     _user_only(who)
     with runtime.db.session() as s:
         return d.get_settings(s, who.tenant, who.id)
 
 
-@router.put("/settings", response_model=d.SettingsIn)
+@routes.put("/settings", response_model=d.SettingsIn)
 def put_settings(runtime: RuntimeDep, who: PrincipalDep, body: d.SettingsIn) -> d.SettingsIn:
     _user_only(who)
     check_settings(runtime, body)
@@ -134,11 +134,11 @@ class DeviceIn(Input):
     platform: str = Field(default="android", max_length=20)
 
 
-@router.post("/push-subscriptions", status_code=201)
+@routes.post("/push-subscriptions", status_code=201)
 def add_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
                           body: d.PushSubscriptionIn) -> dict[str, Any]:
     """Register a browser subscription; an endpoint Herald may not send to is a 422."""
-    refused = endpoint_problems(runtime.settings.outbound.allow, body.endpoint, "endpoint")
+    refused = endpoint_problems(runtime.config.outbound.allow, body.endpoint, "endpoint")
     if refused:
         raise ValidationFailed(refused)
     _register(runtime, _user_only(who), PushKind.WEBPUSH, body.endpoint,
@@ -146,20 +146,20 @@ def add_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
     return {"endpoint": body.endpoint, "registered": True}
 
 
-@router.delete("/push-subscriptions", status_code=204)
+@routes.delete("/push-subscriptions", status_code=204)
 def remove_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
                              body: Annotated[EndpointRef, Body()]) -> Response:
     _remove_target(runtime, _user_only(who), PushKind.WEBPUSH, body.endpoint)
     return Response(status_code=204)
 
 
-@router.post("/devices", status_code=201)
+@routes.post("/devices", status_code=201)
 def add_device(runtime: RuntimeDep, who: PrincipalDep, body: DeviceIn) -> dict[str, Any]:
     _register(runtime, _user_only(who), PushKind.FCM, body.token)
     return {"token": body.token, "registered": True}
 
 
-@router.delete("/devices", status_code=204)
+@routes.delete("/devices", status_code=204)
 def remove_device(runtime: RuntimeDep, who: PrincipalDep,
                   body: Annotated[DeviceIn, Body()]) -> Response:
     _remove_target(runtime, _user_only(who), PushKind.FCM, body.token)

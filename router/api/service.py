@@ -10,23 +10,23 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
-from router import deliveries
-from router import directory as d
-from router import models as m
 from router.api.deps import RuntimeDep, TenantDep
 from router.api.errors import documented
-from router.audience import DirectoryView
-from router.enums import MemberKind, SubjectKind
-from router.errors import NotFound, Problem, ValidationFailed
-from router.events import Event, problems_from, unknown_type
-from router.inputs import INT_MAX
-from router.pipeline import Published, publish, store_signups
-from router.planner import plan_event
-from router.push_validation import endpoint_problems
+from router.core.enums import MemberKind, SubjectKind
+from router.core.errors import NotFound, Problem, ValidationFailed
+from router.core.inputs import INT_MAX
+from router.delivery import deliveries
+from router.directory import directory as d
+from router.directory.audience import DirectoryView
+from router.directory.push_validation import endpoint_problems
+from router.routing.events import Event, problems_from, unknown_type
+from router.routing.pipeline import Published, publish, store_signups
+from router.routing.planner import plan_event
 from router.runtime import Runtime
+from router.store import models as m
 
 log = logging.getLogger("herald.api")
-router = APIRouter(prefix="/v1", responses=documented(401, 404, 413, 422, 429, 503))
+routes = APIRouter(prefix="/v1", responses=documented(401, 404, 413, 422, 429, 503))
 MAX_BATCH = 1000
 
 
@@ -72,7 +72,7 @@ def _events(runtime: Runtime, tenant: str, body: list[Event], prefix: bool) -> l
         try:
             problems += unknown_type(event.type, known, where)
             for n, signup in enumerate(event.signups):
-                problems += _push_problems(runtime.settings.outbound.allow, signup,
+                problems += _push_problems(runtime.config.outbound.allow, signup,
                                            f"{where}signups.{n}.")
             events.append(_check_tenant(event, tenant, where))
         except ValidationFailed as exc:
@@ -107,7 +107,7 @@ def _accepted(p: Published) -> Accepted:
     return Accepted(id=p.event_id, status=p.status, duplicate=not p.new)
 
 
-@router.post("/events", status_code=202, response_model=Accepted, tags=["events"])
+@routes.post("/events", status_code=202, response_model=Accepted, tags=["events"])
 def publish_event(runtime: RuntimeDep, tenant: TenantDep,
                   body: Annotated[Event, Body(openapi_examples=EVENT_EXAMPLES)]) -> Accepted:
     """Publish one event. Publishing the same id again returns the same answer (and
@@ -115,7 +115,7 @@ def publish_event(runtime: RuntimeDep, tenant: TenantDep,
     return _accepted(_publish(runtime, tenant, _events(runtime, tenant, [body], False))[0])
 
 
-@router.post("/events:batch", status_code=202, response_model=BatchAccepted, tags=["events"])
+@routes.post("/events:batch", status_code=202, response_model=BatchAccepted, tags=["events"])
 def publish_batch(runtime: RuntimeDep, tenant: TenantDep,
                   body: Annotated[list[Event], Body(max_length=MAX_BATCH)]
                   ) -> BatchAccepted:
@@ -125,7 +125,7 @@ def publish_batch(runtime: RuntimeDep, tenant: TenantDep,
     return BatchAccepted(accepted=[_accepted(p) for p in _publish(runtime, tenant, events)])
 
 
-@router.post("/events:explain", tags=["events"])
+@routes.post("/events:explain", tags=["events"])
 def explain(runtime: RuntimeDep, tenant: TenantDep,
             body: Annotated[Event, Body(openapi_examples=EVENT_EXAMPLES)],
             rules_version: Annotated[int | None, Query(ge=1, le=INT_MAX)] = None
@@ -141,7 +141,7 @@ def explain(runtime: RuntimeDep, tenant: TenantDep,
     return plan.as_dict()
 
 
-@router.get("/events/{event_id}", tags=["events"])
+@routes.get("/events/{event_id}", tags=["events"])
 def activity(runtime: RuntimeDep, tenant: TenantDep, event_id: str) -> dict[str, Any]:
     """What was matched, who got what on which channel, and each delivery's status."""
     with runtime.db.session() as s:
@@ -233,13 +233,13 @@ def _from_url(body: BaseModel, **url: str) -> Any:
     return body.model_copy(update=url)
 
 
-@router.put("/users/{user_id}", status_code=204, tags=["directory"])
+@routes.put("/users/{user_id}", status_code=204, tags=["directory"])
 def put_user(runtime: RuntimeDep, tenant: TenantDep, user_id: PathId, body: UserPut) -> Response:
     _write(runtime, d.put_user, tenant, _from_url(body, id=user_id))
     return Response(status_code=204)
 
 
-@router.delete("/users/{user_id}", status_code=204, tags=["directory"])
+@routes.delete("/users/{user_id}", status_code=204, tags=["directory"])
 def delete_user(runtime: RuntimeDep, tenant: TenantDep, user_id: str) -> Response:
     _write(runtime, d.delete_user, tenant, user_id)
     return Response(status_code=204)
@@ -254,9 +254,9 @@ def _unit_routes(kind: MemberKind, plural: str) -> None:
         _write(runtime, d.delete_unit, tenant, kind, unit_id)
         return Response(status_code=204)
 
-    router.put(f"/{plural}/{{unit_id}}", status_code=204, tags=["directory"],
+    routes.put(f"/{plural}/{{unit_id}}", status_code=204, tags=["directory"],
                name=f"put_{kind}")(put)
-    router.delete(f"/{plural}/{{unit_id}}", status_code=204, tags=["directory"],
+    routes.delete(f"/{plural}/{{unit_id}}", status_code=204, tags=["directory"],
                   name=f"delete_{kind}")(remove)
 
 
@@ -264,40 +264,40 @@ _unit_routes(MemberKind.DEPARTMENT, "departments")
 _unit_routes(MemberKind.TEAM, "teams")
 
 
-@router.put("/templates/{template_id}", status_code=204, tags=["directory"])
+@routes.put("/templates/{template_id}", status_code=204, tags=["directory"])
 def put_template(runtime: RuntimeDep, tenant: TenantDep, template_id: PathId,
                  body: TemplatePut) -> Response:
     _write(runtime, d.put_template, tenant, _from_url(body, id=template_id))
     return Response(status_code=204)
 
 
-@router.delete("/templates/{template_id}", status_code=204, tags=["directory"])
+@routes.delete("/templates/{template_id}", status_code=204, tags=["directory"])
 def delete_template(runtime: RuntimeDep, tenant: TenantDep, template_id: str) -> Response:
     _write(runtime, d.delete_template, tenant, template_id)
     return Response(status_code=204)
 
 
-@router.put("/subjects/{kind}/{subject_id}", status_code=204, tags=["directory"])
+@routes.put("/subjects/{kind}/{subject_id}", status_code=204, tags=["directory"])
 def put_subject(runtime: RuntimeDep, tenant: TenantDep, kind: SubjectKind,
                 subject_id: PathId, body: SubjectPut) -> Response:
     _write(runtime, d.put_subject, tenant, _from_url(body, id=subject_id, kind=kind))
     return Response(status_code=204)
 
 
-@router.delete("/subjects/{kind}/{subject_id}", status_code=204, tags=["directory"])
+@routes.delete("/subjects/{kind}/{subject_id}", status_code=204, tags=["directory"])
 def delete_subject(runtime: RuntimeDep, tenant: TenantDep, kind: SubjectKind,
                    subject_id: str) -> Response:
     _write(runtime, d.delete_subject, tenant, kind, subject_id)
     return Response(status_code=204)
 
 
-@router.put("/subscriptions/{subscription_id}", status_code=204, tags=["directory"])
+@routes.put("/subscriptions/{subscription_id}", status_code=204, tags=["directory"])
 def put_subscription(runtime: RuntimeDep, tenant: TenantDep, subscription_id: PathId,
                      body: SubscriptionPut) -> Response:
     """An employee signing a code user up for one ticket or video session later (a code
     user signs up inside the creating event: see `signups` in POST /v1/events)."""
     subscription = _from_url(body, id=subscription_id)
-    refused = _push_problems(runtime.settings.outbound.allow, subscription)
+    refused = _push_problems(runtime.config.outbound.allow, subscription)
     if refused:
         raise ValidationFailed(refused)
     _write(runtime, d.put_subscription, tenant, subscription)
@@ -305,26 +305,26 @@ def put_subscription(runtime: RuntimeDep, tenant: TenantDep, subscription_id: Pa
 
 
 def _push_problems(allow: list[str], item: BaseModel, prefix: str = "") -> list[Problem]:
-    """A code user's push endpoint must be one Herald may send to (router.outbound)."""
+    """A code user's push endpoint must be one Herald may send to (router.core.outbound)."""
     push = getattr(item, "push_subscription", None)
     if push is None:
         return []
     return endpoint_problems(allow, push.endpoint, f"{prefix}push_subscription.endpoint")
 
 
-@router.delete("/subscriptions/{subscription_id}", status_code=204, tags=["directory"])
+@routes.delete("/subscriptions/{subscription_id}", status_code=204, tags=["directory"])
 def delete_subscription(runtime: RuntimeDep, tenant: TenantDep, subscription_id: str) -> Response:
     _write(runtime, d.delete_subscription, tenant, subscription_id)
     return Response(status_code=204)
 
 
-@router.get("/users/{user_id}/settings", response_model=d.SettingsIn, tags=["settings"])
+@routes.get("/users/{user_id}/settings", response_model=d.SettingsIn, tags=["settings"])
 def get_settings(runtime: RuntimeDep, tenant: TenantDep, user_id: str) -> d.SettingsIn:
     with runtime.db.session() as s:
         return d.get_settings(s, tenant, user_id)
 
 
-@router.put("/users/{user_id}/settings", response_model=d.SettingsIn, tags=["settings"])
+@routes.put("/users/{user_id}/settings", response_model=d.SettingsIn, tags=["settings"])
 def put_settings(runtime: RuntimeDep, tenant: TenantDep, user_id: str,
                  body: d.SettingsIn) -> d.SettingsIn:
     check_settings(runtime, body)
@@ -333,7 +333,7 @@ def put_settings(runtime: RuntimeDep, tenant: TenantDep, user_id: str,
 
 
 def check_settings(runtime: Runtime, body: d.SettingsIn) -> None:
-    from router.settings import check_row_keys
+    from router.directory.settings import check_row_keys
 
     bad = check_row_keys(body, runtime.engine.ruleset)
     if bad:
@@ -355,7 +355,7 @@ class ImportResult(BaseModel):
     imported: dict[str, int] = Field(default_factory=dict)
 
 
-@router.post("/directory:import", response_model=ImportResult, tags=["directory"],
+@routes.post("/directory:import", response_model=ImportResult, tags=["directory"],
              openapi_extra={"requestBody": {"content": {"application/x-ndjson": {
                  "schema": {"type": "string"}}}, "required": True}})
 async def import_directory(request: Request, runtime: RuntimeDep,
@@ -363,7 +363,7 @@ async def import_directory(request: Request, runtime: RuntimeDep,
     """JSONL, one `{"type": "user|department|team|template|subject|subscription",
     "data": {...}}` per line. All or nothing: any bad line refuses the whole import."""
     lines = (await request.body()).decode("utf-8", errors="replace").splitlines()
-    parsed, problems = _parse_import(lines, runtime.settings.outbound.allow)
+    parsed, problems = _parse_import(lines, runtime.config.outbound.allow)
     if problems:
         raise ValidationFailed(problems)
     counts: dict[str, int] = {}

@@ -1,6 +1,6 @@
 """``WS /v1/me/stream``: live feed items, unread counts, acks, replay on reconnect.
 
-The frames are ``router.frames`` (hello, item, unread; ack from the client); the
+The frames are ``router.delivery.frames`` (hello, item, unread; ack from the client); the
 protocol is served as an AsyncAPI 3.0 document at ``/asyncapi.json``.
 Connect with ``?token=<user token>`` (browsers cannot set headers) and, after a
 disconnect, ``&last_seq=<highest seq seen>`` to receive what was missed.
@@ -18,22 +18,23 @@ import logging
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from router import deliveries, feed, metrics
 from router.api.auth import Principal, principal
-from router.errors import AuthError
-from router.frames import POLICY_VIOLATION, TRY_AGAIN_LATER, ServerFrame
-from router.live import Session
+from router.core import metrics
+from router.core.errors import AuthError
+from router.delivery import deliveries, feed
+from router.delivery.frames import POLICY_VIOLATION, TRY_AGAIN_LATER, ServerFrame
+from router.delivery.live import Session
 from router.runtime import Runtime
 
 log = logging.getLogger("herald.stream")
-router = APIRouter()
+routes = APIRouter()
 
 
 def _authenticate(runtime: Runtime, token: str) -> Principal:
     if not token:
         raise AuthError("connect with ?token=<user token>", code="auth.required")
     with runtime.db.session() as s:
-        return principal(s, token, runtime.settings.api.signing_grace_s)
+        return principal(s, token, runtime.config.api.signing_grace_s)
 
 
 def _hello(runtime: Runtime, who: Principal, last_seq: int | None) -> list[ServerFrame]:
@@ -58,7 +59,7 @@ async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
     await websocket.close(code=code, reason=reason)
 
 
-@router.websocket("/v1/me/stream")
+@routes.websocket("/v1/me/stream")
 async def stream(websocket: WebSocket) -> None:
     runtime: Runtime = websocket.app.state.runtime
     token = websocket.query_params.get("token") or websocket.headers.get(
@@ -71,12 +72,12 @@ async def stream(websocket: WebSocket) -> None:
     hub = runtime.hub
     assert hub is not None
     key = (who.tenant, str(who.kind), who.id)
-    if hub.count(key) >= runtime.settings.api.max_ws_per_user:
+    if hub.count(key) >= runtime.config.api.max_ws_per_user:
         await _refuse(websocket, TRY_AGAIN_LATER, "too many connections")
         return
     await websocket.accept()
     session = Session(key=key, send=websocket.send_json)
-    await hub.join(session)  # announced before the hello reads: see router.live, presence
+    await hub.join(session)  # announced before the hello reads: see router.delivery.live, presence
     metrics.WEBSOCKETS.inc()
     try:
         last_seq = websocket.query_params.get("last_seq")

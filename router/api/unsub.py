@@ -9,12 +9,12 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from router import unsubscribe
 from router.api.deps import RuntimeDep
 from router.api.errors import documented
-from router.errors import NotFound
+from router.core.errors import NotFound
+from router.delivery import unsubscribe
 
-router = APIRouter(tags=["email"], responses=documented(404, 503))
+routes = APIRouter(tags=["email"], responses=documented(404, 503))
 
 
 PAGE = ("<!doctype html><meta charset=utf-8><title>Unsubscribe</title>"
@@ -23,7 +23,7 @@ HTML_404: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown or us
                   "content": {"text/html": {"schema": {"type": "string"}}}}}
 
 
-@router.get("/v1/unsubscribe/{token}", response_class=HTMLResponse, responses=HTML_404)
+@routes.get("/v1/unsubscribe/{token}", response_class=HTMLResponse, responses=HTML_404)
 def confirm(runtime: RuntimeDep, token: str) -> HTMLResponse:
     try:
         with runtime.db.session() as s:
@@ -36,7 +36,7 @@ def confirm(runtime: RuntimeDep, token: str) -> HTMLResponse:
                         "<button type=submit>Unsubscribe</button></form>")
 
 
-@router.post("/v1/unsubscribe/{token}")
+@routes.post("/v1/unsubscribe/{token}")
 def one_click(runtime: RuntimeDep, token: str) -> dict[str, str]:
     with runtime.db.session() as s:
         row = unsubscribe.use(s, token)

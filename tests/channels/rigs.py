@@ -8,28 +8,28 @@ error, permanent failure, gone target); the suite itself is adapter-agnostic.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from channels.base import Adapter, Job, Outcome
 from channels.browser import BrowserAdapter
 from channels.email import EmailAdapter
 from channels.push import PushAdapter
-from router import models as m
-from router.config import load_settings
-from router.db import Database
-from router.deliveries import jobs_for
-from router.enums import Channel, DeliveryStatus, OutcomeStatus
-from router.live import CHANNEL, Live
+from router.core.config import load_config
+from router.core.enums import Channel, DeliveryStatus, EventStatus, OutcomeStatus
+from router.delivery.contracts import Adapter, ChannelContext, Job, Outcome
+from router.delivery.deliveries import jobs_for
+from router.delivery.live import CHANNEL, Live
+from router.store import models as m
+from router.store.db import Database
 from tests import factories as f
 from tests.channels import peers
 from tests.conftest import REDIS_URL
@@ -104,9 +104,9 @@ class Rig:
             self._adapter = self.build(self.runtime())
         return self._adapter
 
-    def runtime(self) -> Any:
-        return SimpleNamespace(settings=load_settings(**self.settings()), db=self.pg,
-                               engine=SimpleNamespace(ruleset=self.ruleset), live=None)
+    def runtime(self) -> ChannelContext:
+        return ChannelContext(load_config(**self.settings()), Live(""), self.pg,
+                              self.ruleset.events.get)
 
     def build(self, runtime: Any) -> Adapter:
         raise NotImplementedError
@@ -142,8 +142,18 @@ class Rig:
             self._adapter = None
 
     def close(self) -> None:
+        """Also settles the rows this rig planned: the test session's schema is shared, and
+        another deployment's worker would otherwise route the events and send the pending
+        deliveries to peers long gone (opening that channel's breaker for later tests)."""
         self.close_adapter()
         self._stack.close()
+        with self.pg.session() as s:
+            s.execute(update(m.Delivery).where(
+                m.Delivery.tenant_id == self.tenant,
+                m.Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]))
+                .values(status=DeliveryStatus.SKIPPED, next_attempt_at=None))
+            s.execute(update(m.EventRow).where(m.EventRow.tenant_id == self.tenant)
+                      .values(status=EventStatus.ROUTED))
 
     def new_user(self) -> str:
         self._users += 1
@@ -530,11 +540,10 @@ class BrowserRig(Rig):
               tls=True),
     ]
 
-    def runtime(self) -> Any:
-        runtime = super().runtime()
+    def runtime(self) -> ChannelContext:
         scheme = "rediss" if self.tls else "redis"
-        runtime.live = Live(f"{scheme}://{self.origin}/0" if self.origin else REDIS_URL)
-        return runtime
+        live = Live(f"{scheme}://{self.origin}/0" if self.origin else REDIS_URL)
+        return dataclasses.replace(super().runtime(), live=live)
 
     def build(self, runtime: Any) -> Adapter:
         return BrowserAdapter(runtime)

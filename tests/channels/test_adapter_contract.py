@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from router.enums import OutcomeStatus
+from router.core.enums import OutcomeStatus
 from tests.channels import peers
 from tests.channels.rigs import RIGS, EmailRig, FcmRig, Rig, WebPushRig
 from tests.servers.fcm import FcmService

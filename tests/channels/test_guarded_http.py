@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from channels.guarded_http import GuardedSession, OutboundRefused
-from router.outbound import OutboundPolicy
+from router.core.outbound import OutboundPolicy
 
 
 class Recorder(ThreadingHTTPServer):

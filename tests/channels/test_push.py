@@ -27,16 +27,17 @@ from sqlalchemy import select
 
 from channels import fcm_client
 from channels import push_payload as pp
-from channels.base import Outcome
 from channels.push import PushAdapter, combine, load_vapid
-from router import models as m
-from router.api.auth import mint_user_token
-from router.cli import main as cli_main
-from router.config import PushConfig, load_settings
-from router.deliveries import jobs_for
-from router.enums import Channel, DeliveryStatus, OutcomeStatus
-from router.errors import ConfigError, OutboundConfigError
-from router.outbound import OutboundPolicy
+from router.cli.commands import main as cli_main
+from router.core.config import PushConfig, load_config
+from router.core.enums import Channel, DeliveryStatus, OutcomeStatus
+from router.core.errors import ConfigError, OutboundConfigError
+from router.core.outbound import OutboundPolicy
+from router.core.security import mint_user_token
+from router.delivery.contracts import ChannelContext, Outcome
+from router.delivery.deliveries import jobs_for
+from router.delivery.live import Live
+from router.store import models as m
 from tests.conftest import ROOT, RULES
 from tests.harness import Client, Herald
 from tests.servers.fcm import FcmReply, FcmService
@@ -182,15 +183,15 @@ def test_mismatched_vapid_keys_are_refused_with_the_fix():
 def test_the_fcm_key_may_come_inline_from_the_environment(monkeypatch, fcm):
     info = fcm.service_account_info("inline-project")
     monkeypatch.setenv("HERALD_FCM__SERVICE_ACCOUNT_JSON", json.dumps(info))
-    client = fcm_client.load(load_settings().fcm, LOCAL_ONLY)
+    client = fcm_client.load(load_config().fcm, LOCAL_ONLY)
     assert client is not None and client.project_id == "inline-project"
     monkeypatch.setenv("HERALD_FCM__SERVICE_ACCOUNT_JSON", '{"type": "authorized_user"}')
     with pytest.raises(ConfigError, match="service-account key"):
-        fcm_client.load(load_settings().fcm, LOCAL_ONLY)
+        fcm_client.load(load_config().fcm, LOCAL_ONLY)
 
 
 def test_fcm_invalid_argument_about_the_message_keeps_the_token(fcm):
-    client = fcm_client.load(load_settings(fcm={"service_account_json": json.dumps(
+    client = fcm_client.load(load_config(fcm={"service_account_json": json.dumps(
         fcm.service_account_info()), "base_url": fcm.base_url}).fcm, LOCAL_ONLY)
     assert client is not None
     with requests.Session() as http:
@@ -204,12 +205,18 @@ def test_fcm_invalid_argument_about_the_message_keeps_the_token(fcm):
 # ====================================================================== missing VAPID keys
 
 
+def push_context(pg, ruleset, **push: str) -> ChannelContext:
+    """What a push adapter needs, without a broker: config, the rules' event catalogue, database."""
+    config = load_config(push={"vapid_private_key": "", "vapid_public_key": "", **push},
+                         fcm={"service_account_file": "", "service_account_json": ""})
+    return ChannelContext(config, Live(""), pg, ruleset.events.get)
+
+
 def bare_runtime(pg, ruleset, **push: str) -> Any:
-    """What the worker's deliver() needs, without a broker: settings, rules, database."""
+    """What the worker's deliver() needs, without a broker: config, database, the adapter."""
+    adapter = PushAdapter(push_context(pg, ruleset, **push))
     return SimpleNamespace(
-        settings=load_settings(push={"vapid_private_key": "", "vapid_public_key": "", **push},
-                               fcm={"service_account_file": "", "service_account_json": ""}),
-        engine=SimpleNamespace(ruleset=ruleset), db=pg,
+        config=adapter.config, db=pg, adapter=lambda _channel: adapter,
         workers=SimpleNamespace(enqueue_deliveries=lambda *a, **k: None,
                                 enqueue_expiry=lambda *a, **k: None))
 
@@ -219,7 +226,7 @@ def test_without_vapid_keys_a_web_push_fails_once_and_for_good_naming_the_fix(pg
 
     runtime = bare_runtime(pg, ruleset)
     with pytest.raises(ConfigError, match="herald vapid generate"):
-        PushAdapter(runtime).check()
+        runtime.adapter(Channel.PUSH).check()
     delivery_id = _planned_web_push(pg)
     deliver(runtime, Channel.PUSH, [delivery_id])
     with pg.session() as s:
@@ -231,7 +238,7 @@ def test_without_vapid_keys_a_web_push_fails_once_and_for_good_naming_the_fix(pg
 
 def test_a_batch_that_runs_out_of_time_leaves_the_rest_for_a_retry(pg, ruleset):
     private, public = vapid_keypair()
-    adapter = PushAdapter(bare_runtime(pg, ruleset, vapid_private_key=private,
+    adapter = PushAdapter(push_context(pg, ruleset, vapid_private_key=private,
                                        vapid_public_key=public))
     adapter.time_budget_s = 0
     with pg.session() as s:
@@ -278,8 +285,8 @@ def test_a_stored_endpoint_outside_the_outbound_policy_fails_for_good_without_a_
     private, public = vapid_keypair()
     with PushService(expected_vapid_public_key=public) as service:
         delivery_id = _planned_web_push(pg, service.new_subscription())  # http://127.0.0.1:port
-        runtime = bare_runtime(pg, ruleset, vapid_private_key=private, vapid_public_key=public)
-        outcome = _push_once(pg, PushAdapter(runtime), delivery_id)
+        ctx = push_context(pg, ruleset, vapid_private_key=private, vapid_public_key=public)
+        outcome = _push_once(pg, PushAdapter(ctx), delivery_id)
         assert outcome.status == OutcomeStatus.FAILED
         assert "not sent: must be an https URL (plain http only for hosts in outbound.allow)" \
             in outcome.detail
@@ -291,7 +298,7 @@ def test_a_push_endpoint_whose_name_does_not_resolve_is_retried_later(pg, rulese
         raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
 
     private, public = vapid_keypair()
-    adapter = PushAdapter(bare_runtime(pg, ruleset, vapid_private_key=private,
+    adapter = PushAdapter(push_context(pg, ruleset, vapid_private_key=private,
                                        vapid_public_key=public))
     adapter.outbound = OutboundPolicy(resolve=no_answer)
     outcome = _push_once(pg, adapter, _planned_web_push(pg))  # https://push.invalid/...
@@ -301,8 +308,8 @@ def test_a_push_endpoint_whose_name_does_not_resolve_is_retried_later(pg, rulese
 
 def test_an_fcm_url_outside_the_outbound_policy_is_refused_at_start_up_with_the_key(fcm):
     info = fcm.service_account_info()
-    cfg = load_settings(fcm={"service_account_json": json.dumps(info),
-                             "base_url": fcm.base_url}).fcm
+    cfg = load_config(fcm={"service_account_json": json.dumps(info),
+                           "base_url": fcm.base_url}).fcm
     with pytest.raises(OutboundConfigError, match=r"fcm.base_url http://127\.0\.0\.1:\d+ is "
                        r"refused: must be an https URL \(plain http only for hosts in "
                        r"outbound.allow\)"):

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from channels.base import Job
 from channels.mail_content import MailRenderer
-from router.enums import Channel
-from router.texts import TEMPLATES, TextCatalogue, environment
+from router.core.enums import Channel
+from router.core.templating import TEMPLATES, environment
+from router.delivery.contracts import Job
+from router.routing.texts import TextCatalogue
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("HERALD_UPDATE_GOLDEN") == "1"

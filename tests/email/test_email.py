@@ -10,9 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from router import models as m
-from router.config import load_settings
-from router.errors import ConfigError
+from router.core.config import load_config
+from router.core.errors import ConfigError
+from router.store import models as m
 from tests.harness import Client, Herald, wait_until
 from tests.servers.smtp import SmtpSink
 
@@ -207,7 +207,7 @@ def test_a_550_is_a_permanent_failure_with_the_bounce_reason(client, sink):
 
 
 def test_clear_notifications_hides_older_items_from_code_users_only(client, sink, pg):
-    from router import access
+    from router.delivery import access
 
     sign_up(client)
     client.post("/v1/events", json=ticket("e10"))
@@ -231,7 +231,7 @@ def test_clear_notifications_hides_older_items_from_code_users_only(client, sink
 
 def test_access_token_lifetime_above_14_days_is_refused_at_start_up(tmp_path):
     with pytest.raises(ConfigError, match="at most 14 days"):
-        load_settings(access_token_days=15)
+        load_config(access_token_days=15)
     herald = Herald(tmp_path, embedded=True, access_token_days=30)
     result = herald.cli("migrate")
     assert result.returncode == 2

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text, update
 
-from router import models as m
+from router.store import models as m
 from tests.faults.conftest import record
 from tests.harness import Client, Herald, wait_until
 from tests.servers.smtp import SmtpSink

@@ -14,7 +14,7 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from router import models as m
+from router.store import models as m
 from tests.faults.conftest import record
 from tests.harness import Client, Herald, free_port, wait_until
 

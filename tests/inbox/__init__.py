@@ -17,7 +17,7 @@ from typing import Any, Self
 import httpx
 import jsonschema_rs
 
-from router.api.auth import mint_user_token
+from router.core.security import mint_user_token
 from tests.harness import Client, Herald, free_port, wait_until
 
 AVATAR = "https://avatars.herald.test/max.png"

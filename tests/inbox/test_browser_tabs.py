@@ -235,7 +235,7 @@ def _code_user(client: Client, pg: Any, tenant_id: str, code_id: str, subject_id
     """An access token of a code user subscribed (by email) to a ticket of the code."""
     from datetime import UTC, datetime
 
-    from router import access
+    from router.delivery import access
 
     client.put(f"/v1/subjects/ticket/{subject_id}",
                json={"kind": "ticket", "id": subject_id, "code_id": code_id})

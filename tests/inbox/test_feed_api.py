@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from router import access
-from router import models as m
+from router.delivery import access
+from router.store import models as m
 from tests.harness import Client, Herald
 from tests.inbox import AVATAR, LINKS, Inbox, event, publish, seed_people, start, user_token
 

@@ -1,4 +1,4 @@
-"""Presence (router.live): which receivers have an open websocket session, as the
+"""Presence (router.delivery.live): which receivers have an open websocket session, as the
 router sees it from another process, against the real Redis."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from router.live import PRESENCE, PRESENCE_TTL_S, REPLICAS, Hub, Live, Session, member
+from router.delivery.live import PRESENCE, PRESENCE_TTL_S, REPLICAS, Hub, Live, Session, member
 from tests.conftest import REDIS_URL
 from tests.harness import free_port
 

@@ -16,7 +16,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from router import access
+from router.delivery import access
 from tests.harness import Client, Herald, free_port, wait_until
 from tests.inbox import (
     AVATAR,

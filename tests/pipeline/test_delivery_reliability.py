@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
-from channels.base import Outcome
-from router import deliveries
-from router import models as m
-from router.config import DeliveryConfig, load_settings
-from router.enums import Channel, DeliveryStatus
-from router.models import utcnow
+from router.core.config import DeliveryConfig, load_config
+from router.core.enums import Channel, DeliveryStatus
+from router.delivery import deliveries
+from router.delivery.contracts import Outcome
 from router.runtime import Runtime
+from router.store import models as m
+from router.store.models import utcnow
 from tests import factories as f
 from tests.conftest import PG_URL, RULES, SCHEMA
 from tests.harness import wait_until
@@ -40,11 +40,11 @@ def sink() -> Iterator[SmtpSink]:
 
 
 def start(sink: SmtpSink, sweeper: bool = False, **delivery: Any) -> tuple[Runtime, Sweeper]:
-    settings = load_settings(
+    config = load_config(
         database_url=PG_URL.replace(f"application_name={SCHEMA}", f"application_name={WORKER_APP}"),
         broker_url="", rules_path=RULES, smtp={"port": sink.port},
         delivery={**FAST, **delivery})
-    runtime = Runtime(settings)
+    runtime = Runtime(config)
     runtime.workers.start(threads=2)
     sweep = Sweeper(runtime)
     if sweeper:
@@ -190,7 +190,7 @@ def test_the_lost_message_pass_leaves_claimed_and_not_yet_due_work_alone(pg):
 
 
 def test_a_silent_workers_claims_are_released_once_and_a_beating_workers_never(pg):
-    from router import heartbeats
+    from router.store import heartbeats
 
     dead_claim, live_claim = planned_email(pg), planned_email(pg)
     dead, live = f"host:1:{uuid.uuid4().hex[:6]}", f"host:2:{uuid.uuid4().hex[:6]}"

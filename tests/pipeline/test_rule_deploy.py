@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from router import models as m
-from router.db import Database
+from router.store import models as m
+from router.store.db import Database
 from tests.conftest import RULES, own_schema
 from tests.harness import Client, Herald, wait_until
 from tests.pipeline.test_service_e2e import seed_directory, ticket

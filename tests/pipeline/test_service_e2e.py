@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from router import models as m
+from router.store import models as m
 from tests.harness import Client, Herald, wait_until
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from router import models as m
+from router.store import models as m
 from tests.harness import Client, Herald, wait_until
 from tests.servers.smtp import SmtpSink
 from tests.servers.webpush import PushService, vapid_keypair

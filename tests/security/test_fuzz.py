@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from router.api.auth import mint_user_token
+from router.core.security import mint_user_token
 from tests.harness import Client, Herald
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def deployment(tmp_path_factory, pg):
 
 @pytest.fixture(scope="module")
 def credentials(deployment, pg):
-    from router import tenants
+    from router.directory import tenants
 
     with pg.session() as s:
         created = tenants.create(s, "Fuzz", tenant_id="fuzz-tenant")

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from router import access
-from router.api.auth import mint_user_token
+from router.core.security import mint_user_token
+from router.delivery import access
 from tests.harness import Client, Herald, wait_until
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def deployment(tmp_path_factory, pg):
 @pytest.fixture(scope="module")
 def world(deployment, pg):
     """Tenant A with data everywhere; tenant B with its own key and user."""
-    from router import tenants
+    from router.directory import tenants
 
     made = {}
     with pg.session() as s:
@@ -167,7 +167,7 @@ def _alpha_unchanged(deployment, world) -> None:
 
 
 def test_a_user_cannot_touch_another_users_feed_or_settings(deployment, world, pg):
-    from router import directory as d
+    from router.directory import directory as d
 
     with pg.session() as s:
         d.put_user(s, world["a"].tenant_id, d.UserIn(id="carol", name="Carol"))

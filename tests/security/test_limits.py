@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from router.config import Settings
-from router.db import Database
-from router.errors import BatchOverBurst, RateLimited, RuleFileError
-from router.limits import Limiter
-from router.rulefile import load_ruleset
+from router.core.config import Config
+from router.core.errors import BatchOverBurst, RateLimited, RuleFileError
+from router.core.limits import Limiter
+from router.routing.texts import TextCatalogue
+from router.ruleset.rulefile import load_ruleset
 from router.runtime import Runtime
-from router.texts import TextCatalogue
+from router.store.db import Database
 from tests.conftest import REDIS_URL, ROOT, RULES
 from tests.harness import Client, Herald
 
@@ -209,8 +209,8 @@ def test_a_billion_laughs_edit_is_refused_by_the_embedded_deploy_and_the_rules_i
     rules = copy_of_shipped_rules(tmp_path)
     url = f"sqlite:///{tmp_path}/h.db"
     Database(url).migrate()
-    runtime = Runtime(Settings(database_url=url, broker_url="", redis_url="",
-                               rules_path=str(rules)))
+    runtime = Runtime(Config(database_url=url, broker_url="", redis_url="",
+                             rules_path=str(rules)))
     in_force, version = runtime.engine.ruleset, runtime.engine.version
     (rules / "bomb.yaml").write_text(billion_laughs())
     started = time.perf_counter()

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from router import models as m
-from router.api.auth import mint_user_token
+from router.core.security import mint_user_token
+from router.store import models as m
 from tests.harness import Client, Herald
 from tests.servers.fcm import FcmService
 from tests.servers.webpush import PushService, vapid_keypair

@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from router import models as m
-from router.api.auth import mint_user_token
+from router.core.security import mint_user_token
+from router.store import models as m
 from tests.harness import Client, Herald
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def deployment(tmp_path_factory, pg):
 def tenant(deployment, pg):
     import uuid
 
-    from router import tenants
+    from router.directory import tenants
 
     with pg.session() as s:
         created = tenants.create(s, "Odd Input", tenant_id=f"t-{uuid.uuid4().hex[:10]}")

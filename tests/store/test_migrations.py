@@ -8,8 +8,8 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from router.db import MIGRATIONS, Database
-from router.models import Base
+from router.store.db import MIGRATIONS, Database
+from router.store.models import Base
 
 
 def _differences(db: Database) -> list[object]:

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from websockets.sync.client import connect
 
-from router.api.auth import mint_user_token
+from router.core.security import mint_user_token
 from tests.harness import Client, Herald, wait_until
 from tests.servers.smtp import SmtpSink
 

@@ -1,0 +1,1 @@
+"""The `herald` command line: service, rules, demo and admin commands."""

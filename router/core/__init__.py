@@ -1,0 +1,1 @@
+"""Bottom layer: enums, errors, process config, logs, metrics, secrets, input and outbound policy."""

@@ -1,0 +1,77 @@
+"""Per-tenant publish rate limit: a token bucket, in Redis when there is one.
+
+The Redis bucket is one Lua script (atomic across API replicas). If Redis is
+unreachable the limiter lets the request through and logs it: publishing
+depends on the database, not on the limiter. A batch costs one token per event;
+one larger than the burst could never be admitted and is refused outright.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from router.core.errors import BatchOverBurst, RateLimited
+
+log = logging.getLogger("herald.limits")
+
+_LUA = """
+local tokens = tonumber(redis.call('HGET', KEYS[1], 't') or ARGV[2])
+local stamp = tonumber(redis.call('HGET', KEYS[1], 's') or ARGV[4])
+local rate, burst, now, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[3])
+tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
+if tokens < cost then
+  return tostring((cost - tokens) / rate)
+end
+redis.call('HSET', KEYS[1], 't', tokens - cost, 's', now)
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 10)
+return '0'
+"""
+
+
+def publish_path_redis(url: str, timeout_s: float) -> redis.Redis:
+    """A Redis client that gives up after timeout_s: a timeout is never retried (a frozen
+    Redis would cost every retry), a dropped pooled connection is retried once at once."""
+    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
+
+
+class Limiter:
+    def __init__(self, rate: float, burst: int, redis_url: str = "", timeout_s: float = 0.2) -> None:
+        self.rate, self.burst = rate, burst
+        self._redis = publish_path_redis(redis_url, timeout_s) if redis_url else None
+        self._script = self._redis.register_script(_LUA) if self._redis else None
+        self._local: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, tenant: str, cost: int = 1) -> None:
+        """Spend `cost` tokens or raise RateLimited with the seconds to wait."""
+        if cost > self.burst:
+            raise BatchOverBurst(cost, self.burst)
+        wait = self._take_redis(tenant, cost) if self._script else self._take_local(tenant, cost)
+        if wait > 0:
+            raise RateLimited(wait)
+
+    def _take_redis(self, tenant: str, cost: int) -> float:
+        try:
+            assert self._script is not None
+            return float(self._script(keys=[f"herald:rate:{tenant}"],
+                                      args=[self.rate, self.burst, cost, time.time()]))
+        except redis.RedisError as exc:
+            log.warning("limits.redis_unavailable", extra={"error": str(exc)})
+            return 0.0
+
+    def _take_local(self, tenant: str, cost: int) -> float:
+        now = time.monotonic()
+        with self._lock:
+            tokens, stamp = self._local.get(tenant, (float(self.burst), now))
+            tokens = min(self.burst, tokens + (now - stamp) * self.rate)
+            if tokens < cost:
+                return (cost - tokens) / self.rate
+            self._local[tenant] = (tokens - cost, now)
+            return 0.0

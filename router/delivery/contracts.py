@@ -1,0 +1,126 @@
+"""The one channel interface: the contracts between the delivery layer and ``channels/``.
+
+An adapter takes a batch of :class:`Job` snapshots (plain data, no database
+objects) and returns one :class:`Outcome` per delivery id. Vendor exceptions
+never leave an adapter: they are translated into outcomes at the boundary.
+
+The worker calls, in order: ``prepare`` (reads what the batch needs, inside a
+short DB session), ``send`` (network I/O, no DB session held), then
+``after`` (DB side effects such as dropping a gone subscription).
+
+An adapter sees the process only through a :class:`ChannelContext`: the config, the
+live publisher, the database handle, a clock and the event catalogue's options. It
+never sees the runtime (import-linter keeps ``channels`` off ``router.runtime``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+from sqlalchemy.orm import Session
+
+from router.core.config import Config
+from router.core.enums import Channel, OutcomeStatus
+from router.store.db import Database
+from router.store.models import utcnow
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: OutcomeStatus
+    detail: str = ""
+    retry_after: float | None = None
+    provider_ref: str | None = None
+    gone: tuple[str, ...] = ()  # addresses (endpoints, tokens) the provider says are gone
+
+    @classmethod
+    def sent(cls, detail: str = "", provider_ref: str | None = None) -> Outcome:
+        return cls(OutcomeStatus.SENT, detail, provider_ref=provider_ref)
+
+    @classmethod
+    def retry(cls, detail: str, retry_after: float | None = None) -> Outcome:
+        return cls(OutcomeStatus.RETRY, detail, retry_after=retry_after)
+
+    @classmethod
+    def failed(cls, detail: str) -> Outcome:
+        return cls(OutcomeStatus.FAILED, detail)
+
+
+@dataclass
+class Job:
+    """Everything an adapter needs to send one delivery, loaded before any I/O."""
+
+    id: int
+    tenant: str
+    channel: Channel
+    receiver_kind: str
+    receiver_id: str
+    strategy: str
+    attempts: int
+    content: dict[str, Any]
+    event: dict[str, Any]
+    feed_item_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LivePublisher(Protocol):
+    """Publishes live feed entries to every open websocket session, on any replica."""
+
+    def publish(self, entries: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+class EventOptions(Protocol):
+    """What the event catalogue says about an event type that a channel needs."""
+
+    @property
+    def ttl_s(self) -> int | None: ...
+
+    @property
+    def urgency(self) -> str: ...
+
+
+def no_event_options(_event_type: str) -> EventOptions | None:
+    return None
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """Everything an adapter may use from the process that runs it."""
+
+    config: Config
+    live: LivePublisher
+    db: Database | None = None  # adapters get sessions in prepare/after; None in tools, benches
+    event_options: Callable[[str], EventOptions | None] = no_event_options  # the rule set in force
+    now: Callable[[], datetime] = utcnow
+
+
+class Adapter(ABC):
+    """Base class: identity and limits as class attributes, one send per batch."""
+
+    channel: ClassVar[Channel]
+    batch_size: ClassVar[int] = 100
+    record_every: ClassVar[int] = 1000  # outcomes are committed after this many sends
+
+    def __init__(self, ctx: ChannelContext) -> None:
+        self.ctx = ctx
+        self.config = ctx.config
+
+    def check(self) -> None:
+        """Raise ConfigError when the channel cannot work with the current config."""
+
+    def prepare(self, s: Session, jobs: list[Job]) -> None:
+        """Load per-batch data (addresses, targets, tokens) into ``job.extra``."""
+
+    @abstractmethod
+    def send(self, jobs: list[Job]) -> dict[int, Outcome]:
+        """Deliver the batch; one outcome per job id. Never raises vendor errors."""
+
+    def after(self, s: Session, jobs: list[Job], outcomes: dict[int, Outcome]) -> None:
+        """Record side effects of the outcomes (e.g. forget gone addresses)."""
+
+    def close(self) -> None:
+        """Release connections held between batches."""

@@ -1,0 +1,1 @@
+"""Who is there: the directory (users, groups, subscriptions), audiences, receiver settings, tenants."""

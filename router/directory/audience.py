@@ -1,0 +1,180 @@
+"""Audience resolution: selectors -> receivers, against the directory in SQL.
+
+A :class:`DirectoryView` answers the planner's questions for one tenant and
+memoises them, so routing a batch of events asks each question once. Users and
+settings come back as Core rows of the columns the planner reads (no ORM objects:
+building 50,000 of them was a second of a fan-out's routing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from router.core.enums import MemberKind, UserKind
+from router.store import models as m
+from router.store.db import one_of, pair_of
+
+
+@dataclass(frozen=True)
+class GroupPick:
+    group_id: str | None
+    note: str  # why this group: "responsible group X" / "default group X"
+
+
+USER_COLUMNS = (m.User.id, m.User.kind, m.User.name, m.User.email, m.User.language,
+                m.User.active, m.User.avatar_url)
+SETTINGS_COLUMNS = (m.UserSettings.user_id, m.UserSettings.push, m.UserSettings.email,
+                    m.UserSettings.customer_notifications, m.UserSettings.advanced)
+
+
+class DirectoryView:
+    """Read-only, memoised questions about one tenant's directory."""
+
+    def __init__(self, session: Session, tenant: str) -> None:
+        self.s = session
+        self.tenant = tenant
+        self._cache: dict[tuple[Any, ...], Any] = {}
+        self._users: dict[str, Any] = {}
+        self._settings: dict[str, Any] = {}
+        self._push: dict[str, bool] = {}
+
+    def _memo(self, key: tuple[Any, ...], compute: Any) -> Any:
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    # -- batch prefetch: one query per question for a whole batch of events ---------
+
+    def prefetch_subjects(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Subjects, participants and code-user sign-ups for many subjects at once."""
+        keys = [k for k in dict.fromkeys(keys) if ("subject", *k) not in self._cache]
+        for chunk in _chunks(keys, 2000):  # type: ignore[arg-type]
+            self._prefetch_chunk(chunk)
+
+    def _prefetch_chunk(self, keys: list[tuple[str, str]]) -> None:
+        for key in keys:
+            self._cache[("subject", *key)] = None
+            self._cache[("participants", *key)] = []
+            self._cache[("subs", *key)] = []
+        t = self.tenant
+        for row in self.s.scalars(select(m.SubjectRow).where(
+                m.SubjectRow.tenant_id == t, pair_of(self.s, m.SubjectRow.kind, m.SubjectRow.id, keys))):
+            self._cache[("subject", row.kind, row.id)] = row
+        for kind, sid, uid in self.s.execute(select(
+                m.Participant.subject_kind, m.Participant.subject_id, m.Participant.user_id).where(
+                m.Participant.tenant_id == t, pair_of(self.s, m.Participant.subject_kind,
+                                                      m.Participant.subject_id, keys))):
+            self._cache[("participants", kind, sid)].append(uid)
+        for sub in self.s.scalars(select(m.Subscription).where(
+                m.Subscription.tenant_id == t, m.Subscription.active.is_(True),
+                pair_of(self.s, m.Subscription.subject_kind, m.Subscription.subject_id, keys))
+                .order_by(m.Subscription.id)):
+            self._cache[("subs", sub.subject_kind, sub.subject_id)].append(sub)
+
+    def tenant_row(self) -> m.Tenant | None:
+        return self._memo(("tenant",), lambda: self.s.get(m.Tenant, self.tenant))
+
+    def subject(self, kind: str, subject_id: str) -> m.SubjectRow | None:
+        return self._memo(("subject", kind, subject_id),
+                          lambda: self.s.get(m.SubjectRow, (self.tenant, kind, subject_id)))
+
+    def pick_group(self, template_id: str, submodule: str, wanted: str | None) -> GroupPick:
+        groups = self._memo(("groups", template_id, submodule), lambda: list(self.s.scalars(
+            select(m.TemplateGroup.group_id).where(
+                m.TemplateGroup.tenant_id == self.tenant,
+                m.TemplateGroup.template_id == template_id,
+                m.TemplateGroup.submodule == submodule,
+            ).order_by(m.TemplateGroup.position))))
+        if wanted and wanted in groups:
+            return GroupPick(wanted, f"responsible group {wanted}")
+        if not groups:
+            return GroupPick(None, f"template {template_id} has no {submodule} group")
+        return GroupPick(groups[0], f"default group {groups[0]}")
+
+    def group_members(self, template_id: str, submodule: str, group_id: str) -> list[str]:
+        return self._memo(("members", template_id, submodule, group_id),
+                          lambda: self._expand_group(template_id, submodule, group_id))
+
+    def _expand_group(self, template_id: str, submodule: str, group_id: str) -> list[str]:
+        refs = self.s.execute(select(m.GroupMember.member_kind, m.GroupMember.member_id).where(
+            m.GroupMember.tenant_id == self.tenant, m.GroupMember.template_id == template_id,
+            m.GroupMember.submodule == submodule, m.GroupMember.group_id == group_id)).all()
+        users = [mid for kind, mid in refs if kind == MemberKind.USER]
+        units = [(kind, mid) for kind, mid in refs if kind != MemberKind.USER]
+        for kind, unit_id in units:
+            users += self.unit_members(kind, unit_id)
+        return list(dict.fromkeys(users))
+
+    def unit_members(self, kind: str, unit_id: str) -> list[str]:
+        return self._memo(("unit", kind, unit_id), lambda: list(self.s.scalars(
+            select(m.UnitMember.user_id).where(
+                m.UnitMember.tenant_id == self.tenant, m.UnitMember.unit_kind == kind,
+                m.UnitMember.unit_id == unit_id))))
+
+    def role_members(self, roles: tuple[str, ...]) -> list[str]:
+        return self._memo(("roles", roles), lambda: list(dict.fromkeys(self.s.scalars(
+            select(m.UserRole.user_id).where(m.UserRole.tenant_id == self.tenant,
+                                             m.UserRole.role.in_(roles))))))
+
+    def org_customers(self, org_id: str) -> list[str]:
+        return self._memo(("org", org_id), lambda: list(self.s.scalars(
+            select(m.User.id).where(m.User.tenant_id == self.tenant, m.User.org_id == org_id,
+                                    m.User.kind == UserKind.CUSTOMER))))
+
+    def participants(self, kind: str, subject_id: str) -> list[str]:
+        return self._memo(("participants", kind, subject_id), lambda: list(self.s.scalars(
+            select(m.Participant.user_id).where(
+                m.Participant.tenant_id == self.tenant, m.Participant.subject_kind == kind,
+                m.Participant.subject_id == subject_id))))
+
+    def subscriptions(self, kind: str, subject_id: str) -> list[m.Subscription]:
+        return self._memo(("subs", kind, subject_id), lambda: list(self.s.scalars(
+            select(m.Subscription).where(
+                m.Subscription.tenant_id == self.tenant, m.Subscription.subject_kind == kind,
+                m.Subscription.subject_id == subject_id, m.Subscription.active.is_(True)
+            ).order_by(m.Subscription.id))))
+
+    def users(self, ids: Iterable[str]) -> dict[str, Any]:
+        """Users by id (one query for all not yet seen), as rows of USER_COLUMNS."""
+        ids = list(dict.fromkeys(ids))
+        missing = [i for i in ids if i not in self._users]
+        for chunk in _chunks(missing, 5000):
+            found: dict[str, Any] = {u.id: u for u in self.s.execute(select(*USER_COLUMNS).where(
+                m.User.tenant_id == self.tenant, one_of(self.s, m.User.id, chunk)))}
+            for uid in chunk:
+                self._users[uid] = found.get(uid)
+        return {i: u for i in ids if (u := self._users.get(i)) is not None}
+
+    def settings(self, ids: Iterable[str]) -> dict[str, Any]:
+        """Settings rows (SETTINGS_COLUMNS) of the users that have one."""
+        ids = list(dict.fromkeys(ids))
+        missing = [i for i in ids if i not in self._settings]
+        for chunk in _chunks(missing, 5000):
+            found: dict[str, Any] = {r.user_id: r for r in self.s.execute(
+                select(*SETTINGS_COLUMNS).where(m.UserSettings.tenant_id == self.tenant,
+                                                one_of(self.s, m.UserSettings.user_id, chunk)))}
+            for uid in chunk:
+                self._settings[uid] = found.get(uid)
+        return {i: r for i in ids if (r := self._settings.get(i)) is not None}
+
+    def has_push(self, ids: Iterable[str]) -> set[str]:
+        """Which of these users registered at least one browser subscription or device."""
+        ids = list(dict.fromkeys(ids))
+        missing = [i for i in ids if i not in self._push]
+        for chunk in _chunks(missing, 5000):
+            found = set(self.s.scalars(select(m.PushTarget.user_id).where(
+                m.PushTarget.tenant_id == self.tenant, one_of(self.s, m.PushTarget.user_id, chunk)
+            ).distinct()))
+            for uid in chunk:
+                self._push[uid] = uid in found
+        return {i for i in ids if self._push.get(i)}
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:  # type: ignore[type-arg]
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,1 @@
+"""From event to deliveries: the event schema, the planner, texts and the routing pipeline."""

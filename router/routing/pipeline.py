@@ -1,0 +1,371 @@
+"""Publish and route: events in, feed items and delivery rows out (DESIGN §5).
+
+``publish`` stores events idempotently (unique per tenant and event id) and
+returns which are new; the caller enqueues a route job for them. ``route``
+plans each stored event and writes, in the same transaction as the event's
+status change, its feed items and pending delivery rows (the outbox); the ids
+of the deliveries to start are returned for enqueueing after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from router.core.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
+from router.delivery import feed
+from router.delivery.feed import FeedWrite
+from router.directory import directory
+from router.directory.audience import DirectoryView
+from router.routing.events import Event
+from router.routing.planner import PlannedReceiver, RoutingPlan, plan_many
+from router.routing.texts import TextCatalogue, Texts, deep_link
+from router.ruleset.engine import PinnedRules, RuleEngine
+from router.ruleset.rulefile import RuleSet
+from router.store import models as m
+from router.store.bulk import insert_rows
+from router.store.db import one_of
+from router.store.models import utcnow
+
+log = logging.getLogger("herald.pipeline")
+DELIVERIES = cast(Table, m.Delivery.__table__)
+MAX_ROUTE_ATTEMPTS = 3
+NO_CHAIN: list[str] = []  # shared by the rows that have none (JSON encoded once)
+NO_CONTENT: dict[str, Any] = {}
+LiveKey = tuple[str, str, str]  # tenant, receiver kind, receiver id
+Online = Callable[[Iterable[LiveKey]], "set[LiveKey] | None"]
+
+
+@dataclass
+class Published:
+    event_id: str
+    pk: int
+    new: bool
+    status: str
+
+
+def publish(s: Session, tenant: str, events: list[Event]) -> list[Published]:
+    """Store events; an id seen before (earlier, or earlier in the same batch) returns the
+    stored event, unchanged."""
+    if not events:
+        return []
+    now = utcnow()
+    firsts = _first_of_each(events)
+    rows = [dict(tenant_id=tenant, event_id=e.id, type=e.type,
+                 payload={**e.as_doc(), "tenant": tenant}, status=EventStatus.RECEIVED,
+                 received_at=now, attempts=0) for e in firsts]
+    dialect = s.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = cast(Table, m.EventRow.__table__)
+    stmt = insert(table).on_conflict_do_nothing(  # parameters apart: the statement is cached
+        index_elements=["tenant_id", "event_id"]).returning(table.c.event_id, table.c.pk)
+    fresh = {event_id: pk for event_id, pk in s.execute(stmt, rows)}
+    for event in firsts:
+        if event.signups and event.id in fresh:  # a republished event signs nobody up again
+            store_signups(s, tenant, event)
+    seen = [e.id for e in firsts if e.id not in fresh]  # published before: answer what is stored
+    stored = {r.event_id: (r.pk, r.status) for r in s.execute(
+        select(table.c.event_id, table.c.pk, table.c.status).where(
+            table.c.tenant_id == tenant, one_of(s, table.c.event_id, seen)))} if seen else {}
+    answered: set[str] = set()
+    return [_answer(e.id, fresh, stored, answered) for e in events]
+
+
+def _first_of_each(events: list[Event]) -> list[Event]:
+    firsts: dict[str, Event] = {}
+    for event in events:
+        firsts.setdefault(event.id, event)
+    return list(firsts.values())
+
+
+def _answer(event_id: str, fresh: dict[str, int], stored: dict[str, tuple[int, str]],
+            answered: set[str]) -> Published:
+    first = event_id not in answered
+    answered.add(event_id)
+    if event_id in fresh:
+        return Published(event_id, fresh[event_id], first, EventStatus.RECEIVED)
+    pk, status = stored[event_id]
+    return Published(event_id, pk, False, status)
+
+
+def store_signups(s: Session, tenant: str, event: Event) -> None:
+    """The event's code-user sign-ups, through the directory's one subscription path."""
+    for position, signup in enumerate(event.signups):
+        directory.put_subscription(s, tenant, signup.subscription(event, position))
+
+
+@dataclass
+class RouteResult:
+    routed: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    start: dict[Channel, list[int]] = field(default_factory=lambda: defaultdict(list))
+    tenants: list[str] = field(default_factory=list)
+    # browser deliveries under `all`: their live messages, by delivery id, built in the
+    # route transaction; the worker publishes them right after commit (no queue hop)
+    live: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # browser deliveries under `all` settled at routing (no open session, so no row; keyed
+    # by feed item id): the worker asks again after commit and publishes to any session
+    # opened meanwhile
+    settled: list[feed.LiveTarget] = field(default_factory=list)
+    # receivers whose feed item changed with no live item message now (code users; a
+    # first_success chain whose browser step is not first): told their unread count
+    quiet: set[LiveKey] = field(default_factory=set)
+    written_at: float = field(default_factory=time.time)  # when the deliveries were written
+    timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> ms (for the log)
+
+    def timed(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings_ms[stage] = round(self.timings_ms.get(stage, 0.0) + (now - since) * 1000, 1)
+        return now
+
+
+class EventRouter:
+    """Routes stored events in batches: plan, render, write feed items and deliveries.
+
+    The whole batch is planned with one directory view and written with set-based
+    statements. If the batch write fails, each event is routed on its own in a
+    savepoint, so a poison event fails alone and visibly.
+    """
+
+    def __init__(self, engine: RuleEngine, texts: TextCatalogue, links: dict[str, str],
+                 batch: int = 100, online: Online | None = None) -> None:
+        self.engine = engine
+        self.texts = texts
+        self.links = links
+        self.batch = batch  # events per route transaction, at most
+        self.online = online  # who has an open websocket session (None: everyone)
+
+    def route(self, s: Session, pks: list[int]) -> RouteResult:
+        started = time.perf_counter()
+        rows = self._claim(s, pks)
+        claimed_ms = round((time.perf_counter() - started) * 1000, 1)
+        try:
+            with s.begin_nested():
+                result = self._route_batch(s, rows)
+                result.timings_ms["claim"] = claimed_ms
+                return result
+        except OperationalError:
+            raise  # the database is gone: the whole message is retried later
+        except Exception:  # noqa: BLE001 - fall back to one event at a time
+            log.warning("route.batch_fallback", extra={"events": len(rows)}, exc_info=True)
+            return self._route_each(s, rows)
+
+    def _claim(self, s: Session, pks: list[int]) -> list[m.EventRow]:
+        """Lock the job's events that still wait for routing, then top the batch up with
+        other waiting first-attempt events (PostgreSQL, SKIP LOCKED): under a stream of
+        single-event publishes one job routes many events at batch cost, and the jobs of
+        the events it took find nothing left to do. Retried events wait for their own
+        job, so a failing event keeps its backoff and cannot stall other batches."""
+        query = select(m.EventRow).where(one_of(s, m.EventRow.pk, pks),
+                                         m.EventRow.status == EventStatus.RECEIVED)
+        if s.get_bind().dialect.name != "postgresql":
+            return list(s.scalars(query.order_by(m.EventRow.pk)))
+        rows = list(s.scalars(query.order_by(m.EventRow.pk).with_for_update(skip_locked=True)))
+        room = self.batch - len(rows)
+        if room > 0 and self.batch > 1:
+            rows += s.scalars(select(m.EventRow).where(
+                m.EventRow.status == EventStatus.RECEIVED, m.EventRow.attempts == 0,
+                m.EventRow.pk.not_in([r.pk for r in rows] or [0]))
+                .order_by(m.EventRow.received_at, m.EventRow.pk).limit(room)
+                .with_for_update(skip_locked=True))
+        return rows
+
+    def _failed(self, row: m.EventRow, exc: Exception, result: RouteResult) -> None:
+        row.attempts += 1
+        row.error = f"{type(exc).__name__}: {exc}"
+        if row.attempts >= MAX_ROUTE_ATTEMPTS:
+            row.status = EventStatus.FAILED
+        result.failed.append(row.pk)
+        log.error("route.failed", extra={"event_id": row.event_id, "tenant": row.tenant_id,
+                                         "error": row.error, "attempts": row.attempts})
+
+    def _route_batch(self, s: Session, rows: list[m.EventRow]) -> RouteResult:
+        with self.engine.pinned() as rules:  # one rule set version for the whole batch
+            return self._route_pinned(s, rows, rules)
+
+    def _route_pinned(self, s: Session, rows: list[m.EventRow], rules: PinnedRules
+                      ) -> RouteResult:
+        result = RouteResult()
+        started = time.perf_counter()
+        planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]] = []
+        by_tenant: dict[str, list[m.EventRow]] = defaultdict(list)
+        for row in rows:
+            by_tenant[row.tenant_id].append(row)
+        for tenant, group in by_tenant.items():
+            planned += self._plan_group(s, tenant, group, rules, result)
+        result.tenants = sorted(by_tenant)
+        started = result.timed("plan", started)
+        self._write(s, planned, rules, result)
+        result.timed("write", started)
+        return result
+
+    def _plan_group(self, s: Session, tenant: str, rows: list[m.EventRow], rules: PinnedRules,
+                    result: RouteResult) -> list[tuple[m.EventRow, dict[str, Any], RoutingPlan]]:
+        events: list[tuple[m.EventRow, Event]] = []
+        for row in rows:
+            try:
+                events.append((row, Event.model_validate(row.payload)))
+            except Exception as exc:  # noqa: BLE001 - a stored payload that no longer parses
+                self._failed(row, exc, result)
+        plans = plan_many([e for _, e in events], DirectoryView(s, tenant), rules)
+        ok = []
+        for (row, _event), outcome in zip(events, plans, strict=True):
+            if isinstance(outcome, Exception):
+                self._failed(row, outcome, result)
+            else:
+                ok.append((row, *outcome))
+        return ok
+
+    def _route_each(self, s: Session, rows: list[m.EventRow]) -> RouteResult:
+        result = RouteResult()
+        for row in rows:
+            try:
+                with s.begin_nested():
+                    one = self._route_batch(s, [row])
+            except Exception as exc:  # noqa: BLE001 - a poison event fails alone, visibly
+                self._failed(row, exc, result)
+                continue
+            result.routed += one.routed
+            result.failed += one.failed
+            result.live.update(one.live)
+            result.settled += one.settled
+            for channel, ids in one.start.items():
+                result.start[channel] += ids
+        return result
+
+    # ----------------------------------------------------------------- writing
+
+    def _write(self, s: Session, planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]],
+               rules: PinnedRules, result: RouteResult) -> None:
+        entries: list[feed.FeedEntry] = []
+        renders: list[tuple[str, dict[str, Texts]]] = []
+        for row, doc, plan in planned:
+            link = deep_link(self.links, doc["subject"])
+            rendered = self._render(doc, plan, rules.ruleset)
+            renders.append((link, rendered))
+            entries.append(feed.FeedEntry(row.tenant_id, row.pk, doc, [
+                FeedWrite(str(r.kind), r.id, *self._texts(r, rendered), link)
+                for r in plan.receivers
+                if Channel.BROWSER in r.channels or r.kind == ReceiverKind.CODE_USER]))
+        started = time.perf_counter()
+        items = feed.write_many(s, entries)
+        result.quiet |= {(row.tenant_id, str(r.kind), r.id) for row, _doc, plan in planned
+                         for r in plan.receivers if _quiet(r)}
+        started = result.timed("feed", started)
+        offline = self._offline(planned)
+        started = result.timed("presence", started)
+        values = [v for (row, _doc, plan), (link, rendered) in zip(planned, renders, strict=True)
+                  for v in self._delivery_rows(row, plan, rendered, items, link, offline, result)]
+        self._insert_deliveries(s, values, result)
+        now = utcnow()
+        for row, _doc, plan in planned:
+            row.status, row.routed_at, row.error = EventStatus.ROUTED, now, None
+            row.attempts += 1
+            row.plan = plan.as_dict()
+            row.rules_version = rules.version
+            result.routed.append(row.pk)
+
+    def _offline(self, planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]]
+                 ) -> set[LiveKey]:
+        """Receivers of a browser delivery under `all` with no open websocket session
+        (nobody, when presence cannot be told)."""
+        keys = {(row.tenant_id, str(r.kind), r.id) for row, _doc, plan in planned
+                for r in plan.receivers
+                if r.strategy == Strategy.ALL and Channel.BROWSER in r.channels}
+        online = self.online(keys) if self.online and keys else None
+        return set() if online is None else keys - online
+
+    def _render(self, doc: dict[str, Any], plan: RoutingPlan, ruleset: RuleSet
+                ) -> dict[str, Texts]:
+        spec = ruleset.events.get(doc["type"])
+        fallback = spec.title if spec else doc["type"]
+        rendered: dict[str, Texts] = {}
+        for r in plan.receivers:
+            lang = self.texts.pick_language(r.language)
+            if lang not in rendered:
+                rendered[lang] = self.texts.render(doc, lang, fallback)
+        return rendered
+
+    def _texts(self, r: PlannedReceiver, rendered: dict[str, Texts]) -> tuple[str, str]:
+        texts = rendered[self.texts.pick_language(r.language)]
+        return texts.title, texts.message
+
+    def _delivery_rows(self, row: m.EventRow, plan: RoutingPlan, rendered: dict[str, Texts],
+                       items: dict[tuple[int, str, str], int], link: str,
+                       offline: set[LiveKey], result: RouteResult) -> list[dict[str, Any]]:
+        """One row per receiver and channel (first_success: the first step only). The
+        texts a channel needs go in `content`; a browser delivery under `all` carries
+        none (its feed item holds them). One to a receiver without an open session gets
+        no row: it is settled here (the feed item is the delivery; the activity view
+        shows it from the plan, ``deliveries.settled_at_routing``)."""
+        values = []
+        now = utcnow()
+        for r in plan.receivers:
+            kind = str(r.kind)
+            item = items.get((row.pk, kind, r.id))
+            first_success = r.strategy == Strategy.FIRST_SUCCESS
+            channels = r.channels[:1] if first_success else r.channels
+            if not first_success and Channel.BROWSER in channels \
+                    and (row.tenant_id, kind, r.id) in offline:
+                result.settled.append(feed.LiveTarget(item or 0, row.tenant_id, kind, r.id, item))
+                if len(channels) == 1:
+                    continue
+                channels = [c for c in channels if c != Channel.BROWSER]
+            if not channels:
+                continue
+            lang = self.texts.pick_language(r.language)
+            content = {"language": lang, "title": rendered[lang].title,
+                       "message": rendered[lang].message, "link": link, "email": r.email,
+                       "name": r.name, "created_at": now.isoformat()}
+            chain = [str(c) for c in r.channels[1:]] if first_success else NO_CHAIN
+            for channel in channels:
+                values.append(dict(
+                    tenant_id=row.tenant_id, event_pk=row.pk, receiver_kind=kind,
+                    receiver_id=r.id, channel=str(channel), status=DeliveryStatus.PENDING,
+                    strategy=str(r.strategy), step=0, chain=chain, feed_item_id=item,
+                    content=NO_CONTENT if channel == Channel.BROWSER and not first_success
+                    else content,
+                    attempts=0, created_at=now, updated_at=now))
+        return values
+
+    def _insert_deliveries(self, s: Session, values: list[dict[str, Any]],
+                           result: RouteResult) -> None:
+        """The outbox rows. Their first history line ("pending: planned") is not written:
+        ``deliveries.history`` derives it from the row's created_at (step 0)."""
+        started = time.perf_counter()
+        ids = insert_rows(s, DELIVERIES, values)
+        started = result.timed("deliveries", started)
+        result.written_at = time.time()
+        targets = []
+        for did, v in zip(ids, values, strict=True):
+            if v["channel"] == Channel.BROWSER and v["strategy"] == Strategy.ALL:
+                targets.append(_target(did, v))
+            else:
+                result.start[Channel(v["channel"])].append(did)
+        result.live.update(feed.live_entries(s, targets))
+        result.timed("live_entries", started)
+        for target in targets:  # an item gone already: the queued path records the failure
+            if target.delivery_id not in result.live:
+                result.start[Channel.BROWSER].append(target.delivery_id)
+
+
+def _quiet(r: PlannedReceiver) -> bool:
+    """A feed item is written for this receiver, but no browser step announces it now."""
+    if Channel.BROWSER not in r.channels:
+        return r.kind == ReceiverKind.CODE_USER
+    return r.strategy == Strategy.FIRST_SUCCESS and r.channels[0] != Channel.BROWSER
+
+
+def _target(delivery_id: int, v: dict[str, Any]) -> feed.LiveTarget:
+    return feed.LiveTarget(delivery_id, v["tenant_id"], v["receiver_kind"], v["receiver_id"],
+                           v["feed_item_id"])

@@ -1,0 +1,1 @@
+"""Persistence: the SQLAlchemy models, the database handle, bulk writes, migrations, heartbeats."""
