@@ -30,6 +30,7 @@ from router.core.enums import CHANNEL_QUEUES, Channel, Queue
 from router.core.limits import publish_path_redis
 from workers import actors, liveness
 from workers.host import WorkerRuntime
+from workers.middleware import ActorContext
 
 log = logging.getLogger("herald.workers")
 ROUTE_BATCH = 100
@@ -41,7 +42,8 @@ def make_broker(url: str, timeout_s: float | None = None) -> dramatiq.Broker:
     """The in-process broker, or Redis; with timeout_s, a broker that only enqueues
     (an API replica) and gives up on Redis after that long."""
     middleware = [AgeLimit(), TimeLimit(time_limit=300_000), Callbacks(), Pipelines(),
-                  Retries(max_retries=10, min_backoff=1000, max_backoff=300_000)]
+                  Retries(max_retries=10, min_backoff=1000, max_backoff=300_000),
+                  ActorContext()]
     if not url:
         return StubBroker(middleware=middleware)
     connection: dict[str, Any] = {"url": url}
