@@ -270,8 +270,8 @@ class PushAdapter(Adapter):
                 return cached[1]
         assert self.vapid is not None
         expires = now + VAPID_LIFETIME_S
-        headers = self.vapid.sign({"sub": self.config.push.vapid_subject, "aud": aud,
-                                   "exp": expires})
+        headers: dict[str, str] = self.vapid.sign(
+            {"sub": self.config.push.vapid_subject, "aud": aud, "exp": expires})
         with self._pool_lock:
             self._signed[aud] = (expires, headers)
         return headers

@@ -51,9 +51,9 @@ def make_broker(url: str, timeout_s: float | None = None) -> dramatiq.Broker:
         connection = {"client": publish_path_redis(url, timeout_s)}
     # maintenance recovers a SIGKILLed worker's unacked messages; the chance is per million
     # commands: 5% here (Dramatiq's default 0.1% left messages stranded for minutes)
-    return WakingRedisBroker(middleware=middleware, maintenance_chance=MAINTENANCE_PER_MILLION,
-                             heartbeat_timeout=15_000, dead_message_ttl=7 * 86_400_000,
-                             **connection)
+    return WakingRedisBroker(  # type: ignore[no-untyped-call]  # Dramatiq's brokers are untyped
+        middleware=middleware, maintenance_chance=MAINTENANCE_PER_MILLION,
+        heartbeat_timeout=15_000, dead_message_ttl=7 * 86_400_000, **connection)
 
 
 class WakingRedisBroker(RedisBroker):
@@ -84,16 +84,17 @@ class WakingRedisBroker(RedisBroker):
         return queued
 
 
-class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
+class _WakingConsumer(_RedisConsumer):
     def __init__(self, broker: WakingRedisBroker, queue_name: str, prefetch: int,
                  timeout: int) -> None:
-        super().__init__(broker, queue_name, prefetch, 0)  # the base never sleeps: we wait
+        # the base never sleeps: we wait
+        super().__init__(broker, queue_name, prefetch, 0)  # type: ignore[no-untyped-call]
         self.idle_ms = max(1, timeout)
         self.idle_misses = 0
         self.wake_key = WAKE + queue_name
 
     def __next__(self) -> Any:
-        message = super().__next__()
+        message = super().__next__()  # type: ignore[no-untyped-call]
         if message is not None:
             self.idle_misses = 0
             return message
@@ -101,7 +102,7 @@ class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
         try:  # BLPOP's timeout 0 would block for good: never below 1 ms
             self.broker.client.blpop([self.wake_key], timeout=max(backoff_ms, 1) / 1000)
         except redis.ConnectionError as exc:
-            raise ConnectionClosed(exc) from None
+            raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
         return None
 
 
@@ -172,7 +173,7 @@ class Workers:
                 return int(self.broker.client.llen(f"{self.broker.namespace}:{queue}"))
             except redis.RedisError:
                 return -1  # unknown: not taken for empty
-        stub = self.broker.queues.get(queue)  # type: ignore[attr-defined]
+        stub = self.broker.queues.get(queue)
         return stub.qsize() if stub is not None else 0
 
     def runtime_adapter_batch(self, channel: Channel) -> int:
