@@ -57,17 +57,11 @@ def make_broker(url: str, timeout_s: float | None = None) -> dramatiq.Broker:
 
 
 class WakingRedisBroker(RedisBroker):
-    """Dramatiq's Redis broker, whose idle consumers are woken by an enqueue.
-
-    Dramatiq's Redis consumer polls an empty queue with exponential backoff up to the
-    worker timeout (``delivery.idle_poll_ms``), so a message sent to a quiet queue
-    waited half that on average before it was fetched: tens of ms of every event's
-    latency after a quiet spell. Here an idle consumer waits for that backoff in a
-    BLPOP on the queue's wake list instead of a sleep, and every immediate enqueue
-    pushes to that list, so the consumer fetches as soon as the message is there. The
-    list holds at most one element; a wake-up that finds nobody waiting (or a worker
-    busy with its prefetch) costs at most one backoff, as before.
-    """
+    """Dramatiq's Redis broker, whose idle consumers are woken by an enqueue: an idle
+    consumer waits out its backoff in a BLPOP on the queue's one-element wake list, which
+    every immediate enqueue pushes to, instead of sleeping it (docs/decisions.md, "Idle
+    consumers are woken by the enqueue"; the private consumer subclass: "The Redis
+    consumer subclass stays, pinned")."""
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
