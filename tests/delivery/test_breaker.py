@@ -89,13 +89,6 @@ def test_permanent_failures_and_sends_never_attempted_do_not_open_it(pg, push_br
     assert state(pg)["state"] == BreakerState.CLOSED and gate(pg) == breaker.ALL
 
 
-def test_the_browser_channel_has_no_breaker(pg):
-    with pg.session() as s:
-        assert breaker.observe(s, Channel.BROWSER, [DOWN] * 10, CFG) == breaker.ALL
-        assert breaker.gate(s, Channel.BROWSER, CFG) == breaker.ALL
-        assert Channel.BROWSER not in breaker.states(s)
-
-
 def test_after_the_cool_down_one_probe_goes_and_the_rest_wait_for_its_answer(
         pg, push_breaker):
     open_breaker(pg)

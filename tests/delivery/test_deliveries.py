@@ -70,30 +70,27 @@ def test_a_transient_failure_goes_back_to_pending_due_after_the_backoff(pg, plan
     assert history(pg, did)[-1] == "pending: retry in 5.0s: 451 try later"
 
 
-def test_the_last_allowed_attempt_fails_for_good_saying_so(pg, planned, row):
-    did = planned()
-    claim(pg, did)
-    todo = record(pg, {did: Outcome.retry("451 busy")}, DeliveryConfig(max_attempts=1))
-    assert row(did).status == DeliveryStatus.FAILED
-    assert row(did).last_error == "gave up after 1 attempts: 451 busy"
+def test_a_delivery_gives_up_when_its_attempts_or_its_retry_window_run_out(pg, planned, row):
+    last, old = planned(), planned(created_at=utcnow() - timedelta(seconds=100))
+    claim(pg, last, old)
+    todo = record(pg, {last: Outcome.retry("451 busy")}, DeliveryConfig(max_attempts=1))
+    assert (row(last).status, row(last).last_error) == (
+        DeliveryStatus.FAILED, "gave up after 1 attempts: 451 busy")
     assert todo.retry == {}
-
-
-def test_a_retry_that_would_land_past_the_retry_window_fails_now(pg, planned, row):
-    did = planned(created_at=utcnow() - timedelta(seconds=100))
-    claim(pg, did)
+    # 100 s old, 30 s to wait, 120 s allowed: it would retry too late, so it fails now
     cfg = DeliveryConfig(backoff_min_s=30, backoff_max_s=30, retry_window_s=120)
-    record(pg, {did: Outcome.retry("connection refused")}, cfg)
-    assert row(did).status == DeliveryStatus.FAILED
-    assert "retry window of 120s ran out" in row(did).last_error
+    record(pg, {old: Outcome.retry("connection refused")}, cfg)
+    assert row(old).status == DeliveryStatus.FAILED
+    assert "retry window of 120s ran out" in row(old).last_error
 
 
-def test_a_gone_address_fails_the_delivery_for_good_saying_gone(pg, planned, row):
-    did = planned(channel=Channel.PUSH)
+def test_a_gone_address_fails_for_good_and_under_strategy_all_nothing_follows(pg, planned, row):
+    did = planned(channel=Channel.PUSH, chain=["email"])  # a chain means nothing under `all`
     claim(pg, did, channel=Channel.PUSH)
-    record(pg, {did: Outcome(OutcomeStatus.GONE, "410 subscription expired")})
+    todo = record(pg, {did: Outcome(OutcomeStatus.GONE, "410 subscription expired")})
     assert (row(did).status, row(did).last_error) == (
         DeliveryStatus.FAILED, "gone: 410 subscription expired")
+    assert todo == deliveries.Recorded()
 
 
 def test_a_failed_first_success_step_hands_over_to_the_next_channel_of_its_chain(pg, planned, row):
@@ -117,12 +114,6 @@ def test_a_sent_first_success_step_ends_the_sequence_and_names_what_was_not_trie
     todo = record(pg, {did: Outcome.sent("250 ok")})
     assert todo.next_steps == {} and row(did).status == DeliveryStatus.SENT
     assert history(pg, did)[-1] == "sent: 250 ok; sequence ended here, not tried: push, browser"
-
-
-def test_under_strategy_all_a_failure_creates_no_further_step(pg, planned):
-    did = planned(chain=[])
-    claim(pg, did)
-    assert record(pg, {did: Outcome.failed("550 no such mailbox")}).next_steps == {}
 
 
 def test_an_outcome_for_a_delivery_no_longer_sending_moves_nothing(pg, planned, row):

@@ -50,14 +50,6 @@ def test_the_responsible_group_wins_else_the_first_group_and_the_pick_says_why(s
     assert none.group_id is None and "has no offer_receivers group" in none.note
 
 
-def test_a_template_edit_replaces_its_groups(session, acme):
-    f.template(session, acme, "tpl", notification_receivers=[
-        {"id": "only", "members": f.users("nick")}])
-    directory = view(session, acme)
-    assert directory.pick_group("tpl", TICKETS, "first").group_id == "only"
-    assert directory.group_members("tpl", TICKETS, "first") == []
-
-
 def test_a_role_selector_reaches_every_holder_once_and_no_one_else(session, tenant):
     f.employee(session, tenant, "ada", roles=["admin", "moderator"])
     f.employee(session, tenant, "mo", roles=["moderator"])
@@ -78,17 +70,11 @@ def test_only_active_sign_ups_for_that_very_subject_are_its_code_users(session, 
     f.subscription(session, tenant, "cu2", "T-1", email="two@example.com")
     f.subscription(session, tenant, "cu3", "T-2", email="three@example.com")
     f.subscription(session, tenant, "cu4", "T-1", kind="video_session", email="four@example.com")
-    session.get(m.Subscription, (tenant, "cu2")).active = False
+    session.get(m.Subscription, (tenant, "cu2")).active = False  # unsubscribed
     session.flush()
     assert [s.id for s in view(session, tenant).subscriptions("ticket", "T-1")] == ["cu1"]
-
-
-def test_signing_up_again_after_unsubscribing_makes_a_code_user_a_subscriber_again(session, tenant):
-    f.subscription(session, tenant, "cu1", "T-1", email="one@example.com")
-    session.get(m.Subscription, (tenant, "cu1")).active = False
-    session.flush()
-    f.subscription(session, tenant, "cu1", "T-1", email="one@example.com")
-    assert [s.id for s in view(session, tenant).subscriptions("ticket", "T-1")] == ["cu1"]
+    f.subscription(session, tenant, "cu2", "T-1", email="two@example.com")  # signs up again
+    assert [s.id for s in view(session, tenant).subscriptions("ticket", "T-1")] == ["cu1", "cu2"]
 
 
 def test_the_batch_prefetch_gives_the_same_answers_as_asking_one_by_one(session, acme):
@@ -97,6 +83,9 @@ def test_the_batch_prefetch_gives_the_same_answers_as_asking_one_by_one(session,
                                                  creator_id=creator, participants=participants))
     f.subscription(session, acme, "cu1", "T-1", email="one@example.com")
     f.subscription(session, acme, "cu2", "T-3", email="two@example.com")  # no stored subject
+    f.subscription(session, acme, "cu3", "T-1", email="three@example.com")
+    session.get(m.Subscription, (acme, "cu3")).active = False  # unsubscribed
+    session.flush()
     keys = [("ticket", "T-1"), ("ticket", "T-2"), ("ticket", "T-3"), ("ticket", "T-404")]
 
     def answers(directory: DirectoryView) -> list[tuple]:
@@ -109,10 +98,3 @@ def test_the_batch_prefetch_gives_the_same_answers_as_asking_one_by_one(session,
     assert answers(batch) == answers(view(session, acme)) == [
         ("dana", ["sam", "tess"], ["cu1"]), (None, [], []), (None, [], ["cu2"]), (None, [], [])]
 
-
-def test_another_tenants_directory_answers_nothing(session, acme):
-    other = f.new_tenant(session).id
-    directory = view(session, other)
-    assert directory.group_members("tpl", TICKETS, "first") == []
-    assert directory.users(["dana", "sam"]) == {}
-    assert sorted(view(session, acme).users(["dana", "sam", "ghost"])) == ["dana", "sam"]
