@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from websockets.sync.client import connect
@@ -88,10 +89,13 @@ def test_metrics_add_up_across_api_and_worker_processes(tmp_path, pg, new_tenant
                          text)
         assert routed and float(routed.group(1)) >= 1 and sent and float(sent.group(1)) >= 1
         assert "herald_routing_seconds_bucket" in text and "herald_queue_lag_seconds" in text
-        lines = [json.loads(line) for line in deployment.log("worker").splitlines()
-                 if line.startswith("{")]
-        batch = next(r for r in lines if r.get("message") == "deliver.live"
-                     and r["channel"] == "browser")
+        def logged() -> list[dict[str, Any]]:
+            return [json.loads(line) for line in deployment.log("worker").splitlines()
+                    if line.startswith("{")]
+        batch = wait_until(lambda: next((r for r in logged() if r.get("message") == "deliver.live"
+                                         and r["channel"] == "browser"), None), 10, 0.1,
+                           what="the deliver.live log line")  # logged after the item went out
+        lines = logged()
         assert batch["delivery_ids"] and batch["sent"] == batch["deliveries"]
         assert batch["publish_s"] >= 0
         routed_log = next(r for r in lines if r.get("message") == "route.batch")
