@@ -61,7 +61,8 @@ def load(cfg: FcmConfig, outbound: OutboundPolicy) -> FcmClient | None:
     _check_url(outbound, "fcm.base_url", cfg.base_url)
     _check_url(outbound, "the FCM service-account key's token_uri", str(info["token_uri"]))
     try:
-        credentials = service_account.Credentials.from_service_account_info(info, scopes=[SCOPE])
+        credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+            info, scopes=[SCOPE])
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"the FCM service-account key is unusable ({exc}): "
                           f"{HOW_TO_FIX}") from None
@@ -130,9 +131,9 @@ class FcmClient:
             creds = self.credentials
             if not creds.valid or (stale is not None and creds.token == stale):
                 try:
-                    creds.refresh(Request(http))
+                    creds.refresh(Request(http))  # type: ignore[no-untyped-call]
                 except (TypeError, ValueError) as exc:  # google-auth indexes a non-JSON body
-                    raise google_errors.RefreshError(
+                    raise google_errors.RefreshError(  # type: ignore[no-untyped-call]
                         f"the token endpoint's answer is malformed ({exc})", retryable=True
                     ) from exc
             return str(creds.token)

@@ -103,7 +103,7 @@ class MailRenderer:
         text = self.template(ctx["lang"], etype, "txt").render(ctx)
         html = self.template(ctx["lang"], etype, "html").render(ctx)
         return compose(cfg, Envelope(
-            job.content["email"], _one_line(ctx["title"]), ctx["lang"],
+            job.content.get("email") or "", _one_line(ctx["title"]), ctx["lang"],
             message_id(job.tenant, job.id, cfg.domain),
             thread_id(job.tenant, ctx["subject"], cfg.domain), ctx["unsubscribe_url"]),
             text, html)

@@ -45,7 +45,7 @@ from router.core.config import PushConfig
 from router.core.enums import Channel, OutcomeStatus, PushKind, ReceiverKind
 from router.core.errors import ChannelOff, ConfigError
 from router.core.outbound import policy_for
-from router.delivery.contracts import Adapter, ChannelContext, Job, Outcome
+from router.delivery.contracts import Adapter, ChannelContext, Job, Outcome, StoredEvent
 from router.store import models as m
 from router.store.db import one_of
 
@@ -270,8 +270,8 @@ class PushAdapter(Adapter):
                 return cached[1]
         assert self.vapid is not None
         expires = now + VAPID_LIFETIME_S
-        headers = self.vapid.sign({"sub": self.config.push.vapid_subject, "aud": aud,
-                                   "exp": expires})
+        headers: dict[str, str] = self.vapid.sign(
+            {"sub": self.config.push.vapid_subject, "aud": aud, "exp": expires})
         with self._pool_lock:
             self._signed[aud] = (expires, headers)
         return headers
@@ -363,7 +363,7 @@ def _push_switched_off(s: Session, jobs: list[Job]) -> set[tuple[str, str]]:
     return off
 
 
-def _code_user_targets(sub: m.Subscription | None, event: dict[str, Any]
+def _code_user_targets(sub: m.Subscription | None, event: StoredEvent
                        ) -> tuple[list[Target], str]:
     """The code user's push subscription, only for the subject they signed up for."""
     subject = event.get("subject", {})

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from router.delivery.contracts import DeliveryContent, StoredEvent
+
 MAX_ENCRYPTED = 4096  # RFC 8030 §7.2: push services must accept at least this
 AES128GCM_OVERHEAD = 86 + 1 + 16  # header (salt, rs, idlen, 65-byte key) + delimiter + tag
 MAX_PLAINTEXT = MAX_ENCRYPTED - AES128GCM_OVERHEAD  # 3993
@@ -62,7 +64,7 @@ class PushOptions:
         return self.urgency == HIGH
 
 
-def notice(content: dict[str, Any], event: dict[str, Any], link: str, item_id: int) -> Notice:
+def notice(content: DeliveryContent, event: StoredEvent, link: str, item_id: int) -> Notice:
     """The notice for one delivery, from its rendered content and its event."""
     subject = event.get("subject", {})
     kind, sid = str(subject.get("kind", "")), str(subject.get("id", ""))

@@ -30,7 +30,7 @@ log = logging.getLogger("herald.workers")
 def route_events(runtime: WorkerRuntime, pks: list[int]) -> None:
     with runtime.route_slots:
         started = time.perf_counter()
-        with metrics.ROUTING_SECONDS.time(), runtime.db.session() as s:
+        with runtime.db.session() as s:
             result = runtime.event_router.route(s, pks)
             routed = result.timed("route", started)
         result.timed("commit", routed)

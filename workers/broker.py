@@ -30,6 +30,7 @@ from router.core.enums import CHANNEL_QUEUES, Channel, Queue
 from router.core.limits import publish_path_redis
 from workers import actors, liveness
 from workers.host import WorkerRuntime
+from workers.middleware import ActorContext
 
 log = logging.getLogger("herald.workers")
 ROUTE_BATCH = 100
@@ -41,7 +42,8 @@ def make_broker(url: str, timeout_s: float | None = None) -> dramatiq.Broker:
     """The in-process broker, or Redis; with timeout_s, a broker that only enqueues
     (an API replica) and gives up on Redis after that long."""
     middleware = [AgeLimit(), TimeLimit(time_limit=300_000), Callbacks(), Pipelines(),
-                  Retries(max_retries=10, min_backoff=1000, max_backoff=300_000)]
+                  Retries(max_retries=10, min_backoff=1000, max_backoff=300_000),
+                  ActorContext()]
     if not url:
         return StubBroker(middleware=middleware)
     connection: dict[str, Any] = {"url": url}
@@ -49,23 +51,17 @@ def make_broker(url: str, timeout_s: float | None = None) -> dramatiq.Broker:
         connection = {"client": publish_path_redis(url, timeout_s)}
     # maintenance recovers a SIGKILLed worker's unacked messages; the chance is per million
     # commands: 5% here (Dramatiq's default 0.1% left messages stranded for minutes)
-    return WakingRedisBroker(middleware=middleware, maintenance_chance=MAINTENANCE_PER_MILLION,
-                             heartbeat_timeout=15_000, dead_message_ttl=7 * 86_400_000,
-                             **connection)
+    return WakingRedisBroker(  # type: ignore[no-untyped-call]  # Dramatiq's brokers are untyped
+        middleware=middleware, maintenance_chance=MAINTENANCE_PER_MILLION,
+        heartbeat_timeout=15_000, dead_message_ttl=7 * 86_400_000, **connection)
 
 
 class WakingRedisBroker(RedisBroker):
-    """Dramatiq's Redis broker, whose idle consumers are woken by an enqueue.
-
-    Dramatiq's Redis consumer polls an empty queue with exponential backoff up to the
-    worker timeout (``delivery.idle_poll_ms``), so a message sent to a quiet queue
-    waited half that on average before it was fetched: tens of ms of every event's
-    latency after a quiet spell. Here an idle consumer waits for that backoff in a
-    BLPOP on the queue's wake list instead of a sleep, and every immediate enqueue
-    pushes to that list, so the consumer fetches as soon as the message is there. The
-    list holds at most one element; a wake-up that finds nobody waiting (or a worker
-    busy with its prefetch) costs at most one backoff, as before.
-    """
+    """Dramatiq's Redis broker, whose idle consumers are woken by an enqueue: an idle
+    consumer waits out its backoff in a BLPOP on the queue's one-element wake list, which
+    every immediate enqueue pushes to, instead of sleeping it (docs/decisions.md, "Idle
+    consumers are woken by the enqueue"; the private consumer subclass: "The Redis
+    consumer subclass stays, pinned")."""
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
@@ -82,16 +78,17 @@ class WakingRedisBroker(RedisBroker):
         return queued
 
 
-class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
+class _WakingConsumer(_RedisConsumer):
     def __init__(self, broker: WakingRedisBroker, queue_name: str, prefetch: int,
                  timeout: int) -> None:
-        super().__init__(broker, queue_name, prefetch, 0)  # the base never sleeps: we wait
+        # the base never sleeps: we wait
+        super().__init__(broker, queue_name, prefetch, 0)  # type: ignore[no-untyped-call]
         self.idle_ms = max(1, timeout)
         self.idle_misses = 0
         self.wake_key = WAKE + queue_name
 
     def __next__(self) -> Any:
-        message = super().__next__()
+        message = super().__next__()  # type: ignore[no-untyped-call]
         if message is not None:
             self.idle_misses = 0
             return message
@@ -99,7 +96,7 @@ class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
         try:  # BLPOP's timeout 0 would block for good: never below 1 ms
             self.broker.client.blpop([self.wake_key], timeout=max(backoff_ms, 1) / 1000)
         except redis.ConnectionError as exc:
-            raise ConnectionClosed(exc) from None
+            raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
         return None
 
 
@@ -170,7 +167,7 @@ class Workers:
                 return int(self.broker.client.llen(f"{self.broker.namespace}:{queue}"))
             except redis.RedisError:
                 return -1  # unknown: not taken for empty
-        stub = self.broker.queues.get(queue)  # type: ignore[attr-defined]
+        stub = self.broker.queues.get(queue)
         return stub.qsize() if stub is not None else 0
 
     def runtime_adapter_batch(self, channel: Channel) -> int:

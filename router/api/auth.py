@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import jwt
 from fastapi import Request
@@ -66,7 +67,7 @@ def _user(s: Session, token: str, grace_s: int) -> Principal:
     return Principal(tenant.id, kind, user.id, Reader(tenant.id, kind, user.id))
 
 
-def _verify(token: str, tenant: m.Tenant, grace_s: int) -> dict:
+def _verify(token: str, tenant: m.Tenant, grace_s: int) -> dict[str, Any]:
     secrets = [tenant.signing_secret]
     rotated = tenant.secret_rotated_at
     if tenant.previous_signing_secret and rotated and (

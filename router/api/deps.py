@@ -19,7 +19,8 @@ from router.runtime import Runtime
 
 
 def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 def get_tenant(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> str:

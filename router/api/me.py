@@ -20,6 +20,7 @@ from router.core.inputs import BIGINT_MAX, Input
 from router.delivery import feed
 from router.directory import directory as d
 from router.directory.push_validation import endpoint_problems
+from router.directory.settings import SettingsIn
 from router.runtime import Runtime
 from router.store import models as m
 
@@ -110,15 +111,15 @@ def _user_only(who: Principal) -> Principal:
     return who
 
 
-@routes.get("/settings", response_model=d.SettingsIn)
-def get_settings(runtime: RuntimeDep, who: PrincipalDep) -> d.SettingsIn:
+@routes.get("/settings", response_model=SettingsIn)
+def get_settings(runtime: RuntimeDep, who: PrincipalDep) -> SettingsIn:
     _user_only(who)
     with runtime.db.session() as s:
         return d.get_settings(s, who.tenant, who.id)
 
 
-@routes.put("/settings", response_model=d.SettingsIn)
-def put_settings(runtime: RuntimeDep, who: PrincipalDep, body: d.SettingsIn) -> d.SettingsIn:
+@routes.put("/settings", response_model=SettingsIn)
+def put_settings(runtime: RuntimeDep, who: PrincipalDep, body: SettingsIn) -> SettingsIn:
     _user_only(who)
     check_settings(runtime, body)
     with runtime.db.session() as s:

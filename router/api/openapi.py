@@ -24,7 +24,8 @@ def install(app: FastAPI, runtime: Runtime) -> None:
         events = runtime.engine.ruleset.events
         if cached[0] is not events:  # a rule set was swapped in
             cached[:] = [events, with_catalogue(base, sorted(events))]
-        return cached[1]
+        schema: dict[str, Any] = cached[1]
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 

@@ -19,6 +19,7 @@ from router.delivery import deliveries
 from router.directory import directory as d
 from router.directory.audience import DirectoryView
 from router.directory.push_validation import endpoint_problems
+from router.directory.settings import SettingsIn
 from router.routing.events import Event, problems_from, unknown_type
 from router.routing.pipeline import Published, publish, store_signups
 from router.routing.planner import plan_event
@@ -318,21 +319,21 @@ def delete_subscription(runtime: RuntimeDep, tenant: TenantDep, subscription_id:
     return Response(status_code=204)
 
 
-@routes.get("/users/{user_id}/settings", response_model=d.SettingsIn, tags=["settings"])
-def get_settings(runtime: RuntimeDep, tenant: TenantDep, user_id: str) -> d.SettingsIn:
+@routes.get("/users/{user_id}/settings", response_model=SettingsIn, tags=["settings"])
+def get_settings(runtime: RuntimeDep, tenant: TenantDep, user_id: str) -> SettingsIn:
     with runtime.db.session() as s:
         return d.get_settings(s, tenant, user_id)
 
 
-@routes.put("/users/{user_id}/settings", response_model=d.SettingsIn, tags=["settings"])
+@routes.put("/users/{user_id}/settings", response_model=SettingsIn, tags=["settings"])
 def put_settings(runtime: RuntimeDep, tenant: TenantDep, user_id: str,
-                 body: d.SettingsIn) -> d.SettingsIn:
+                 body: SettingsIn) -> SettingsIn:
     check_settings(runtime, body)
     with runtime.db.session() as s:
         return d.put_settings(s, tenant, user_id, body)
 
 
-def check_settings(runtime: Runtime, body: d.SettingsIn) -> None:
+def check_settings(runtime: Runtime, body: SettingsIn) -> None:
     from router.directory.settings import check_row_keys
 
     bad = check_row_keys(body, runtime.engine.ruleset)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from router.core.enums import MemberKind, PushKind
 from router.core.errors import Problem, ValidationFailed
 from router.directory import directory as d
+from router.directory.settings import SettingsIn
 from router.routing.events import problems_from
 from router.store import models as m
 
@@ -54,7 +55,7 @@ def load_fixture(s: Session, tenant: str, data: dict[str, Any]) -> None:
             problems += _apply(model, raw, put, f"{section}.{i}.")
         s.flush()
     for uid, raw in (data.get("settings") or {}).items():
-        problems += _apply(d.SettingsIn, raw, lambda x, u=uid: d.put_settings(s, tenant, u, x),
+        problems += _apply(SettingsIn, raw, lambda x, u=uid: d.put_settings(s, tenant, u, x),
                            f"settings.{uid}.")
     for uid, tokens in (data.get("push_devices") or {}).items():
         s.add_all(m.PushTarget(tenant_id=tenant, user_id=uid, kind=PushKind.FCM, endpoint=t)

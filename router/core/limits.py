@@ -34,7 +34,7 @@ return '0'
 """
 
 
-def publish_path_redis(url: str, timeout_s: float) -> redis.Redis:
+def publish_path_redis(url: str, timeout_s: float) -> redis.Redis[bytes]:
     """A Redis client that gives up after timeout_s: a timeout is never retried (a frozen
     Redis would cost every retry), a dropped pooled connection is retried once at once."""
     return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,

@@ -33,13 +33,16 @@ from prometheus_client import (  # noqa: E402 - after the multiprocess switch ab
 )
 
 EVENTS_ROUTED = Counter("herald_events_routed_total", "Events routed", ["status"])
-ROUTING_SECONDS = Histogram("herald_routing_seconds", "Time to route one batch of events",
-                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+ACTOR_SECONDS = Histogram("herald_actor_seconds", "Time a worker spent on one message, by "
+                          "actor (route_events, deliver_<channel>, ...) and outcome",
+                          ["actor", "outcome"],
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+DELIVERY_SECONDS = Histogram("herald_delivery_seconds", "Adapter send time per chunk (the "
+                             "provider's share of a deliver actor's time)", ["channel"],
+                             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 DELIVERIES = Counter("herald_deliveries_total", "Delivery outcomes", ["channel", "status"])
 RETRIES = Counter("herald_delivery_retries_total", "Delivery attempts scheduled again",
                   ["channel"])
-DELIVERY_SECONDS = Histogram("herald_delivery_seconds", "Adapter send time per batch",
-                             ["channel"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 QUEUE_LAG = Histogram("herald_queue_lag_seconds", "From due to claimed, per delivery",
                       ["channel"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300))
 WEBSOCKETS = Gauge("herald_websocket_connections", "Open websocket sessions",
@@ -60,6 +63,6 @@ LOST_REQUEUED = Counter("herald_lost_messages_requeued_total", "Pending deliveri
 def render() -> tuple[bytes, str]:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

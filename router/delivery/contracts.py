@@ -19,17 +19,45 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypedDict
 
 from sqlalchemy.orm import Session
 
 from router.core.config import Config
-from router.core.enums import Channel, OutcomeStatus
+from router.core.enums import Channel, OutcomeStatus, ReceiverKind, Strategy
 from router.delivery.live import Addressed
 from router.store.db import Database
 from router.store.models import utcnow
 
 ReceiverKey = tuple[str, str, str]  # tenant, receiver kind, receiver id
+
+
+class DeliveryContent(TypedDict, total=False):
+    """What routing rendered for one delivery (stored in ``deliveries.content``): the
+    texts in the receiver's language and where they point. Browser deliveries under
+    ``all`` store none (the feed item holds it)."""
+
+    language: str
+    title: str
+    message: str
+    link: str
+    email: str | None
+    name: str
+    created_at: str  # ISO 8601, when routing wrote it (push TTLs count from here)
+
+
+class StoredEvent(TypedDict, total=False):
+    """An event as stored at publishing (``events.payload``): the validated
+    ``router.routing.events.Event``, dumped to JSON."""
+
+    id: str
+    type: str
+    tenant: str
+    occurred_at: str
+    actor: dict[str, Any] | None
+    subject: dict[str, Any]
+    data: dict[str, Any]
+    signups: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -60,12 +88,12 @@ class Job:
     id: int
     tenant: str
     channel: Channel
-    receiver_kind: str
+    receiver_kind: ReceiverKind
     receiver_id: str
-    strategy: str
+    strategy: Strategy
     attempts: int
-    content: dict[str, Any]
-    event: dict[str, Any]
+    content: DeliveryContent
+    event: StoredEvent
     feed_item_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -21,8 +21,15 @@ from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from router.core.config import DeliveryConfig
-from router.core.enums import Channel, DeliveryStatus, EventStatus, OutcomeStatus, Strategy
-from router.delivery.contracts import Job, Outcome, Settled
+from router.core.enums import (
+    Channel,
+    DeliveryStatus,
+    EventStatus,
+    OutcomeStatus,
+    ReceiverKind,
+    Strategy,
+)
+from router.delivery.contracts import DeliveryContent, Job, Outcome, Settled, StoredEvent
 from router.store import models as m
 from router.store.bulk import insert_rows
 from router.store.db import one_of
@@ -117,8 +124,10 @@ def jobs_for(s: Session, rows: list[Any]) -> list[Job]:
         select(m.EventRow.pk, m.EventRow.payload).where(
             one_of(s, m.EventRow.pk, {r.event_pk for r in rows})))}
     return [Job(id=r.id, tenant=r.tenant_id, channel=Channel(r.channel),
-                receiver_kind=r.receiver_kind, receiver_id=r.receiver_id, strategy=r.strategy,
-                attempts=r.attempts, content=dict(r.content), event=events.get(r.event_pk, {}),
+                receiver_kind=ReceiverKind(r.receiver_kind), receiver_id=r.receiver_id,
+                strategy=Strategy(r.strategy), attempts=r.attempts,
+                content=cast(DeliveryContent, dict(r.content)),
+                event=cast(StoredEvent, events.get(r.event_pk, {})),
                 feed_item_id=r.feed_item_id) for r in rows]
 
 

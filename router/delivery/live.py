@@ -275,10 +275,10 @@ class Live:
     def __init__(self, redis_url: str, hub: Hub | None = None) -> None:
         self.redis_url = redis_url
         self.hub = hub
-        self._client: redis.Redis | None = None
+        self._client: redis.Redis[bytes] | None = None
         self._lock = threading.Lock()
 
-    def _redis(self) -> redis.Redis:
+    def _redis(self) -> redis.Redis[bytes]:
         with self._lock:
             if self._client is None:
                 self._client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
@@ -298,7 +298,7 @@ class Live:
             pipe = client.pipeline(transaction=False)
             members = [member(k) for k in keys]
             for replica in replicas:
-                pipe.smismember(PRESENCE + replica.decode(), members)
+                pipe.smismember(PRESENCE + replica.decode(), members)  # type: ignore[no-untyped-call]
             found: set[Key] = set()
             for flags in pipe.execute():
                 found.update(k for k, hit in zip(keys, flags, strict=True) if hit)

@@ -8,9 +8,9 @@ building 50,000 of them was a second of a fan-out's routing).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +18,9 @@ from sqlalchemy.orm import Session
 from router.core.enums import MemberKind, UserKind
 from router.store import models as m
 from router.store.db import one_of, pair_of
+
+T = TypeVar("T")
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -43,17 +46,17 @@ class DirectoryView:
         self._settings: dict[str, Any] = {}
         self._push: dict[str, bool] = {}
 
-    def _memo(self, key: tuple[Any, ...], compute: Any) -> Any:
+    def _memo(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         if key not in self._cache:
             self._cache[key] = compute()
-        return self._cache[key]
+        return cast(T, self._cache[key])
 
     # -- batch prefetch: one query per question for a whole batch of events ---------
 
     def prefetch_subjects(self, keys: Iterable[tuple[str, str]]) -> None:
         """Subjects, participants and code-user sign-ups for many subjects at once."""
         keys = [k for k in dict.fromkeys(keys) if ("subject", *k) not in self._cache]
-        for chunk in _chunks(keys, 2000):  # type: ignore[arg-type]
+        for chunk in _chunks(keys, 2000):
             self._prefetch_chunk(chunk)
 
     def _prefetch_chunk(self, keys: list[tuple[str, str]]) -> None:
@@ -175,6 +178,6 @@ class DirectoryView:
         return {i for i in ids if self._push.get(i)}
 
 
-def _chunks(items: list, size: int) -> Iterable[list]:  # type: ignore[type-arg]
+def _chunks(items: list[C], size: int) -> Iterable[list[C]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]

@@ -245,7 +245,8 @@ def _compare(op: str, value: Any, ref: Any) -> bool:
         return starts if op == "prefix" else not starts
     if not _number(value):
         return False
-    return {"lt": value < ref, "lte": value <= ref, "gt": value > ref, "gte": value >= ref}[op]
+    return bool({"lt": value < ref, "lte": value <= ref, "gt": value > ref,
+                 "gte": value >= ref}[op])
 
 
 def evaluate(cond: Cond, doc: dict[str, Any]) -> bool:

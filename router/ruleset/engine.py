@@ -37,7 +37,7 @@ log = logging.getLogger("herald.engine")
 C_ENGINE_LOCK = threading.RLock()
 
 
-class _QuietHost(durable.Host):
+class _QuietHost(durable.Host):  # type: ignore[misc]  # durable_rules is untyped
     """A durable Host without its timer threads (they race the C heap)."""
 
     def _run(self) -> None:  # noqa: D401 - durable's hook

@@ -19,6 +19,8 @@ from router.core.errors import Problem, RuleFileError
 from router.ruleset.conditions import Cond, parse_when
 from router.ruleset.yamlpos import Located, load_located, read_limited
 
+YamlPath = tuple[str | int, ...]  # keys and list indexes from a rule file's root
+
 SELECTORS_WITH_ARGS = {"template_group", "role", "users"}
 SELECTORS_BARE = {"creator", "participants", "customer_org", "subscribers"}
 SELECTORS = SELECTORS_WITH_ARGS | SELECTORS_BARE
@@ -127,10 +129,10 @@ class _FileParser:
         self.src = src
         self.problems: list[Problem] = []
 
-    def fail(self, path: tuple, message: str) -> None:
+    def fail(self, path: YamlPath, message: str) -> None:
         self.problems.append(self.src.problem(path, message))
 
-    def parse(self, into: RuleSet) -> list[tuple[tuple, Any]]:
+    def parse(self, into: RuleSet) -> list[tuple[YamlPath, Any]]:
         data = self.src.data
         if not isinstance(data, dict):
             self.fail((), "a rule file is a mapping with 'events', 'rules' and 'defaults'")
@@ -187,7 +189,7 @@ class _FileParser:
             if prefs:
                 into.defaults[key] = prefs
 
-    def rule(self, path: tuple, raw: Any, into: RuleSet) -> Rule | None:
+    def rule(self, path: YamlPath, raw: Any, into: RuleSet) -> Rule | None:
         if not isinstance(raw, dict):
             self.fail(path, "a rule is a mapping with id, when and receivers")
             return None
@@ -208,14 +210,14 @@ class _FileParser:
         return Rule(rule_id, str(raw.get("description", "")), cond, receivers, channels,
                     excludes, self.src.file, self.src.where(path)[0])
 
-    def receivers(self, raw: Any, path: tuple) -> tuple[Selector, ...]:
+    def receivers(self, raw: Any, path: YamlPath) -> tuple[Selector, ...]:
         if not isinstance(raw, list) or not raw:
             self.fail(path, "'receivers' must be a non-empty list of selectors")
             return ()
         found = [self.selector(item, path + (i,)) for i, item in enumerate(raw)]
         return tuple(s for s in found if s)
 
-    def selector(self, raw: Any, path: tuple) -> Selector | None:
+    def selector(self, raw: Any, path: YamlPath) -> Selector | None:
         if isinstance(raw, str):
             name, arg = raw, None
         elif isinstance(raw, dict) and len(raw) == 1:
@@ -230,7 +232,7 @@ class _FileParser:
             return None
         return self.selector_args(name, arg, path)
 
-    def selector_args(self, name: str, arg: Any, path: tuple) -> Selector | None:
+    def selector_args(self, name: str, arg: Any, path: YamlPath) -> Selector | None:
         if name in SELECTORS_BARE:
             if arg not in (None, True):
                 self.fail(path, f"selector {name!r} takes no argument")
@@ -248,7 +250,7 @@ class _FileParser:
                 return None
         return Selector(name, tuple(args))
 
-    def channels(self, raw: Any, path: tuple) -> frozenset[Channel] | None:
+    def channels(self, raw: Any, path: YamlPath) -> frozenset[Channel] | None:
         if raw is None:
             return None
         errors: list[str] = []
@@ -257,7 +259,7 @@ class _FileParser:
             self.fail(path, error)
         return frozenset(found)
 
-    def excludes(self, raw: Any, path: tuple) -> frozenset[str]:
+    def excludes(self, raw: Any, path: YamlPath) -> frozenset[str]:
         items = [raw] if isinstance(raw, str) else raw
         if not isinstance(items, list) or any(i not in EXCLUSIONS for i in items):
             self.fail(path, f"'except' takes a list out of: {', '.join(sorted(EXCLUSIONS))}")
@@ -298,7 +300,7 @@ def parse_ruleset(sources: list[tuple[str, str]]) -> RuleSet:
     """Validate rule files given as (name, text), from disk or from a deployed version."""
     problems: list[Problem] = []
     ruleset = RuleSet(files=[name for name, _ in sources])
-    pending: list[tuple[_FileParser, tuple, Any]] = []
+    pending: list[tuple[_FileParser, YamlPath, Any]] = []
     for name, text in sources:
         src, syntax = load_located(text, name)
         problems += syntax
@@ -314,7 +316,7 @@ def parse_ruleset(sources: list[tuple[str, str]]) -> RuleSet:
     return ruleset
 
 
-def _rules(pending: list[tuple[_FileParser, tuple, Any]], ruleset: RuleSet) -> list[Problem]:
+def _rules(pending: list[tuple[_FileParser, YamlPath, Any]], ruleset: RuleSet) -> list[Problem]:
     problems: list[Problem] = []
     seen: dict[str, Rule] = {}
     for parser, path, raw in pending:
@@ -337,7 +339,8 @@ def _rules(pending: list[tuple[_FileParser, tuple, Any]], ruleset: RuleSet) -> l
     return problems
 
 
-def _unknown_types(parser: _FileParser, path: tuple, raw: dict, ruleset: RuleSet) -> list[Problem]:
+def _unknown_types(parser: _FileParser, path: YamlPath, raw: dict[str, Any],
+                   ruleset: RuleSet) -> list[Problem]:
     """Event types named in a rule's `type` condition must exist in the catalogue."""
     found: list[Problem] = []
     for type_path, value in _type_literals(raw.get("when"), path + ("when",)):
@@ -348,12 +351,12 @@ def _unknown_types(parser: _FileParser, path: tuple, raw: dict, ruleset: RuleSet
     return found
 
 
-def _type_literals(when: Any, path: tuple) -> list[tuple[tuple, str]]:
+def _type_literals(when: Any, path: YamlPath) -> list[tuple[YamlPath, str]]:
     if isinstance(when, list):
         return [hit for i, w in enumerate(when) for hit in _type_literals(w, path + (i,))]
     if not isinstance(when, dict):
         return []
-    hits: list[tuple[tuple, str]] = []
+    hits: list[tuple[YamlPath, str]] = []
     for key, value in when.items():
         if key == "type":
             hits += _literal_values(value, path + (key,))
@@ -362,12 +365,12 @@ def _type_literals(when: Any, path: tuple) -> list[tuple[tuple, str]]:
     return hits
 
 
-def _literal_values(value: Any, path: tuple) -> list[tuple[tuple, str]]:
+def _literal_values(value: Any, path: YamlPath) -> list[tuple[YamlPath, str]]:
     if isinstance(value, str):
         return [(path, value)]
     if not isinstance(value, dict):
         return []
-    hits: list[tuple[tuple, str]] = []
+    hits: list[tuple[YamlPath, str]] = []
     for op in ("eq", "neq"):
         if isinstance(value.get(op), str):
             hits.append((path + (op,), value[op]))

@@ -35,7 +35,7 @@ class _PlainLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing the first anchor or alias it meets."""
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise _AliasRefused(None, None, ALIASES_REFUSED, event.start_mark)
         return super().compose_node(parent, index)

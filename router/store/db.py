@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -75,10 +75,8 @@ def _make_engine(url: str, **engine_args: Any) -> Engine:
 
 
 def _pg_session(conn: Any, _record: Any) -> None:
-    # psycopg prepares a statement after 5 runs, and PostgreSQL then switches to a
-    # generic plan that cannot see how many ids an array parameter holds: lookups by a
-    # batch's ids went from index probes to scans testing every row (0.3-1.3 s each).
-    # Plan every execution with its values; parsing is still saved.
+    # a generic plan cannot see how many ids an array parameter holds (docs/decisions.md,
+    # "Id lookups and stale statistics"): plan every execution with its values
     with conn.cursor() as cursor:
         cursor.execute("SET plan_cache_mode = force_custom_plan")
     conn.commit()
@@ -119,22 +117,15 @@ def next_seq(session: Session, count: int) -> list[int]:
 
 
 def one_of(s: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
-    """``column IN values`` for large id lists. On PostgreSQL the values go in as one
-    array parameter, ``column = ANY(:a)``: psycopg re-parses a statement with thousands
-    of placeholders in Python on every execution (a 50,000-receiver fan-out spent
-    seconds there), while an array is adapted in C.
-
-    ``= ANY`` is an index condition (one probe per value) or, in a filter, a hashed
-    lookup, whatever the table's statistics say. It needs the custom plans every
-    session asks for (``_pg_session``): under a generic plan the array is no constant,
-    so the lookup is neither hashed nor sized, and a scan tested every row against the
-    whole array (17 s for 50,000 users). The semi-join on ``unnest`` used before was
-    no better with stale statistics (a freshly loaded directory; autovacuum off): the
-    planner took a nested loop that compared every user of the tenant with every value
-    (0.2-0.4 s per batch of 100 events on 10,000 users)."""
+    """``column IN values`` for large id lists: on PostgreSQL one array parameter,
+    ``column = ANY(:a)`` (adapted in C, not thousands of placeholders parsed in Python),
+    planned with its values (``_pg_session``). Why not ``unnest``: docs/decisions.md,
+    "Id lookups and stale statistics"."""
     if s.get_bind().dialect.name == "postgresql":
-        return column == func.any(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(list(values))
+        found: ColumnElement[bool] = column == func.any(
+            bindparam(None, list(values), type_=ARRAY(column.type)))
+        return found
+    return cast(ColumnElement[bool], column.in_(list(values)))
 
 
 def pair_of(s: Session, first: Any, second: Any,

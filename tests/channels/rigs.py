@@ -286,6 +286,16 @@ class EmailRig(Rig):
 # ====================================================================== web push
 
 
+# what any HTTP provider's peer may do wrong, whatever the protocol on top
+HTTP_PEER_FAULTS = [
+        Fault("an answer that is not HTTP", peers.http_answer(b"SSH-2.0-OpenSSH_9.6\r\n"),
+              OutcomeStatus.RETRY),
+        Fault("a proxy's 502 HTML page",
+              peers.http_answer(peers.http_response("502 Bad Gateway", b"<html>nginx</html>")),
+              OutcomeStatus.RETRY),
+]
+
+
 class WebPushRig(Rig):
     name = "webpush"
     channel = Channel.PUSH
@@ -295,11 +305,7 @@ class WebPushRig(Rig):
     permanent_failures = ["status_400", "status_403", "status_413"]
     gone_answers = ["status_404", "status_410"]
     faults = [
-        Fault("an answer that is not HTTP", peers.http_answer(b"SSH-2.0-OpenSSH_9.6\r\n"),
-              OutcomeStatus.RETRY),
-        Fault("a proxy's 502 HTML page",
-              peers.http_answer(peers.http_response("502 Bad Gateway", b"<html>nginx</html>")),
-              OutcomeStatus.RETRY),
+        *HTTP_PEER_FAULTS,
         Fault("a 201 with a body and no Location",
               peers.http_answer(peers.http_response("201 Created", b"\x00\xff{not json")),
               OutcomeStatus.SENT),
@@ -414,11 +420,7 @@ class FcmRig(Rig):
     permanent_failures = ["sender_id_mismatch", "third_party_auth", "invalid_message"]
     gone_answers = ["unregistered", "invalid_token"]
     faults = [
-        Fault("an answer that is not HTTP", peers.http_answer(b"SSH-2.0-OpenSSH_9.6\r\n"),
-              OutcomeStatus.RETRY),
-        Fault("a proxy's 502 HTML page",
-              peers.http_answer(peers.http_response("502 Bad Gateway", b"<html>nginx</html>")),
-              OutcomeStatus.RETRY),
+        *HTTP_PEER_FAULTS,
         Fault("a 400 whose body is not JSON",
               peers.http_answer(peers.http_response("400 Bad Request", b"<html>no</html>")),
               OutcomeStatus.FAILED),

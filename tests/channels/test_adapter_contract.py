@@ -23,9 +23,7 @@ import pytest
 from router.core.enums import OutcomeStatus
 from tests.channels import peers
 from tests.channels.rigs import RIGS, EmailRig, FcmRig, Rig, WebPushRig
-from tests.servers.fcm import FcmService
 from tests.servers.smtp import SmtpSink
-from tests.servers.webpush import PushService, vapid_keypair
 
 SENT, RETRY, FAILED = OutcomeStatus.SENT, OutcomeStatus.RETRY, OutcomeStatus.FAILED
 NOT_APPLICABLE = {
@@ -47,23 +45,6 @@ def contract(case: str) -> pytest.MarkDecorator:
 def sink() -> Iterator[SmtpSink]:
     with SmtpSink() as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def vapid() -> tuple[str, str]:
-    return vapid_keypair()
-
-
-@pytest.fixture(scope="module")
-def web_push(vapid: tuple[str, str]) -> Iterator[PushService]:
-    with PushService(expected_vapid_public_key=vapid[1]) as service:
-        yield service
-
-
-@pytest.fixture(scope="module")
-def fcm() -> Iterator[FcmService]:
-    with FcmService() as service:
-        yield service
 
 
 @pytest.fixture

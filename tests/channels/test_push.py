@@ -334,23 +334,6 @@ def _fake_subscription() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def vapid() -> tuple[str, str]:
-    return vapid_keypair()
-
-
-@pytest.fixture(scope="module")
-def web_push(vapid) -> Iterator[PushService]:
-    with PushService(expected_vapid_public_key=vapid[1]) as service:
-        yield service
-
-
-@pytest.fixture(scope="module")
-def fcm() -> Iterator[FcmService]:
-    with FcmService() as service:
-        yield service
-
-
-@pytest.fixture(scope="module")
 def deployment(tmp_path_factory, pg, vapid, web_push, fcm) -> Iterator[Herald]:
     tmp = tmp_path_factory.mktemp("push")
     account = tmp / "fcm-service-account.json"

@@ -88,14 +88,22 @@ def test_metrics_add_up_across_api_and_worker_processes(tmp_path, pg, new_tenant
         sent = re.search(r'herald_deliveries_total\{channel="browser",status="sent"\} ([0-9.]+)',
                          text)
         assert routed and float(routed.group(1)) >= 1 and sent and float(sent.group(1)) >= 1
-        assert "herald_routing_seconds_bucket" in text and "herald_queue_lag_seconds" in text
+        assert re.search(r'herald_actor_seconds_bucket\{actor="route_events",le="[0-9.+Inf]+",'
+                         r'outcome="done"\} [1-9]', text), "the route actor's time, by middleware"
+        assert "herald_queue_lag_seconds" in text
+
         def logged() -> list[dict[str, Any]]:
             return [json.loads(line) for line in deployment.log("worker").splitlines()
                     if line.startswith("{")]
-        batch = wait_until(lambda: next((r for r in logged() if r.get("message") == "deliver.live"
-                                         and r["channel"] == "browser"), None), 10, 0.1,
-                           what="the deliver.live log line")  # logged after the item went out
         lines = logged()
+        routed = next(r for r in lines if r.get("message") == "route.batch")
+        assert routed["actor"] == "route_events" and routed["queue"] == "herald.route"
+        assert len(routed["message_id"]) == 36  # every line an actor logs says which message
+
+        def browser_batch() -> dict[str, Any] | None:  # logged just after the item went out
+            return next((r for r in logged() if r.get("message") == "deliver.live"
+                         and r["channel"] == "browser"), None)
+        batch = wait_until(browser_batch, 10, 0.1, what="the deliver.live log line")
         assert batch["delivery_ids"] and batch["sent"] == batch["deliveries"]
         assert batch["publish_s"] >= 0
         routed_log = next(r for r in lines if r.get("message") == "route.batch")

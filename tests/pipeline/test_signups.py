@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from router.store import models as m
 from tests.harness import Client, Herald, wait_until
 from tests.servers.smtp import SmtpSink
-from tests.servers.webpush import PushService, vapid_keypair
 
 pytestmark = pytest.mark.slow
 TOKEN = re.compile(r"access_token=(hat_[A-Za-z0-9_-]+)")
@@ -21,17 +20,6 @@ TOKEN = re.compile(r"access_token=(hat_[A-Za-z0-9_-]+)")
 def sink():
     with SmtpSink() as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def vapid():
-    return vapid_keypair()
-
-
-@pytest.fixture(scope="module")
-def push(vapid):
-    with PushService(expected_vapid_public_key=vapid[1]) as service:
-        yield service
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +33,9 @@ def deployment(tmp_path_factory, pg, sink, vapid):
 
 
 @pytest.fixture
-def tenant(deployment, new_tenant_key, sink, push):
+def tenant(deployment, new_tenant_key, sink, web_push):
     sink.clear()
-    push.clear()
+    web_push.clear()
     tenant_id, key, _ = new_tenant_key("Signup Co")
     with Client(deployment.url, key) as client:
         yield tenant_id, client
@@ -101,12 +89,13 @@ def test_republishing_the_creating_event_signs_nobody_up_twice(tenant, pg, sink)
     assert len([x for x in sink.messages if x["To"] == "once@anon.example"]) == 1
 
 
-def test_a_push_sign_up_in_a_video_session_request_gets_that_events_push(tenant, pg, push):
+def test_a_push_sign_up_in_a_video_session_request_gets_that_events_push(tenant, pg,
+                                                                           web_push):
     tenant_id, client = tenant
-    body = created_by_code_user("create-3", [{"push_subscription": push.new_subscription()}],
+    body = created_by_code_user("create-3", [{"push_subscription": web_push.new_subscription()}],
                                 kind="video_session")
     assert client.post("/v1/events", json=body).status_code == 202
-    [received] = push.wait_for(1, timeout=20)
+    [received] = web_push.wait_for(1, timeout=20)
     assert "access_token=hat_" in received.json()["link"]
     [sub] = subscriptions(pg, tenant_id)
     assert sub.channels == ["push"] and sub.subject_kind == "video_session"

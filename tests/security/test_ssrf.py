@@ -24,23 +24,11 @@ from router.core.security import mint_user_token
 from router.store import models as m
 from tests.harness import Client, Herald
 from tests.servers.fcm import FcmService
-from tests.servers.webpush import PushService, vapid_keypair
 
 pytestmark = pytest.mark.slow
 
 HOW_TO_ALLOW = "add it to outbound.allow if this is your own push service"
 HTTPS_ONLY = "must be an https URL (plain http only for hosts in outbound.allow)"
-
-
-@pytest.fixture(scope="module")
-def vapid() -> tuple[str, str]:
-    return vapid_keypair()
-
-
-@pytest.fixture(scope="module")
-def web_push(vapid) -> Iterator[PushService]:
-    with PushService(expected_vapid_public_key=vapid[1]) as service:
-        yield service
 
 
 def deploy(tmp: Path, vapid: tuple[str, str], allow: list[str]) -> Herald:

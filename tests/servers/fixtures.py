@@ -2,7 +2,9 @@
 
 Enable them from a conftest with ``pytest_plugins = ["tests.servers.fixtures"]``
 (root conftest only) or ``from tests.servers.fixtures import smtp_sink  # noqa: F401``.
-Each fixture is function-scoped: a fresh server per test, stopped afterwards.
+``smtp_sink`` and ``push_service`` are function-scoped: a fresh server per test, stopped
+afterwards. ``vapid``, ``web_push`` (checking that VAPID key) and ``fcm`` are module-scoped:
+the deployments of a module are configured with them once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import pytest
 
 from .fcm import FcmService
 from .smtp import SmtpSink
-from .webpush import PushService
+from .webpush import PushService, vapid_keypair
 
 
 @pytest.fixture
@@ -33,5 +35,25 @@ def push_service() -> Iterator[PushService]:
 @pytest.fixture
 def fcm_service() -> Iterator[FcmService]:
     """A running FCM v1 + OAuth2 token service."""
+    with FcmService() as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def vapid() -> tuple[str, str]:
+    """A VAPID key pair (private, public) for a module's deployments."""
+    return vapid_keypair()
+
+
+@pytest.fixture(scope="module")
+def web_push(vapid: tuple[str, str]) -> Iterator[PushService]:
+    """A Web Push service that accepts only pushes signed with ``vapid``."""
+    with PushService(expected_vapid_public_key=vapid[1]) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def fcm() -> Iterator[FcmService]:
+    """A local FCM HTTP v1 + OAuth2 token server."""
     with FcmService() as service:
         yield service
