@@ -42,8 +42,7 @@ def run(n_events: int, employees: int) -> dict[str, Any]:
             directory(schema.db, "bench", employees)
             with schema.db.engine.begin() as conn:
                 conn.execute(text("ANALYZE"))
-            event_router = EventRouter(engine, TextCatalogue(), get_config().links, batch=100,
-                                       online=lambda keys: set(keys))
+            event_router = EventRouter(engine, TextCatalogue(), get_config().links, batch=100)
             waits: collections.Counter[str] = collections.Counter()
             counts: collections.Counter[str] = collections.Counter()
 

@@ -60,7 +60,7 @@ class Runtime:
         self.hub = hub
         self.live = Live(config.pubsub_url, hub)
         self.event_router = EventRouter(self.engine, self.texts, config.links,
-                                        batch=config.delivery.route_batch, online=self.live.online)
+                                        batch=config.delivery.route_batch)
         # route jobs run at most this many at a time per process: more only split the
         # waiting events into smaller (costlier) batches and contend for the GIL
         self.route_slots = threading.BoundedSemaphore(config.delivery.route_concurrency)

@@ -13,10 +13,11 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from channels.browser import BrowserAdapter
 from router.core import metrics
 from router.core.config import DeliveryConfig
-from router.core.enums import Channel, OutcomeStatus
-from router.delivery import breaker, deliveries, feed
+from router.core.enums import Channel
+from router.delivery import breaker, deliveries
 from router.delivery.contracts import Adapter, Job, Outcome
 from router.delivery.deliveries import Recorded
 from router.store.models import utcnow
@@ -35,111 +36,31 @@ def route_events(runtime: WorkerRuntime, pks: list[int]) -> None:
         result.timed("commit", routed)
     metrics.EVENTS_ROUTED.labels("routed").inc(len(result.routed))
     metrics.EVENTS_ROUTED.labels("failed").inc(len(result.failed))
-    start = dict(result.start)
-    browser = start.pop(Channel.BROWSER, [])
     committed = time.perf_counter()
-    runtime.workers.enqueue_deliveries(start)
+    runtime.workers.enqueue_deliveries(dict(result.start))
     committed = result.timed("enqueue", committed)
-    if result.live:
-        publish_live(runtime, result.live, result.written_at)
-        committed = result.timed("live", committed)
-    if result.settled:
-        metrics.DELIVERIES.labels(Channel.BROWSER, OutcomeStatus.SENT).inc(len(result.settled))
-        publish_late(runtime, result.settled)
-        committed = result.timed("late", committed)
-    if result.quiet:
-        tell_counts(runtime, result.quiet)
-        committed = result.timed("counts", committed)
-    if browser:  # the live path skips a queue hop: publish to websockets right away
-        deliver_inline(runtime, Channel.BROWSER, browser)
-        result.timed("inline", committed)
+    if result.announce:  # the live path skips a queue hop: websockets hear of it right away
+        browser = runtime.adapter(Channel.BROWSER)
+        assert isinstance(browser, BrowserAdapter)
+        browser.announce(result.announce, BrowserHandoff(runtime))
+        result.timed("announce", committed)
     log.info("route.batch", extra={"routed": len(result.routed), "failed": len(result.failed),
                                    "event_pks": pks[:20], "tenants": result.tenants,
                                    "timings_ms": result.timings_ms})
 
 
-def publish_live(runtime: WorkerRuntime, entries: dict[int, dict[str, Any]],
-                 written_at: float) -> None:
-    """Browser deliveries under `all`, straight after the route commit: publish the live
-    messages the router built, then move the rows pending -> sent in one guarded UPDATE.
-    If publishing fails they stay pending and go through the queue (retries, backoff)."""
-    ids = list(entries)
-    started = time.perf_counter()
-    lag = metrics.QUEUE_LAG.labels(Channel.BROWSER)
-    waited = max(0.0, time.time() - written_at)
-    for _ in ids:
-        lag.observe(waited)
-    try:
-        runtime.live.publish(list(entries.values()))
-    except Exception:  # noqa: BLE001 - the queued path retries with backoff
-        log.warning("deliver.live_publish_failed", extra={"deliveries": len(ids)},
-                    exc_info=True)
-        runtime.workers.enqueue_deliveries({Channel.BROWSER: ids})
-        return
-    published = time.perf_counter()
-    try:
-        with runtime.db.session() as s:
-            sent = deliveries.mark_sent(s, ids, "published live")
-    except Exception:  # noqa: BLE001 - the rows stay pending: the sweeper sends them again
-        log.warning("deliver.live_record_failed", extra={"deliveries": len(ids)},
-                    exc_info=True)
-        return
-    metrics.DELIVERIES.labels(Channel.BROWSER, OutcomeStatus.SENT).inc(sent)
-    log.info("deliver.live", extra={
-        "channel": str(Channel.BROWSER), "deliveries": len(ids), "delivery_ids": ids[:20],
-        "sent": sent, "publish_s": round(published - started, 3),
-        "record_s": round(time.perf_counter() - published, 3)})
+class BrowserHandoff:
+    """The browser channel's way back into this worker: the adapter path now, or the queue."""
 
+    def __init__(self, runtime: WorkerRuntime) -> None:
+        self.runtime = runtime
 
-def publish_late(runtime: WorkerRuntime, settled: list[feed.LiveTarget]) -> None:
-    """Receivers who had no open session when their batch was routed, asked again after
-    the commit: a session opened meanwhile may have read the feed before the commit, so
-    it gets the live message now. (Their deliveries were settled at routing and have no
-    row; the targets are keyed by feed item.)"""
-    online = runtime.live.online((t.tenant, t.receiver_kind, t.receiver_id) for t in settled)
-    late = [t for t in settled if (t.tenant, t.receiver_kind, t.receiver_id) in (online or ())]
-    if not late:
-        return
-    try:
-        with runtime.db.session() as s:
-            entries = feed.live_entries(s, late)
-        runtime.live.publish(list(entries.values()))
-    except Exception:  # noqa: BLE001 - the feed row is the record; the client replays it
-        log.warning("deliver.late_publish_failed", extra={"deliveries": len(late)},
-                    exc_info=True)
-    log.info("deliver.late", extra={"channel": str(Channel.BROWSER), "deliveries": len(late)})
-
-
-def tell_counts(runtime: WorkerRuntime, keys: set[tuple[str, str, str]]) -> None:
-    """Receivers whose unread count grew without a live item message: their open
-    sessions get an `unread` frame (presence first: nobody offline is counted)."""
-    online = runtime.live.online(keys)
-    present = keys if online is None else keys & online
-    if not present:
-        return
-    by_tenant: dict[str, list[tuple[str, str]]] = {}
-    for tenant, kind, rid in present:
-        by_tenant.setdefault(tenant, []).append((kind, rid))
-    try:
-        with runtime.db.session() as s:
-            counts = {tenant: feed.counts_for(s, tenant, pairs)
-                      for tenant, pairs in by_tenant.items()}
-    except Exception:  # noqa: BLE001 - the feed row is the record; the next frame corrects it
-        log.warning("deliver.counts_failed", extra={"receivers": len(present)}, exc_info=True)
-        return
-    runtime.live.tell([{"tenant": tenant, "kind": kind, "id": rid,
-                        "frame": {"type": "unread", "unread": n}}
-                       for tenant, found in counts.items() for (kind, rid), n in found.items()])
-
-
-def deliver_inline(runtime: WorkerRuntime, channel: Channel, ids: list[int]) -> None:
-    """Deliver now in this thread; on failure the rows stay pending for a queued retry."""
-    try:
+    def deliver(self, ids: list[int]) -> None:
         for start in range(0, len(ids), 1000):
-            deliver(runtime, channel, ids[start:start + 1000])
-    except Exception:  # noqa: BLE001 - the queue takes over; nothing is lost
-        log.warning("deliver.inline_failed", extra={"channel": str(channel)}, exc_info=True)
-        runtime.workers.enqueue_deliveries({channel: ids})
+            deliver(self.runtime, Channel.BROWSER, ids[start:start + 1000])
+
+    def enqueue(self, ids: list[int]) -> None:
+        self.runtime.workers.enqueue_deliveries({Channel.BROWSER: ids})
 
 
 def deliver(runtime: WorkerRuntime, channel: Channel, ids: list[int]) -> None:

@@ -16,7 +16,7 @@ never sees the runtime (import-linter keeps ``channels`` off ``router.runtime``)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypedDict
@@ -25,8 +25,11 @@ from sqlalchemy.orm import Session
 
 from router.core.config import Config
 from router.core.enums import Channel, OutcomeStatus, ReceiverKind, Strategy
+from router.delivery.live import Addressed
 from router.store.db import Database
 from router.store.models import utcnow
+
+ReceiverKey = tuple[str, str, str]  # tenant, receiver kind, receiver id
 
 
 class DeliveryContent(TypedDict, total=False):
@@ -96,9 +99,49 @@ class Job:
 
 
 class LivePublisher(Protocol):
-    """Publishes live feed entries to every open websocket session, on any replica."""
+    """Publishes live feed entries to every open websocket session, on any replica, and
+    tells who has one."""
 
     def publish(self, entries: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def tell(self, addressed: list[Addressed]) -> bool: ...
+
+    def online(self, keys: Iterable[ReceiverKey]) -> set[ReceiverKey] | None: ...
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A browser delivery under `all`, settled at routing without a row: its feed item is
+    the record; the browser channel announces it to open sessions after the commit."""
+
+    event_pk: int
+    tenant: str
+    receiver_kind: str
+    receiver_id: str
+    feed_item_id: int
+
+    @property
+    def key(self) -> ReceiverKey:
+        return self.tenant, self.receiver_kind, self.receiver_id
+
+
+@dataclass
+class Announcement:
+    """What a route batch leaves to the browser channel once it has committed."""
+
+    settled: list[Settled] = field(default_factory=list)
+    quiet: set[ReceiverKey] = field(default_factory=set)  # unread count changed, no item frame
+    awaiting: list[int] = field(default_factory=list)  # first_success browser rows (ids)
+    routed_at: datetime = field(default_factory=utcnow)
+
+    def __bool__(self) -> bool:
+        return bool(self.settled or self.quiet or self.awaiting)
+
+    def merge(self, other: Announcement) -> None:
+        self.settled += other.settled
+        self.quiet |= other.quiet
+        self.awaiting += other.awaiting
+        self.routed_at = max(self.routed_at, other.routed_at)
 
 
 class EventOptions(Protocol):

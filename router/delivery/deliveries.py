@@ -29,7 +29,7 @@ from router.core.enums import (
     ReceiverKind,
     Strategy,
 )
-from router.delivery.contracts import DeliveryContent, Job, Outcome, StoredEvent
+from router.delivery.contracts import DeliveryContent, Job, Outcome, Settled, StoredEvent
 from router.store import models as m
 from router.store.bulk import insert_rows
 from router.store.db import one_of
@@ -38,8 +38,9 @@ from router.store.models import utcnow
 D = cast(Table, m.Delivery.__table__)
 LOG = cast(Table, m.DeliveryLog.__table__)
 PLANNED = "planned"
-# a browser delivery under `all` whose receiver had no open websocket session when it was
-# routed: settled then (no row, no attempt), since the feed item is the whole delivery
+# a browser delivery under `all` is settled at routing (no row, no attempt): the feed item is
+# the whole delivery; a row is stored only for a receiver the browser channel found online
+# after the commit (``store_announced``)
 NO_SESSION = "no open session: the feed item is the record"
 
 
@@ -98,16 +99,22 @@ def hold(s: Session, ids: list[int], until: datetime, why: str) -> list[int]:
     return held
 
 
-def mark_sent(s: Session, ids: list[int], detail: str) -> int:
-    """pending -> sent for deliveries handed over right after routing (live browser
-    messages), guarded: a row the sweeper already gave to a worker is left alone."""
+def store_announced(s: Session, settled: list[Settled], status: DeliveryStatus, detail: str,
+                    routed_at: datetime) -> list[int]:
+    """Rows for browser deliveries settled at routing and announced after the commit: `sent`
+    (published live) or `pending` (the publish failed: the queue retries). Created at routing
+    time, so the history's "pending: planned" line is the event's; sent adds its own line."""
     now = utcnow()
-    moved = list(s.scalars(
-        update(D).where(one_of(s, D.c.id, ids), D.c.status == DeliveryStatus.PENDING)
-        .values(status=DeliveryStatus.SENT, attempts=D.c.attempts + 1, updated_at=now,
-                provider_response=detail).returning(D.c.id)))
-    log_lines(s, ((i, DeliveryStatus.SENT, detail) for i in moved))
-    return len(moved)
+    sent = status == DeliveryStatus.SENT
+    ids = insert_rows(s, D, [dict(
+        tenant_id=t.tenant, event_pk=t.event_pk, receiver_kind=t.receiver_kind,
+        receiver_id=t.receiver_id, channel=str(Channel.BROWSER), status=str(status),
+        strategy=str(Strategy.ALL), step=0, chain=[], feed_item_id=t.feed_item_id, content={},
+        attempts=int(sent), provider_response=detail if sent else None, created_at=routed_at,
+        updated_at=now) for t in settled])
+    if sent:
+        log_lines(s, ((i, DeliveryStatus.SENT, detail) for i in ids))
+    return ids
 
 
 def jobs_for(s: Session, rows: list[Any]) -> list[Job]:
@@ -393,8 +400,8 @@ def history(s: Session, rows: list[Any]) -> dict[int, list[dict[str, str]]]:
 
 def settled_at_routing(plan: dict[str, Any], rows: list[Any], routed_at: datetime | None
                        ) -> list[dict[str, Any]]:
-    """The browser deliveries (strategy `all`) that were settled when the event was
-    routed, because the receiver had no open session: they have no row, so they are
+    """The browser deliveries (strategy `all`) settled when the event was routed whose
+    receiver had no open session after the commit: they have no row, so they are
     read off the stored plan (every planned browser receiver under `all` without a
     browser row), shaped like the activity view's other deliveries."""
     with_row = {(r.receiver_kind, r.receiver_id) for r in rows if r.channel == Channel.BROWSER}

@@ -9,16 +9,17 @@ after their commit, on a second channel; a failed tell never fails the request.
 Pub/sub is fire-and-forget: the feed rows in SQL stay the truth and a
 reconnecting client replays from its last seen seq.
 
-Presence: the router asks :meth:`Live.online` which receivers have an open session
-before it writes a batch, and builds live messages only for those; a browser delivery
-(strategy ``all``) to a receiver with no open session is settled at routing time (the
-feed item is the record). Each API process keeps the set of its receivers in Redis
+Presence: after a route batch commits, the browser channel (``channels/browser.py``,
+``announce``) asks :meth:`Live.online` once which of its receivers have an open session
+and publishes live messages only to those; the others' browser deliveries (strategy
+``all``) stay settled at routing (the feed item is the record). Nothing asks presence
+inside a transaction. Each API process keeps the set of its receivers in Redis
 (``herald:presence:<replica>``, refreshed every ``PRESENCE_REFRESH_S`` with a TTL of
 ``PRESENCE_TTL_S``, so a crashed replica's set expires) and scores itself in
-``herald:replicas``. A session joins the set *before* its hello reads the database,
-and the router asks again after its commit, so a client that connects meanwhile
-either gets the live message or sees the item in its first read. When presence cannot
-be told (Redis down), every receiver counts as online: the old publish-to-all path.
+``herald:replicas``. A session joins the set *before* its hello reads the database, and
+presence is asked only after the commit, so a client that connects meanwhile either gets
+the live message or sees the item in its first read. When presence cannot be told (Redis
+down), every receiver counts as online: the old publish-to-all path.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@
 returns which are new; the caller enqueues a route job for them. ``route``
 plans each stored event and writes, in the same transaction as the event's
 status change, its feed items and pending delivery rows (the outbox); the ids
-of the deliveries to start are returned for enqueueing after commit.
+of the deliveries to start are returned for enqueueing after commit, and what the
+browser channel announces after it (an ``Announcement``). Nothing in the route
+transaction asks Redis: it holds the events' row locks.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from router.core.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
 from router.delivery import feed
+from router.delivery.contracts import Announcement, Settled
 from router.delivery.feed import FeedWrite
 from router.directory import directory
 from router.directory.audience import DirectoryView
@@ -41,9 +43,6 @@ log = logging.getLogger("herald.pipeline")
 DELIVERIES = cast(Table, m.Delivery.__table__)
 MAX_ROUTE_ATTEMPTS = 3
 NO_CHAIN: list[str] = []  # shared by the rows that have none (JSON encoded once)
-NO_CONTENT: dict[str, Any] = {}
-LiveKey = tuple[str, str, str]  # tenant, receiver kind, receiver id
-Online = Callable[[Iterable[LiveKey]], "set[LiveKey] | None"]
 
 
 @dataclass
@@ -110,17 +109,7 @@ class RouteResult:
     failed: list[int] = field(default_factory=list)
     start: dict[Channel, list[int]] = field(default_factory=lambda: defaultdict(list))
     tenants: list[str] = field(default_factory=list)
-    # browser deliveries under `all`: their live messages, by delivery id, built in the
-    # route transaction; the worker publishes them right after commit (no queue hop)
-    live: dict[int, dict[str, Any]] = field(default_factory=dict)
-    # browser deliveries under `all` settled at routing (no open session, so no row; keyed
-    # by feed item id): the worker asks again after commit and publishes to any session
-    # opened meanwhile
-    settled: list[feed.LiveTarget] = field(default_factory=list)
-    # receivers whose feed item changed with no live item message now (code users; a
-    # first_success chain whose browser step is not first): told their unread count
-    quiet: set[LiveKey] = field(default_factory=set)
-    written_at: float = field(default_factory=time.time)  # when the deliveries were written
+    announce: Announcement = field(default_factory=Announcement)  # the browser channel's part
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> ms (for the log)
 
     def timed(self, stage: str, since: float) -> float:
@@ -138,12 +127,11 @@ class EventRouter:
     """
 
     def __init__(self, engine: RuleEngine, texts: TextCatalogue, links: dict[str, str],
-                 batch: int = 100, online: Online | None = None) -> None:
+                 batch: int = 100) -> None:
         self.engine = engine
         self.texts = texts
         self.links = links
         self.batch = batch  # events per route transaction, at most
-        self.online = online  # who has an open websocket session (None: everyone)
 
     def route(self, s: Session, pks: list[int]) -> RouteResult:
         started = time.perf_counter()
@@ -237,8 +225,7 @@ class EventRouter:
                 continue
             result.routed += one.routed
             result.failed += one.failed
-            result.live.update(one.live)
-            result.settled += one.settled
+            result.announce.merge(one.announce)
             for channel, ids in one.start.items():
                 result.start[channel] += ids
         return result
@@ -247,6 +234,7 @@ class EventRouter:
 
     def _write(self, s: Session, planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]],
                rules: PinnedRules, result: RouteResult) -> None:
+        result.announce.routed_at = utcnow()
         entries: list[feed.FeedEntry] = []
         renders: list[tuple[str, dict[str, Texts]]] = []
         for row, doc, plan in planned:
@@ -259,31 +247,19 @@ class EventRouter:
                 if Channel.BROWSER in r.channels or r.kind == ReceiverKind.CODE_USER]))
         started = time.perf_counter()
         items = feed.write_many(s, entries)
-        result.quiet |= {(row.tenant_id, str(r.kind), r.id) for row, _doc, plan in planned
-                         for r in plan.receivers if _quiet(r)}
-        started = result.timed("feed", started)
-        offline = self._offline(planned)
-        started = result.timed("presence", started)
+        result.announce.quiet |= {(row.tenant_id, str(r.kind), r.id) for row, _doc, plan in planned
+                                  for r in plan.receivers if _quiet(r)}
+        result.timed("feed", started)
         values = [v for (row, _doc, plan), (link, rendered) in zip(planned, renders, strict=True)
-                  for v in self._delivery_rows(row, plan, rendered, items, link, offline, result)]
+                  for v in self._delivery_rows(row, plan, rendered, items, link, result)]
         self._insert_deliveries(s, values, result)
-        now = utcnow()
+        now = result.announce.routed_at
         for row, _doc, plan in planned:
             row.status, row.routed_at, row.error = EventStatus.ROUTED, now, None
             row.attempts += 1
             row.plan = plan.as_dict()
             row.rules_version = rules.version
             result.routed.append(row.pk)
-
-    def _offline(self, planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]]
-                 ) -> set[LiveKey]:
-        """Receivers of a browser delivery under `all` with no open websocket session
-        (nobody, when presence cannot be told)."""
-        keys = {(row.tenant_id, str(r.kind), r.id) for row, _doc, plan in planned
-                for r in plan.receivers
-                if r.strategy == Strategy.ALL and Channel.BROWSER in r.channels}
-        online = self.online(keys) if self.online and keys else None
-        return set() if online is None else keys - online
 
     def _render(self, doc: dict[str, Any], plan: RoutingPlan, ruleset: RuleSet
                 ) -> dict[str, Texts]:
@@ -302,24 +278,23 @@ class EventRouter:
 
     def _delivery_rows(self, row: m.EventRow, plan: RoutingPlan, rendered: dict[str, Texts],
                        items: dict[tuple[int, str, str], int], link: str,
-                       offline: set[LiveKey], result: RouteResult) -> list[dict[str, Any]]:
+                       result: RouteResult) -> list[dict[str, Any]]:
         """One row per receiver and channel (first_success: the first step only). The
-        texts a channel needs go in `content`; a browser delivery under `all` carries
-        none (its feed item holds them). One to a receiver without an open session gets
-        no row: it is settled here (the feed item is the delivery; the activity view
-        shows it from the plan, ``deliveries.settled_at_routing``)."""
+        texts a channel needs go in `content`. A browser delivery under `all` gets no
+        row: it is settled here (the feed item is the delivery) and announced by the
+        browser channel after the commit, which stores a row for the receivers it finds
+        online; the activity view shows the others from the plan
+        (``deliveries.settled_at_routing``)."""
         values = []
-        now = utcnow()
+        now = result.announce.routed_at
         for r in plan.receivers:
             kind = str(r.kind)
             item = items.get((row.pk, kind, r.id))
             first_success = r.strategy == Strategy.FIRST_SUCCESS
             channels = r.channels[:1] if first_success else r.channels
-            if not first_success and Channel.BROWSER in channels \
-                    and (row.tenant_id, kind, r.id) in offline:
-                result.settled.append(feed.LiveTarget(item or 0, row.tenant_id, kind, r.id, item))
-                if len(channels) == 1:
-                    continue
+            if not first_success and Channel.BROWSER in channels:
+                if item is not None:
+                    result.announce.settled.append(Settled(row.pk, row.tenant_id, kind, r.id, item))
                 channels = [c for c in channels if c != Channel.BROWSER]
             if not channels:
                 continue
@@ -333,9 +308,7 @@ class EventRouter:
                     tenant_id=row.tenant_id, event_pk=row.pk, receiver_kind=kind,
                     receiver_id=r.id, channel=str(channel), status=DeliveryStatus.PENDING,
                     strategy=str(r.strategy), step=0, chain=chain, feed_item_id=item,
-                    content=NO_CONTENT if channel == Channel.BROWSER and not first_success
-                    else content,
-                    attempts=0, created_at=now, updated_at=now))
+                    content=content, attempts=0, created_at=now, updated_at=now))
         return values
 
     def _insert_deliveries(self, s: Session, values: list[dict[str, Any]],
@@ -344,19 +317,12 @@ class EventRouter:
         ``deliveries.history`` derives it from the row's created_at (step 0)."""
         started = time.perf_counter()
         ids = insert_rows(s, DELIVERIES, values)
-        started = result.timed("deliveries", started)
-        result.written_at = time.time()
-        targets = []
+        result.timed("deliveries", started)
         for did, v in zip(ids, values, strict=True):
-            if v["channel"] == Channel.BROWSER and v["strategy"] == Strategy.ALL:
-                targets.append(_target(did, v))
+            if v["channel"] == Channel.BROWSER:  # first_success: the browser channel starts it
+                result.announce.awaiting.append(did)
             else:
                 result.start[Channel(v["channel"])].append(did)
-        result.live.update(feed.live_entries(s, targets))
-        result.timed("live_entries", started)
-        for target in targets:  # an item gone already: the queued path records the failure
-            if target.delivery_id not in result.live:
-                result.start[Channel.BROWSER].append(target.delivery_id)
 
 
 def _quiet(r: PlannedReceiver) -> bool:
@@ -364,8 +330,3 @@ def _quiet(r: PlannedReceiver) -> bool:
     if Channel.BROWSER not in r.channels:
         return r.kind == ReceiverKind.CODE_USER
     return r.strategy == Strategy.FIRST_SUCCESS and r.channels[0] != Channel.BROWSER
-
-
-def _target(delivery_id: int, v: dict[str, Any]) -> feed.LiveTarget:
-    return feed.LiveTarget(delivery_id, v["tenant_id"], v["receiver_kind"], v["receiver_id"],
-                           v["feed_item_id"])

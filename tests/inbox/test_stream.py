@@ -144,8 +144,13 @@ def test_a_receiver_without_an_open_session_is_settled_at_routing(replicas, tena
         event_id = publish(client, event("P-1", creator="alice", participants=["bob"]))[0]
         assert frame(bobs)["item"]["subject"]["id"] == "P-1"
     wait_delivered(client, event_id)
-    browser = {d["receiver"]["id"]: d for d in client.activity(event_id)["deliveries"]
-               if d["channel"] == "browser"}
+
+    def browser_rows() -> dict[str, Any]:
+        return {d["receiver"]["id"]: d for d in client.activity(event_id)["deliveries"]
+                if d["channel"] == "browser"}
+    # bob's row is stored just after his live message was published
+    browser = wait_until(lambda: (rows := browser_rows())["bob"]["id"] and rows, 10, 0.05,
+                         what="bob's browser row")
     assert browser["alice"]["status"] == "sent" and browser["alice"]["attempts"] == 0
     assert browser["alice"]["provider_response"].startswith("no open session")
     assert [h["status"] for h in browser["alice"]["history"]] == ["pending", "sent"]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from websockets.sync.client import connect
@@ -90,13 +91,19 @@ def test_metrics_add_up_across_api_and_worker_processes(tmp_path, pg, new_tenant
         assert re.search(r'herald_actor_seconds_bucket\{actor="route_events",le="[0-9.+Inf]+",'
                          r'outcome="done"\} [1-9]', text), "the route actor's time, by middleware"
         assert "herald_queue_lag_seconds" in text
-        lines = [json.loads(line) for line in deployment.log("worker").splitlines()
-                 if line.startswith("{")]
+
+        def logged() -> list[dict[str, Any]]:
+            return [json.loads(line) for line in deployment.log("worker").splitlines()
+                    if line.startswith("{")]
+        lines = logged()
         routed = next(r for r in lines if r.get("message") == "route.batch")
         assert routed["actor"] == "route_events" and routed["queue"] == "herald.route"
         assert len(routed["message_id"]) == 36  # every line an actor logs says which message
-        batch = next(r for r in lines if r.get("message") == "deliver.live"
-                     and r["channel"] == "browser")
+
+        def browser_batch() -> dict[str, Any] | None:  # logged just after the item went out
+            return next((r for r in logged() if r.get("message") == "deliver.live"
+                         and r["channel"] == "browser"), None)
+        batch = wait_until(browser_batch, 10, 0.1, what="the deliver.live log line")
         assert batch["delivery_ids"] and batch["sent"] == batch["deliveries"]
         assert batch["publish_s"] >= 0
         routed_log = next(r for r in lines if r.get("message") == "route.batch")
