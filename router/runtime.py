@@ -119,4 +119,6 @@ class Runtime:
         self.rules.stop()
         if self._workers is not None:
             self._workers.close()
+        self.live.close()
+        self.limiter.close()
         self.db.dispose()

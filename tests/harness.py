@@ -76,7 +76,8 @@ class Herald:
         self.own_rules = not embedded and "rules_path" in config
         self.rules_deployed = False
         if not embedded:
-            redis.Redis.from_url(f"{redis_base}/{self.redis_db}").flushdb()
+            with redis.Redis.from_url(f"{redis_base}/{self.redis_db}") as client:
+                client.flushdb()
 
     @property
     def env(self) -> dict[str, str]:

@@ -49,6 +49,10 @@ class Limiter:
         self._local: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+
     def take(self, tenant: str, cost: int = 1) -> None:
         """Spend `cost` tokens or raise RateLimited with the seconds to wait."""
         if cost > self.burst:

@@ -284,6 +284,13 @@ class Live:
                 self._client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
             return self._client
 
+    def close(self) -> None:
+        """Close the Redis connection (a later call opens a new one)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
     def online(self, keys: Iterable[Key]) -> set[Key] | None:
         """Which of these receivers have an open websocket session on some replica;
         None when that cannot be told (every receiver then counts as online)."""

@@ -545,6 +545,7 @@ class BrowserRig(Rig):
     def runtime(self) -> ChannelContext:
         scheme = "rediss" if self.tls else "redis"
         live = Live(f"{scheme}://{self.origin}/0" if self.origin else REDIS_URL)
+        self._stack.callback(live.close)
         return dataclasses.replace(super().runtime(), live=live)
 
     def build(self, runtime: Any) -> Adapter:

@@ -27,12 +27,13 @@ def _session(key: tuple[str, str, str]) -> Session:
 def _with_hub(body) -> None:  # type: ignore[no-untyped-def]
     """Run `body(hub, worker_side)` with a started hub (its board in Redis), then clean up."""
     async def main() -> None:
-        hub = Hub()
+        hub, worker = Hub(), Live(REDIS_URL)
         await hub.start(REDIS_URL)
         try:
-            await body(hub, Live(REDIS_URL))
+            await body(hub, worker)
         finally:
             await hub.stop()
+            worker.close()
 
     asyncio.run(main())
 
@@ -62,18 +63,19 @@ def test_a_receiver_stays_online_while_one_of_its_sessions_is_open():
 
 
 def test_a_replica_that_stopped_refreshing_counts_for_nobody():
-    client = redis.Redis.from_url(REDIS_URL)
+    client, live = redis.Redis.from_url(REDIS_URL), Live(REDIS_URL)
     stale = "stale-replica-for-test"
     try:
         client.sadd(PRESENCE + stale, member(BOB))
         client.zadd(REPLICAS, {stale: time.time() - 2 * PRESENCE_TTL_S})
-        assert Live(REDIS_URL).online([BOB]) == set()
+        assert live.online([BOB]) == set()
         client.zadd(REPLICAS, {stale: time.time()})
-        assert Live(REDIS_URL).online([BOB]) == {BOB}
+        assert live.online([BOB]) == {BOB}
     finally:
         client.delete(PRESENCE + stale)
         client.zrem(REPLICAS, stale)
         client.close()
+        live.close()
 
 
 def test_the_refresh_restores_a_lost_set_and_drops_members_without_a_session():
@@ -96,6 +98,7 @@ def test_the_refresh_restores_a_lost_set_and_drops_members_without_a_session():
 def test_presence_that_cannot_be_told_counts_everyone_as_online():
     unreachable = Live(f"redis://127.0.0.1:{free_port()}/0")
     assert unreachable.online([ALICE]) is None
+    unreachable.close()
 
 
 def test_embedded_mode_asks_the_hub_in_this_process():

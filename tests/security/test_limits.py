@@ -109,9 +109,11 @@ def test_a_chunked_body_over_the_limit_is_refused_with_413_and_nothing_is_stored
 
 
 @pytest.fixture(params=["in-process", "redis"])
-def five_per_second(request) -> Limiter:
+def five_per_second(request) -> Iterator[Limiter]:
     """A publish limiter at 5 events/s with a burst of 10, in either bucket."""
-    return Limiter(5, 10, REDIS_URL if request.param == "redis" else "")
+    limiter = Limiter(5, 10, REDIS_URL if request.param == "redis" else "")
+    yield limiter
+    limiter.close()
 
 
 def publish_for(limiter: Limiter, seconds: float, sizes: tuple[int, ...]) -> tuple[int, float]:
