@@ -146,8 +146,8 @@ def _bump_values(values: dict[str, Any]) -> dict[str, Any]:
 
 def _unread_stacks(s: Session, keys: set[StackKey]) -> dict[StackKey, int]:
     """Unread items the batch may stack on: fetched by the batch's subjects through a
-    partial index, then matched on the full key here. (A 6-column tuple IN of every key,
-    with `unread IS TRUE`, missed the partial indexes: ~2 s per batch of 100 events.)"""
+    partial index, then matched on the full key here (a tuple IN of every key misses the
+    partial indexes)."""
     found: dict[StackKey, int] = {}
     columns = (m.FeedItem.tenant_id, m.FeedItem.receiver_kind, m.FeedItem.receiver_id,
                m.FeedItem.event_type, m.FeedItem.subject_kind, m.FeedItem.subject_id)
@@ -246,9 +246,8 @@ class Reader:
         return values
 
 
-# The per-request reads run prebuilt statements with bound parameters, through the
-# session's Core connection: building a select, its cache key and the ORM execution
-# path cost more per call (~1 ms) than PostgreSQL takes to answer it.
+# The per-request reads run prebuilt statements through the session's Core connection:
+# building a select and its ORM execution cost more per call than the query itself.
 
 
 def _receiver(subject: bool, cutoff: bool) -> list[ColumnElement[bool]]:
@@ -352,9 +351,8 @@ def unread_counts(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[
     """Unread counts for many receivers at once (for live fan-out), in one statement
     for any number of receivers: ``router.store.db.pair_of`` narrows by kind and id arrays
     (index conditions on the partial unread index, planned right even with stale
-    statistics) before the exact pairs are checked. (A 2,000-pair tuple IN cost ~0.5 s
-    per chunk: 13 s for a 50,000-receiver fan-out; a join on unnest was at the mercy
-    of the statistics.)"""
+    statistics) before the exact pairs are checked (docs/decisions.md, "Id lookups and
+    stale statistics")."""
     counts: dict[tuple[str, str], int] = {k: 0 for k in keys}
     if not keys:
         return counts
