@@ -32,7 +32,6 @@ from router.delivery.contracts import (
     Settled,
 )
 from router.delivery.live import Addressed
-from router.store.models import utcnow
 
 log = logging.getLogger("herald.channels.browser")
 PUBLISHED = "published live"
@@ -88,7 +87,7 @@ class BrowserAdapter(Adapter):
                         exc_info=True)
             return
         live = [live[i] for i in entries]  # an item gone meanwhile: nothing to announce
-        lag = max(0.0, (utcnow() - batch.routed_at).total_seconds())
+        lag = max(0.0, (self.ctx.now() - batch.routed_at).total_seconds())
         for _ in live:
             metrics.QUEUE_LAG.labels(Channel.BROWSER).observe(lag)
         try:

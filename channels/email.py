@@ -18,9 +18,8 @@ from channels import links
 from channels.mail_content import Mail, MailRenderer, MailSettings
 from router.core.enums import Channel
 from router.core.errors import ChannelOff
-from router.delivery import unsubscribe
+from router.delivery import addresses, unsubscribe
 from router.delivery.contracts import Adapter, ChannelContext, Job, Outcome
-from router.store import models as m
 
 TRANSIENT_CODES = {421, 450, 451, 452}
 
@@ -45,8 +44,7 @@ class EmailAdapter(Adapter):
     # ------------------------------------------------------------------ prepare (DB)
 
     def prepare(self, s: Session, jobs: list[Job]) -> None:
-        names = {t.id: t.name for t in s.query(m.Tenant).filter(
-            m.Tenant.id.in_({j.tenant for j in jobs}))}
+        names = addresses.tenant_names(s, {j.tenant for j in jobs})
         tokens = unsubscribe.issue_many(s, [(j.tenant, j.receiver_kind, j.receiver_id)
                                             for j in jobs])
         base = f"{self.config.public_url.rstrip('/')}/v1/unsubscribe/"

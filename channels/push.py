@@ -26,7 +26,6 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
@@ -35,7 +34,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from py_vapid import Vapid, VapidException
 from pywebpush import WebPusher, WebPushException
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from channels import fcm_client, links
@@ -45,9 +43,8 @@ from router.core.config import PushConfig
 from router.core.enums import Channel, OutcomeStatus, PushKind, ReceiverKind
 from router.core.errors import ChannelOff, ConfigError
 from router.core.outbound import policy_for
-from router.delivery.contracts import Adapter, ChannelContext, Job, Outcome, StoredEvent
-from router.store import models as m
-from router.store.db import one_of
+from router.delivery import addresses
+from router.delivery.contracts import Adapter, ChannelContext, Job, Outcome
 
 log = logging.getLogger("herald.channels.push")
 
@@ -60,17 +57,12 @@ FCM_OFF = f"native app push is not configured: {fcm_client.HOW_TO_FIX}"
 MAX_DETAIL = 1000
 
 
-@dataclass(frozen=True)
-class Target:
-    """One place a push goes: a browser subscription or an FCM device token."""
+Target = addresses.PushAddress
 
-    kind: str  # WEBPUSH | FCM
-    address: str  # push endpoint URL, or FCM token
-    p256dh: str = ""
-    auth: str = ""
 
-    def subscription_info(self) -> dict[str, Any]:
-        return {"endpoint": self.address, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
+def subscription_info(target: Target) -> dict[str, Any]:
+    """A web push target as pywebpush takes it."""
+    return {"endpoint": target.address, "keys": {"p256dh": target.p256dh, "auth": target.auth}}
 
 
 # ------------------------------------------------------------------ VAPID keys
@@ -155,13 +147,16 @@ class PushAdapter(Adapter):
     # ------------------------------------------------------------------ prepare (DB)
 
     def prepare(self, s: Session, jobs: list[Job]) -> None:
-        users = [j for j in jobs if j.receiver_kind != ReceiverKind.CODE_USER]
-        targets = _user_targets(s, users)
-        switched_off = _push_switched_off(s, users)
+        users = [(j.tenant, j.receiver_id) for j in jobs
+                 if j.receiver_kind != ReceiverKind.CODE_USER]
+        targets = addresses.user_push_addresses(s, users)
+        switched_off = addresses.push_switched_off(s, users)
         for job in jobs:
             key = (job.tenant, job.receiver_id)
+            found: list[Target]
             if job.receiver_kind == ReceiverKind.CODE_USER:
-                found, why = _code_user_targets(s.get(m.Subscription, key), job.event)
+                one, why = addresses.code_user_push_address(s, key, job.event.get("subject", {}))
+                found = [one] if one is not None else []
             elif key in switched_off:
                 found, why = [], "the push switch was turned off after this was planned"
             else:
@@ -243,7 +238,7 @@ class PushAdapter(Adapter):
         try:
             headers = {"Urgency": how.urgency, "Topic": how.topic,
                        **self._vapid_headers(target.address)}
-            response: Any = WebPusher(target.subscription_info(), requests_session=http).send(
+            response: Any = WebPusher(subscription_info(target), requests_session=http).send(
                 payload.decode(), headers, ttl=how.ttl, content_encoding="aes128gcm",
                 timeout=self.config.push.timeout_s)
         except WebPushException as exc:
@@ -289,12 +284,9 @@ class PushAdapter(Adapter):
             outcome = outcomes.get(job.id)
             if outcome is None or not outcome.gone:
                 continue
-            if job.receiver_kind == ReceiverKind.CODE_USER:
-                _forget_code_user_push(s, job, outcome.gone)
-            else:
-                s.execute(delete(m.PushTarget).where(
-                    m.PushTarget.tenant_id == job.tenant, m.PushTarget.user_id == job.receiver_id,
-                    m.PushTarget.endpoint.in_(outcome.gone)))
+            forget = (addresses.forget_code_user_push
+                      if job.receiver_kind == ReceiverKind.CODE_USER else addresses.forget_user_push)
+            forget(s, (job.tenant, job.receiver_id), outcome.gone)
             log.info("push.targets_gone", extra={"tenant": job.tenant, "delivery_id": job.id,
                                                  "channel": str(Channel.PUSH),
                                                  "receiver": job.receiver_id,
@@ -334,54 +326,3 @@ def combine(results: list[Outcome]) -> Outcome:
         return Outcome(OutcomeStatus.GONE, summary, gone=gone)
     return Outcome(OutcomeStatus.FAILED, summary, gone=gone)
 
-
-def _user_targets(s: Session, jobs: list[Job]) -> dict[tuple[str, str], list[Target]]:
-    found: dict[tuple[str, str], list[Target]] = {}
-    by_tenant: dict[str, set[str]] = {}
-    for job in jobs:
-        by_tenant.setdefault(job.tenant, set()).add(job.receiver_id)
-    for tenant, ids in by_tenant.items():
-        rows = s.scalars(select(m.PushTarget).where(
-            m.PushTarget.tenant_id == tenant, one_of(s, m.PushTarget.user_id, ids))
-            .order_by(m.PushTarget.id))
-        for row in rows:
-            found.setdefault((tenant, row.user_id), []).append(
-                Target(row.kind, row.endpoint, row.p256dh or "", row.auth or ""))
-    return found
-
-
-def _push_switched_off(s: Session, jobs: list[Job]) -> set[tuple[str, str]]:
-    """Receivers whose push switch is off now (it may have changed since planning)."""
-    off: set[tuple[str, str]] = set()
-    by_tenant: dict[str, set[str]] = {}
-    for job in jobs:
-        by_tenant.setdefault(job.tenant, set()).add(job.receiver_id)
-    for tenant, ids in by_tenant.items():
-        off |= {(tenant, uid) for uid in s.scalars(select(m.UserSettings.user_id).where(
-            m.UserSettings.tenant_id == tenant, one_of(s, m.UserSettings.user_id, ids),
-            m.UserSettings.push.is_(False)))}
-    return off
-
-
-def _code_user_targets(sub: m.Subscription | None, event: StoredEvent
-                       ) -> tuple[list[Target], str]:
-    """The code user's push subscription, only for the subject they signed up for."""
-    subject = event.get("subject", {})
-    if sub is None or not sub.active:
-        return [], "the code user's subscription no longer exists"
-    if (sub.subject_kind, sub.subject_id) != (subject.get("kind"), subject.get("id")):
-        return [], "the code user signed up for another subject"
-    info = sub.push_subscription or {}
-    keys = info.get("keys") or {}
-    if Channel.PUSH not in sub.channels or not info.get("endpoint"):
-        return [], "the code user has no push subscription"
-    return [Target(WEBPUSH, str(info["endpoint"]), str(keys.get("p256dh", "")),
-                   str(keys.get("auth", "")))], ""
-
-
-def _forget_code_user_push(s: Session, job: Job, gone: tuple[str, ...]) -> None:
-    sub = s.get(m.Subscription, (job.tenant, job.receiver_id))
-    if sub is None or (sub.push_subscription or {}).get("endpoint") not in gone:
-        return
-    sub.push_subscription = None
-    sub.channels = [c for c in sub.channels if c != Channel.PUSH]

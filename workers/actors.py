@@ -202,18 +202,8 @@ def follow_up(runtime: WorkerRuntime, todo: Recorded) -> None:
 
 
 def _channels_of(runtime: WorkerRuntime, ids: list[int]) -> dict[Channel, list[int]]:
-    from sqlalchemy import select
-
-    from router.store import models as m
-    from router.store.db import one_of
-
     with runtime.db.session() as s:
-        rows = s.execute(select(m.Delivery.id, m.Delivery.channel)
-                         .where(one_of(s, m.Delivery.id, ids))).all()
-    found: dict[Channel, list[int]] = {}
-    for did, channel in rows:
-        found.setdefault(Channel(channel), []).append(did)
-    return found
+        return deliveries.channels_of(s, ids)
 
 
 def expire_unacked(runtime: WorkerRuntime, ids: list[int]) -> None:

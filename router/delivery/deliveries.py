@@ -131,6 +131,15 @@ def jobs_for(s: Session, rows: list[Any]) -> list[Job]:
                 feed_item_id=r.feed_item_id) for r in rows]
 
 
+def channels_of(s: Session, ids: list[int]) -> dict[Channel, list[int]]:
+    """These deliveries' ids by channel."""
+    found: dict[Channel, list[int]] = {}
+    for did, channel in s.execute(select(m.Delivery.id, m.Delivery.channel)
+                                  .where(one_of(s, m.Delivery.id, ids))):
+        found.setdefault(Channel(channel), []).append(did)
+    return found
+
+
 @dataclass
 class Recorded:
     """What the worker must enqueue after recording a batch's outcomes."""
