@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from router.core.enums import MemberKind
+from router.core.enums import DeliveryStatus, EventStatus, MemberKind
 from router.core.security import hash_secret
 from router.directory import directory as d
 from router.routing.events import Event
@@ -73,3 +74,17 @@ def event(etype: str, tenant: str = "", subject: dict[str, Any] | None = None,
         body["actor"] = {"id": actor, "name": actor.title()}
     body.update(kw)
     return Event.model_validate(body)
+
+
+def settle(s: Session, tenant: str) -> None:
+    """Settle the rows a test wrote by hand for this tenant (events `routed`, open deliveries
+    `skipped`): the test session's schema is shared, and any later deployment's worker would
+    otherwise route those events and send those deliveries (the lost-message pass and the
+    sweeper take every tenant's work), to addresses and peers long gone."""
+    s.execute(update(m.Delivery).where(
+        m.Delivery.tenant_id == tenant,
+        m.Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]))
+        .values(status=DeliveryStatus.SKIPPED, next_attempt_at=None))
+    s.execute(update(m.EventRow).where(m.EventRow.tenant_id == tenant,
+                                       m.EventRow.status != EventStatus.ROUTED)
+              .values(status=EventStatus.ROUTED))

@@ -73,13 +73,16 @@ def deliver(runtime: WorkerRuntime, channel: Channel, ids: list[int]) -> None:
         later = _later(s, channel, ids, rows) if len(rows) < len(ids) else {}
         if rows:
             _observe_lag(channel, rows)
-            jobs = deliveries.jobs_for(s, rows)
-            adapter.prepare(s, jobs)
+            claimed = deliveries.jobs_for(s, rows)
+            jobs, unprepared = _prepare(s, adapter, claimed)
     enqueue_later(runtime, channel, later)
     if not rows:
         return
     prepared = time.perf_counter()
     try:
+        if unprepared:
+            _record(runtime, adapter, [j for j in claimed if j.id in unprepared], unprepared,
+                    lease_end)
         _send_all(runtime, adapter, jobs, lease_end)
     finally:
         adapter.close()
@@ -87,6 +90,32 @@ def deliver(runtime: WorkerRuntime, channel: Channel, ids: list[int]) -> None:
         "channel": str(channel), "deliveries": len(jobs), "delivery_ids": [j.id for j in jobs][:20],
         "breaker": "probe" if gate.open else "closed", "prepare_s": round(prepared - started, 3),
         "send_and_record_s": round(time.perf_counter() - prepared, 3)})
+
+
+def _prepare(s: Session, adapter: Adapter, jobs: list[Job]
+             ) -> tuple[list[Job], dict[int, Outcome]]:
+    """Prepare the batch; if that fails (not the database: that retries the message), each
+    job alone, so one malformed delivery fails by itself instead of sinking its batch."""
+    try:
+        adapter.prepare(s, jobs)
+        return jobs, {}
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:  # noqa: BLE001 - found below, job by job
+        log.warning("deliver.prepare_failed", extra={"channel": str(adapter.channel),
+                                                     "deliveries": len(jobs)}, exc_info=True)
+    good: list[Job] = []
+    bad: dict[int, Outcome] = {}
+    for job in jobs:
+        try:
+            adapter.prepare(s, [job])
+            good.append(job)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - this delivery's own data is broken
+            bad[job.id] = Outcome.failed(f"could not prepare this delivery: "
+                                         f"{type(exc).__name__}: {exc}")
+    return good, bad
 
 
 def _claim(s: Session, channel: Channel, ids: list[int],

@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from channels.browser import BrowserAdapter
 from channels.email import EmailAdapter
 from channels.push import PushAdapter
 from router.core.config import load_config
-from router.core.enums import Channel, DeliveryStatus, EventStatus, OutcomeStatus
+from router.core.enums import Channel, DeliveryStatus, OutcomeStatus
 from router.delivery.contracts import Adapter, ChannelContext, Job, Outcome
 from router.delivery.deliveries import jobs_for
 from router.delivery.live import CHANNEL, Live
@@ -148,12 +148,7 @@ class Rig:
         self.close_adapter()
         self._stack.close()
         with self.pg.session() as s:
-            s.execute(update(m.Delivery).where(
-                m.Delivery.tenant_id == self.tenant,
-                m.Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]))
-                .values(status=DeliveryStatus.SKIPPED, next_attempt_at=None))
-            s.execute(update(m.EventRow).where(m.EventRow.tenant_id == self.tenant)
-                      .values(status=EventStatus.ROUTED))
+            f.settle(s, self.tenant)
 
     def new_user(self) -> str:
         self._users += 1

@@ -248,12 +248,26 @@ def test_a_batch_that_runs_out_of_time_leaves_the_rest_for_a_retry(pg, ruleset):
     assert outcome.status == OutcomeStatus.RETRY and "not attempted" in outcome.detail
 
 
+HAND_MADE: list[str] = []  # tenants of rows written by hand, settled after each test
+
+
+@pytest.fixture(autouse=True)
+def _settle_hand_made_rows(pg) -> Iterator[None]:
+    from tests import factories as f
+
+    yield
+    with pg.session() as s:
+        while HAND_MADE:
+            f.settle(s, HAND_MADE.pop())
+
+
 def _planned_web_push(pg, sub: dict[str, Any] | None = None) -> int:
     """A pending push delivery to one browser subscription stored directly (no API check)."""
     from tests import factories as f
 
     with pg.session() as s:
         tenant = f.new_tenant(s).id
+        HAND_MADE.append(tenant)
         f.employee(s, tenant, "u1")
         sub = sub or _fake_subscription()
         s.add(m.PushTarget(tenant_id=tenant, user_id="u1", kind="webpush",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from tests import factories as f
 
 
 @pytest.fixture
-def planned(pg) -> Callable[..., int]:
+def planned(pg) -> Iterator[Callable[..., int]]:
     """planned(channel, strategy=..., chain=[...], **columns) -> the id of a pending delivery."""
     with pg.session() as s:
         tenant = f.new_tenant(s).id
@@ -25,6 +25,12 @@ def planned(pg) -> Callable[..., int]:
         s.flush()
         event_pk = event.pk
 
+    yield make_row(pg, tenant, event_pk)
+    with pg.session() as s:
+        f.settle(s, tenant)
+
+
+def make_row(pg, tenant: str, event_pk: int) -> Callable[..., int]:
     def make(channel: Channel = Channel.EMAIL, strategy: Strategy = Strategy.ALL,
              chain: list[str] | None = None, **columns: Any) -> int:
         with pg.session() as s:

@@ -354,7 +354,7 @@ def test_a_poison_event_fails_alone_visibly_and_can_be_re_driven(herald, tenant,
 
 
 def test_failed_deliveries_are_re_driven_after_a_fix(herald, tenant, sink):
-    _, client = tenant
+    tenant_id, client = tenant
     herald.start_api()
     herald.start_worker("w1")
     seed(client)
@@ -363,7 +363,7 @@ def test_failed_deliveries_are_re_driven_after_a_fix(herald, tenant, sink):
     act = client.wait_terminal("ev-99")
     [failed] = [d for d in act["deliveries"] if d["status"] == "failed"]
     sink.accept_all()
-    assert herald.cli("deliveries", "retry").returncode == 0
+    assert herald.cli("deliveries", "retry", "--tenant", tenant_id).returncode == 0
     wait_until(lambda: any(d["id"] == failed["id"] and d["status"] == "sent"
                            for d in client.activity("ev-99")["deliveries"]), 30,
                what="the re-driven delivery")

@@ -26,6 +26,7 @@ from tests import factories as f
 from tests.conftest import PG_URL, RULES, SCHEMA
 from tests.harness import wait_until
 from tests.servers.smtp import SmtpSink
+from workers.actors import deliver
 from workers.broker import Sweeper
 
 WORKER_APP = f"{SCHEMA}-worker"  # the runtime's own connections, to terminate them alone
@@ -241,3 +242,23 @@ def test_the_lost_event_pass_leaves_retried_and_recent_events_alone(pg):
         found = deliveries.lost_events(s, 10, limit=100000)
     assert pks["lost"] in found
     assert pks["retrying"] not in found and pks["fresh"] not in found
+
+
+def test_a_delivery_whose_data_cannot_be_prepared_fails_alone_and_its_batch_is_sent(worker,
+                                                                                     sink, pg):
+    runtime = worker()
+    good, broken = planned_email(pg), planned_email(pg)
+    with pg.session() as s:  # an event row damaged by hand: its subject is no object
+        row = s.get(m.Delivery, broken)
+        assert row is not None
+        event = s.get(m.EventRow, row.event_pk)
+        assert event is not None
+        event.payload = {**event.payload, "subject": "QR-1"}
+    deliver(runtime, Channel.EMAIL, [broken, good])
+    assert status(pg, good) == (DeliveryStatus.SENT, 1)
+    assert len(sink.wait_for(1)) == 1
+    assert status(pg, broken)[0] == DeliveryStatus.FAILED
+    with pg.session() as s:
+        failed = s.get(m.Delivery, broken)
+        assert failed is not None
+        assert "could not prepare this delivery: AttributeError" in (failed.last_error or "")
