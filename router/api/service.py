@@ -168,6 +168,7 @@ def _activity(row: m.EventRow, rows: list[m.Delivery],
         "matched_rules": plan.get("matched_rules", []),
         "receivers": plan.get("receivers", []), "dropped": plan.get("dropped", []),
         "notes": plan.get("notes", []),
+        "timing": plan.get("timing", []),  # the event type's delay / escalate steps
         "deliveries": sorted(
             [_delivery(r, history[r.id]) for r in rows]
             + deliveries.settled_at_routing(plan, rows, row.routed_at),

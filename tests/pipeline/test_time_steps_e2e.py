@@ -123,6 +123,8 @@ def test_an_unread_item_escalates_to_email_and_a_read_one_does_not(deployment, t
     [email] = [d for d in sent["deliveries"] if d["channel"] == "email"]
     assert email["status"] == "sent"
     assert email["history"][0]["detail"].startswith(f"planned: email escalation after {AFTER_S}s")
+    assert [t["describe"] for t in sent["timing"]] == [f"email escalated after {AFTER_S}s "
+                                                      "unless read"]
     skipped = client.wait_terminal("u2")
     [email] = [d for d in skipped["deliveries"] if d["channel"] == "email"]
     assert email["status"] == "skipped"
