@@ -362,13 +362,9 @@ def _rules(pending: list[tuple[_FileParser, YamlPath, Any]], ruleset: RuleSet) -
 def _unknown_types(parser: _FileParser, path: YamlPath, raw: dict[str, Any],
                    ruleset: RuleSet) -> list[Problem]:
     """Event types named in a rule's `type` condition must exist in the catalogue."""
-    found: list[Problem] = []
-    for type_path, value in _type_literals(raw.get("when"), path + ("when",)):
-        if value not in ruleset.events:
-            guess = difflib.get_close_matches(value, list(ruleset.events), n=1)
-            hint = f"; did you mean {guess[0]!r}?" if guess else ""
-            found.append(parser.src.problem(type_path, f"unknown event type {value!r}{hint}"))
-    return found
+    return [_unknown_type(parser, type_path, value, ruleset)
+            for type_path, value in _type_literals(raw.get("when"), path + ("when",))
+            if value not in ruleset.events]
 
 
 def _unknown_type(parser: _FileParser, path: YamlPath, etype: str, ruleset: RuleSet) -> Problem:

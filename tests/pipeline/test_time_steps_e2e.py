@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from router.core.security import mint_user_token
 from tests.harness import Client, Herald, wait_until
@@ -144,3 +145,21 @@ def test_two_workers_never_both_send_a_due_timer(tenant, sink):
         assert email["status"] == "sent" and email["attempts"] == 1
     time.sleep(1)  # a duplicate would still be on its way
     assert len(mails(sink)) == len(ids)
+
+
+def test_a_timer_whose_workers_and_message_were_lost_is_still_sent_once(deployment, tenant, sink):
+    client, _ = tenant
+    client.post("/v1/events", json=event("k1", "ticket.reminder", "T-40"))
+    assert email_of(client, "k1")["status"] == "pending"  # routed: the row is the timer
+    for name in ("worker-1", "worker-2"):
+        deployment.kill(name)  # kill -9, holding (or about to hold) its delayed message
+    with redis.Redis.from_url(deployment.config["broker_url"]) as broker:
+        for key in broker.scan_iter("dramatiq:*"):  # every queued message is gone
+            broker.delete(key)
+    deployment.start_worker("worker-1", threads=2)
+    deployment.start_worker("worker-2", threads=2)
+    done = client.wait_terminal("k1", timeout=40)
+    [email] = [d for d in done["deliveries"] if d["channel"] == "email"]
+    assert email["status"] == "sent" and email["attempts"] == 1
+    time.sleep(1)
+    assert subjects(sink, each=True) == ["ticket.reminder T-40"]

@@ -10,6 +10,8 @@ from sqlalchemy import select, update
 
 from router.core.enums import Channel, DeliveryStatus
 from router.delivery import deliveries, feed, timers
+from router.directory import directory
+from router.directory.settings import SettingsIn
 from router.routing.pipeline import EventRouter, publish
 from router.routing.texts import TextCatalogue
 from router.ruleset.engine import RuleEngine
@@ -124,3 +126,9 @@ def test_explain_shows_the_time_steps_and_what_an_event_cancels(session, ann, ro
 def test_a_delayed_email_does_not_hold_back_the_feed_item(session, ann, router):
     route(session, router, ann, "ticket.reminder")
     assert feed.unread_counts(session, ann, [("employee", "ann")]) == {("employee", "ann"): 1}
+
+
+def test_a_held_channel_the_receiver_switched_off_writes_no_timer(session, ann, router):
+    directory.put_settings(session, ann, "ann", SettingsIn(email=False))
+    _, result = route(session, router, ann, "ticket.reminder")
+    assert rows_of(session, ann, "ticket.reminder") == [] and not result.later
