@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from channels.browser import BrowserAdapter
 from router.core import metrics
 from router.core.config import DeliveryConfig
-from router.core.enums import Channel
-from router.delivery import breaker, deliveries
+from router.core.enums import Channel, DeliveryStatus
+from router.delivery import breaker, deliveries, timers
 from router.delivery.contracts import Adapter, Job, Outcome
 from router.delivery.deliveries import Recorded
 from router.store.models import utcnow
@@ -38,6 +38,8 @@ def route_events(runtime: WorkerRuntime, pks: list[int]) -> None:
     metrics.EVENTS_ROUTED.labels("failed").inc(len(result.failed))
     committed = time.perf_counter()
     runtime.workers.enqueue_deliveries(dict(result.start))
+    for channel, due in result.later.items():  # delay / escalate timers, for their due time
+        enqueue_later(runtime, channel, due)
     committed = result.timed("enqueue", committed)
     if result.announce:  # the live path skips a queue hop: websockets hear of it right away
         browser = runtime.adapter(Channel.BROWSER)
@@ -71,6 +73,7 @@ def deliver(runtime: WorkerRuntime, channel: Channel, ids: list[int]) -> None:
     with runtime.db.session() as s:
         rows, gate = _claim(s, channel, ids, cfg)
         later = _later(s, channel, ids, rows) if len(rows) < len(ids) else {}
+        rows = _not_moot(s, rows)
         if rows:
             _observe_lag(channel, rows)
             claimed = deliveries.jobs_for(s, rows)
@@ -130,6 +133,15 @@ def _claim(s: Session, channel: Channel, ids: list[int],
         _hold(s, channel, [r.id for r in rows[gate.allowed:]], gate)
         rows = rows[:gate.allowed]
     return rows, gate
+
+
+def _not_moot(s: Session, rows: list[Any]) -> list[Any]:
+    """Claimed escalations whose feed item was read meanwhile are skipped, not sent."""
+    moot = timers.moot_escalations(s, rows)
+    if not moot:
+        return rows
+    timers.skip(s, moot, DeliveryStatus.SENDING)
+    return [r for r in rows if r.id not in moot]
 
 
 def _hold(s: Session, channel: Channel, ids: list[int], gate: breaker.Gate) -> None:

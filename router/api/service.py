@@ -15,7 +15,7 @@ from router.api.errors import documented
 from router.core.enums import MemberKind, SubjectKind
 from router.core.errors import NotFound, Problem, ValidationFailed
 from router.core.inputs import INT_MAX
-from router.delivery import deliveries
+from router.delivery import deliveries, timers
 from router.directory import directory as d
 from router.directory.audience import DirectoryView
 from router.directory.push_validation import endpoint_problems
@@ -168,6 +168,7 @@ def _activity(row: m.EventRow, rows: list[m.Delivery],
         "matched_rules": plan.get("matched_rules", []),
         "receivers": plan.get("receivers", []), "dropped": plan.get("dropped", []),
         "notes": plan.get("notes", []),
+        "timing": plan.get("timing", []),  # the event type's delay / escalate steps
         "deliveries": sorted(
             [_delivery(r, history[r.id]) for r in rows]
             + deliveries.settled_at_routing(plan, rows, row.routed_at),
@@ -176,6 +177,9 @@ def _activity(row: m.EventRow, rows: list[m.Delivery],
 
 
 def _delivery(r: m.Delivery, history: list[dict[str, str]]) -> dict[str, Any]:
+    planned = timers.planned_line(r.content, r.channel)
+    if planned and history and r.step == 0:  # a timer: say what it waits for
+        history[0] = {**history[0], "detail": planned}
     return {
         "id": r.id, "receiver": {"kind": r.receiver_kind, "id": r.receiver_id},
         "channel": r.channel, "status": r.status, "strategy": r.strategy, "step": r.step,

@@ -73,6 +73,8 @@ def render_plan(plan: RoutingPlan) -> str:
         out.append(f"  ✗ {what}: {d.reason}  [setting: {d.setting}]")
     if not plan.dropped:
         out.append("  (nothing)")
+    if plan.timing:
+        out += ["", "Timing:"] + [f"  ⏱ {step.describe()}" for step in plan.timing]
     if plan.notes:
         out += ["", "Notes:"] + [f"  - {n}" for n in plan.notes]
     return "\n".join(out)
@@ -140,6 +142,9 @@ def _compare(file: str, name: str, expect: dict[str, Any], plan: RoutingPlan) ->
     wanted: dict[str, Any] = {"receivers": _normal(_expected_receivers(expect, plan))}
     if "rules" in expect:
         actual["rules"], wanted["rules"] = fired, expect["rules"]
+    if "timing" in expect:  # e.g. ["email escalated after 10m unless read"]
+        actual["timing"] = [step.describe() for step in plan.timing]
+        wanted["timing"] = expect["timing"]
     if actual == wanted:
         return CaseResult(file, name, True, rules=fired)
     diff = "\n".join(difflib.unified_diff(

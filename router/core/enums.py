@@ -71,6 +71,13 @@ class EventStatus(StrEnum):
     FAILED = "failed"
 
 
+class TimeStepKind(StrEnum):
+    """How a rule file shapes a channel step in time (docs/rules.md, "Time")."""
+
+    DELAY = "delay"  # sent after a duration unless an event of a cancel_on type came first
+    ESCALATE = "escalate"  # sent after a duration unless the feed item was read or acked
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     SENDING = "sending"

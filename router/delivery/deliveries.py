@@ -42,6 +42,7 @@ PLANNED = "planned"
 # the whole delivery; a row is stored only for a receiver the browser channel found online
 # after the commit (``store_announced``)
 NO_SESSION = "no open session: the feed item is the record"
+ACKED = "acknowledged by a live session"
 
 
 def log_lines(s: Session, lines: Iterable[tuple[int, str, str]]) -> None:
@@ -291,7 +292,7 @@ def acknowledge(s: Session, tenant: str, delivery_id: int, receiver: tuple[str, 
     if not rows:
         return False
     batch = _Batch()
-    _apply(batch, rows[0], Outcome.sent("acknowledged by a live session"), DeliveryConfig())
+    _apply(batch, rows[0], Outcome.sent(ACKED), DeliveryConfig())
     _write(s, batch)
     return True
 

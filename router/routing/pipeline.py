@@ -15,6 +15,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, select
@@ -24,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from router.core.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
-from router.delivery import feed
+from router.delivery import feed, timers
 from router.delivery.contracts import Announcement, Settled
 from router.delivery.feed import FeedWrite
 from router.directory import directory
@@ -34,6 +35,7 @@ from router.routing.planner import PlannedReceiver, RoutingPlan, plan_many
 from router.routing.texts import TextCatalogue, Texts, deep_link
 from router.ruleset.engine import PinnedRules, RuleEngine
 from router.ruleset.rulefile import RuleSet
+from router.ruleset.timing import TimeStep
 from router.store import models as m
 from router.store.bulk import insert_rows
 from router.store.db import one_of
@@ -108,6 +110,8 @@ class RouteResult:
     routed: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     start: dict[Channel, list[int]] = field(default_factory=lambda: defaultdict(list))
+    later: dict[Channel, dict[int, datetime]] = field(  # held by a time step: id -> due
+        default_factory=lambda: defaultdict(dict))
     tenants: list[str] = field(default_factory=list)
     announce: Announcement = field(default_factory=Announcement)  # the browser channel's part
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> ms (for the log)
@@ -228,6 +232,8 @@ class EventRouter:
             result.announce.merge(one.announce)
             for channel, ids in one.start.items():
                 result.start[channel] += ids
+            for channel, due in one.later.items():
+                result.later[channel].update(due)
         return result
 
     # ----------------------------------------------------------------- writing
@@ -253,6 +259,7 @@ class EventRouter:
         values = [v for (row, _doc, plan), (link, rendered) in zip(planned, renders, strict=True)
                   for v in self._delivery_rows(row, plan, rendered, items, link, result)]
         self._insert_deliveries(s, values, result)
+        self._cancel(s, planned, rules.ruleset)
         now = result.announce.routed_at
         for row, _doc, plan in planned:
             row.status, row.routed_at, row.error = EventStatus.ROUTED, now, None
@@ -260,6 +267,17 @@ class EventRouter:
             row.plan = plan.as_dict()
             row.rules_version = rules.version
             result.routed.append(row.pk)
+
+    def _cancel(self, s: Session, planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]],
+                ruleset: RuleSet) -> None:
+        """Events of a `cancel_on` type skip their subject's pending delayed deliveries."""
+        cancellers = {row.pk: (plan, timers.Canceller(
+            row.tenant_id, row.pk, row.event_id, row.type,
+            timers.subject_key(doc["subject"]["kind"], doc["subject"]["id"])))
+            for row, doc, plan in planned if ruleset.cancels(row.type)}
+        counts = timers.cancel(s, [c for _, c in cancellers.values()])
+        for pk, (plan, _c) in cancellers.items():
+            plan.notes.append(f"cancelled {counts.get(pk, 0)} delayed deliveries on this subject")
 
     def _render(self, doc: dict[str, Any], plan: RoutingPlan, ruleset: RuleSet
                 ) -> dict[str, Texts]:
@@ -287,6 +305,7 @@ class EventRouter:
         (``deliveries.settled_at_routing``)."""
         values = []
         now = result.announce.routed_at
+        holds = {c: step for step in plan.timing for c in step.channels}
         for r in plan.receivers:
             kind = str(r.kind)
             item = items.get((row.pk, kind, r.id))
@@ -308,7 +327,10 @@ class EventRouter:
                     tenant_id=row.tenant_id, event_pk=row.pk, receiver_kind=kind,
                     receiver_id=r.id, channel=str(channel), status=DeliveryStatus.PENDING,
                     strategy=str(r.strategy), step=0, chain=chain, feed_item_id=item,
-                    content=content, attempts=0, created_at=now, updated_at=now))
+                    content=content, attempts=0, created_at=now, updated_at=now,
+                    next_attempt_at=None))
+                if channel in holds:
+                    _hold(values[-1], holds[channel], row)
         return values
 
     def _insert_deliveries(self, s: Session, values: list[dict[str, Any]],
@@ -319,10 +341,21 @@ class EventRouter:
         ids = insert_rows(s, DELIVERIES, values)
         result.timed("deliveries", started)
         for did, v in zip(ids, values, strict=True):
-            if v["channel"] == Channel.BROWSER:  # first_success: the browser channel starts it
+            if v["next_attempt_at"] is not None:  # a time step holds it: a timer
+                result.later[Channel(v["channel"])][did] = v["next_attempt_at"]
+            elif v["channel"] == Channel.BROWSER:  # first_success: the browser channel starts it
                 result.announce.awaiting.append(did)
             else:
                 result.start[Channel(v["channel"])].append(did)
+
+
+def _hold(value: dict[str, Any], step: TimeStep, row: m.EventRow) -> None:
+    """A delay or escalate step: the row is a timer, due `after` from now."""
+    due = value["created_at"] + timedelta(seconds=step.after_s)
+    subject = row.payload["subject"]
+    value["next_attempt_at"] = due
+    value["content"] = timers.held_content(value["content"], step, due,
+                                           timers.subject_key(subject["kind"], subject["id"]))
 
 
 def _quiet(r: PlannedReceiver) -> bool:

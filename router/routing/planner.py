@@ -18,6 +18,7 @@ from router.directory.settings import effective_prefs
 from router.routing.events import Event
 from router.ruleset.engine import PinnedRules, RuleEngine
 from router.ruleset.rulefile import ChannelPrefs, Rule, RuleSet, Selector
+from router.ruleset.timing import TimeStep
 from router.store import models as m
 
 CODE_USER_CHANNELS = (Channel.EMAIL, Channel.PUSH)
@@ -62,6 +63,7 @@ class RoutingPlan:
     dropped: list[Dropped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     rules_version: int | None = None  # the deployed rule set version it was planned with
+    timing: tuple[TimeStep, ...] = ()  # the event type's delay / escalate steps
 
     def as_dict(self) -> dict[str, Any]:
         # by hand, sharing the parts many receivers have in common: asdict deep-copies
@@ -88,6 +90,7 @@ class RoutingPlan:
                         for d in self.dropped],
             "notes": list(self.notes),
             "rules_version": self.rules_version,
+            "timing": [step.as_dict() for step in self.timing],
         }
 
     def receiver(self, kind: ReceiverKind, rid: str) -> PlannedReceiver | None:
@@ -139,7 +142,7 @@ class Planner:
         self.subject = doc["subject"]
         self.actor_id = (doc.get("actor") or {}).get("id")
         self.candidates: dict[tuple[ReceiverKind, str], _Candidate] = {}
-        self.plan = RoutingPlan(doc["id"], doc["type"], [])
+        self.plan = RoutingPlan(doc["id"], doc["type"], [], timing=ruleset.timing(doc["type"]))
         self.rules: list[Rule] = []
         self._default_prefs: tuple[ChannelPrefs, str] | None = None
         self._tenant_language: str | None = None
@@ -383,8 +386,16 @@ def _finish(planner: Planner) -> tuple[dict[str, Any], RoutingPlan] | Exception:
         return exc
 
 
+def _note_cancels(planner: Planner) -> None:
+    cancelled = planner.ruleset.cancels(planner.doc["type"])
+    if cancelled:
+        planner.plan.notes.append(f"cancels the pending delayed deliveries of "
+                                  f"{', '.join(cancelled)} on the same subject")
+
+
 def plan_rules(planner: Planner, rules: list[Rule]) -> RoutingPlan:
     planner.plan.matched_rules = [{"id": r.id, "description": r.description} for r in rules]
+    _note_cancels(planner)
     for rule in rules:
         planner.select(rule)
     planner.settle()
@@ -395,6 +406,7 @@ def plan_matched(doc: dict[str, Any], rules: list[Rule], ruleset: RuleSet,
                  view: DirectoryView) -> RoutingPlan:
     planner = Planner(ruleset, view, doc)
     planner.plan.matched_rules = [{"id": r.id, "description": r.description} for r in rules]
+    _note_cancels(planner)
     for rule in rules:
         planner.select(rule)
     planner.settle()

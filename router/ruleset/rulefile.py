@@ -17,6 +17,7 @@ from typing import Any
 from router.core.enums import Channel, Origin, Strategy, SubjectKind, Submodule
 from router.core.errors import Problem, RuleFileError
 from router.ruleset.conditions import Cond, parse_when
+from router.ruleset.timing import TimeStep, parse_steps
 from router.ruleset.yamlpos import Located, load_located, read_limited
 
 YamlPath = tuple[str | int, ...]  # keys and list indexes from a rule file's root
@@ -37,6 +38,7 @@ class EventSpec:
     description: str = ""
     ttl_s: int | None = None
     urgency: str = "normal"
+    timing: tuple[TimeStep, ...] = ()  # delay / escalate (router.ruleset.timing)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,15 @@ class RuleSet:
     def default_for(self, event_type: str) -> ChannelPrefs:
         return self.defaults.get(event_type) or self.defaults.get("all") or BUILTIN_DEFAULT
 
+    def timing(self, event_type: str) -> tuple[TimeStep, ...]:
+        spec = self.events.get(event_type)
+        return spec.timing if spec else ()
+
+    def cancels(self, event_type: str) -> list[str]:
+        """The event types whose delayed deliveries an event of this type cancels."""
+        return [spec.type for spec in self.events.values()
+                if any(event_type in step.cancel_on for step in spec.timing)]
+
 
 def parse_prefs(raw: Any, where: str = "") -> tuple[ChannelPrefs | None, list[str]]:
     """Validate one channel-preferences row (rule-file default or user setting)."""
@@ -128,6 +139,7 @@ class _FileParser:
     def __init__(self, src: Located) -> None:
         self.src = src
         self.problems: list[Problem] = []
+        self.cancel_refs: list[tuple[YamlPath, str]] = []  # checked once every file is read
 
     def fail(self, path: YamlPath, message: str) -> None:
         self.problems.append(self.src.problem(path, message))
@@ -161,7 +173,8 @@ class _FileParser:
         if not isinstance(spec, dict):
             self.fail(path, "an event needs at least 'subject' and 'title'")
             return
-        unknown = set(spec) - {"subject", "title", "description", "ttl", "urgency"}
+        unknown = set(spec) - {"subject", "title", "description", "ttl", "urgency", "delay",
+                               "escalate"}
         if unknown:
             self.fail(path, f"unknown keys {sorted(unknown)}")
         subject = spec.get("subject")
@@ -175,8 +188,11 @@ class _FileParser:
         ttl = spec.get("ttl")
         if ttl is not None and (not isinstance(ttl, int) or ttl < 0):
             self.fail(path + ("ttl",), "ttl is a number of seconds >= 0")
+        timing = parse_steps(spec, path, self.fail)
+        self.cancel_refs += [(path + ("delay", "cancel_on", i), t) for step in timing
+                             for i, t in enumerate(step.cancel_on)]
         into.events[etype] = EventSpec(etype, SubjectKind(subject), str(spec.get("title", etype)),
-                                       str(spec.get("description", "")), ttl, urgency)
+                                       str(spec.get("description", "")), ttl, urgency, timing)
 
     def defaults(self, raw: Any, into: RuleSet) -> None:
         if not isinstance(raw, dict):
@@ -301,16 +317,20 @@ def parse_ruleset(sources: list[tuple[str, str]]) -> RuleSet:
     problems: list[Problem] = []
     ruleset = RuleSet(files=[name for name, _ in sources])
     pending: list[tuple[_FileParser, YamlPath, Any]] = []
+    parsers: list[_FileParser] = []
     for name, text in sources:
         src, syntax = load_located(text, name)
         problems += syntax
         if src is None:
             continue
         parser = _FileParser(src)
+        parsers.append(parser)
         pending += [(parser, p, raw) for p, raw in parser.parse(ruleset)]
         problems += parser.problems
         parser.problems = []
     problems += _rules(pending, ruleset)
+    problems += [_unknown_type(parser, path, etype, ruleset) for parser in parsers
+                 for path, etype in parser.cancel_refs if etype not in ruleset.events]
     if problems:
         raise RuleFileError(problems)
     return ruleset
@@ -342,13 +362,15 @@ def _rules(pending: list[tuple[_FileParser, YamlPath, Any]], ruleset: RuleSet) -
 def _unknown_types(parser: _FileParser, path: YamlPath, raw: dict[str, Any],
                    ruleset: RuleSet) -> list[Problem]:
     """Event types named in a rule's `type` condition must exist in the catalogue."""
-    found: list[Problem] = []
-    for type_path, value in _type_literals(raw.get("when"), path + ("when",)):
-        if value not in ruleset.events:
-            guess = difflib.get_close_matches(value, list(ruleset.events), n=1)
-            hint = f"; did you mean {guess[0]!r}?" if guess else ""
-            found.append(parser.src.problem(type_path, f"unknown event type {value!r}{hint}"))
-    return found
+    return [_unknown_type(parser, type_path, value, ruleset)
+            for type_path, value in _type_literals(raw.get("when"), path + ("when",))
+            if value not in ruleset.events]
+
+
+def _unknown_type(parser: _FileParser, path: YamlPath, etype: str, ruleset: RuleSet) -> Problem:
+    guess = difflib.get_close_matches(etype, list(ruleset.events), n=1)
+    hint = f"; did you mean {guess[0]!r}?" if guess else ""
+    return parser.src.problem(path, f"unknown event type {etype!r}{hint}")
 
 
 def _type_literals(when: Any, path: YamlPath) -> list[tuple[YamlPath, str]]:

@@ -57,7 +57,33 @@ def test_rules_test_shows_a_diff_when_a_case_fails(tmp_path):
     result = herald("rules", "test", str(rules))
     assert result.returncode == 1
     assert "FAIL  platform.test.yaml: the creation flow's group" in result.stdout
-    assert "+    - browser" in result.stdout and "7 passed, 1 failed" in result.stdout
+    assert "+    - browser" in result.stdout and "8 passed, 1 failed" in result.stdout
+
+
+def test_rules_test_compares_the_timing_a_case_expects(tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    cases = (rules / "platform.test.yaml").read_text().replace(
+        "timing: [email escalated after 10m unless read]",
+        "timing: [email escalated after 5m unless read]")
+    (rules / "platform.test.yaml").write_text(cases)
+    result = herald("rules", "test", str(rules))
+    assert result.returncode == 1
+    assert "FAIL  platform.test.yaml: a video session request rings now" in result.stdout
+    assert "+- email escalated after 10m unless read" in result.stdout
+
+
+def test_rules_explain_shows_an_escalation(tmp_path):
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({
+        "id": "x2", "type": "video_session.requested",
+        "subject": {"kind": "video_session", "id": "V-1", "number": "V-1", "template_id": "tpl"}}))
+    fixture = tmp_path / "directory.yaml"
+    fixture.write_text(yaml.safe_dump(yaml.safe_load(
+        (Path(RULES) / "platform.test.yaml").read_text())["directory"]))
+    result = herald("rules", "explain", str(event), "--directory", str(fixture))
+    assert result.returncode == 0, result.stderr
+    assert "Timing:\n  ⏱ email escalated after 10m unless read" in result.stdout
 
 
 def test_rules_explain_shows_matched_rules_receivers_and_reasons(tmp_path):
