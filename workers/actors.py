@@ -38,6 +38,8 @@ def route_events(runtime: WorkerRuntime, pks: list[int]) -> None:
     metrics.EVENTS_ROUTED.labels("failed").inc(len(result.failed))
     committed = time.perf_counter()
     runtime.workers.enqueue_deliveries(dict(result.start))
+    for channel, due in result.later.items():  # timers (quiet hours): enqueued for then
+        enqueue_later(runtime, channel, due)
     committed = result.timed("enqueue", committed)
     if result.announce:  # the live path skips a queue hop: websockets hear of it right away
         browser = runtime.adapter(Channel.BROWSER)

@@ -15,6 +15,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, select
@@ -26,11 +27,13 @@ from sqlalchemy.orm import Session
 from router.core.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
 from router.delivery import feed
 from router.delivery.contracts import Announcement, Settled
+from router.delivery.deliveries import log_lines
 from router.delivery.feed import FeedWrite
 from router.directory import directory
 from router.directory.audience import DirectoryView
+from router.directory.quiet import Deferral
 from router.routing.events import Event
-from router.routing.planner import PlannedReceiver, RoutingPlan, plan_many
+from router.routing.planner import DEFERRABLE, PlannedReceiver, RoutingPlan, plan_many
 from router.routing.texts import TextCatalogue, Texts, deep_link
 from router.ruleset.engine import PinnedRules, RuleEngine
 from router.ruleset.rulefile import RuleSet
@@ -43,6 +46,7 @@ log = logging.getLogger("herald.pipeline")
 DELIVERIES = cast(Table, m.Delivery.__table__)
 MAX_ROUTE_ATTEMPTS = 3
 NO_CHAIN: list[str] = []  # shared by the rows that have none (JSON encoded once)
+QUIET_UNTIL = "quiet_until"  # content key: the local end of the quiet hours a row waits for
 
 
 @dataclass
@@ -108,6 +112,8 @@ class RouteResult:
     routed: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     start: dict[Channel, list[int]] = field(default_factory=lambda: defaultdict(list))
+    later: dict[Channel, dict[int, datetime]] = field(  # timers: id -> due time
+        default_factory=lambda: defaultdict(dict))
     tenants: list[str] = field(default_factory=list)
     announce: Announcement = field(default_factory=Announcement)  # the browser channel's part
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> ms (for the log)
@@ -228,6 +234,8 @@ class EventRouter:
             result.announce.merge(one.announce)
             for channel, ids in one.start.items():
                 result.start[channel] += ids
+            for channel, due in one.later.items():
+                result.later[channel].update(due)
         return result
 
     # ----------------------------------------------------------------- writing
@@ -302,13 +310,16 @@ class EventRouter:
             content = {"language": lang, "title": rendered[lang].title,
                        "message": rendered[lang].message, "link": link, "email": r.email,
                        "name": r.name, "created_at": now.isoformat()}
+            if r.deferred is not None:
+                content[QUIET_UNTIL] = r.deferred.label
             chain = [str(c) for c in r.channels[1:]] if first_success else NO_CHAIN
             for channel in channels:
                 values.append(dict(
                     tenant_id=row.tenant_id, event_pk=row.pk, receiver_kind=kind,
                     receiver_id=r.id, channel=str(channel), status=DeliveryStatus.PENDING,
                     strategy=str(r.strategy), step=0, chain=chain, feed_item_id=item,
-                    content=content, attempts=0, created_at=now, updated_at=now))
+                    content=content, attempts=0, next_attempt_at=_due(r, channel),
+                    created_at=now, updated_at=now))
         return values
 
     def _insert_deliveries(self, s: Session, values: list[dict[str, Any]],
@@ -318,11 +329,22 @@ class EventRouter:
         started = time.perf_counter()
         ids = insert_rows(s, DELIVERIES, values)
         result.timed("deliveries", started)
+        deferred: list[tuple[int, str, str]] = []
         for did, v in zip(ids, values, strict=True):
-            if v["channel"] == Channel.BROWSER:  # first_success: the browser channel starts it
+            if v["next_attempt_at"] is not None:  # a timer: enqueued for its due time
+                result.later[Channel(v["channel"])][did] = v["next_attempt_at"]
+                deferred.append((did, DeliveryStatus.PENDING, Deferral(
+                    v["next_attempt_at"], v["content"][QUIET_UNTIL]).note(v["channel"])))
+            elif v["channel"] == Channel.BROWSER:  # first_success: the browser channel starts it
                 result.announce.awaiting.append(did)
             else:
                 result.start[Channel(v["channel"])].append(did)
+        log_lines(s, deferred)
+
+
+def _due(r: PlannedReceiver, channel: Channel) -> datetime | None:
+    """When the row falls due: now (None), or when the receiver's quiet hours end."""
+    return r.deferred.until if r.deferred is not None and channel in DEFERRABLE else None
 
 
 def _quiet(r: PlannedReceiver) -> bool:

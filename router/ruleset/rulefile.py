@@ -37,6 +37,7 @@ class EventSpec:
     description: str = ""
     ttl_s: int | None = None
     urgency: str = "normal"
+    critical: bool = False  # bypasses quiet hours
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ class _FileParser:
         if not isinstance(spec, dict):
             self.fail(path, "an event needs at least 'subject' and 'title'")
             return
-        unknown = set(spec) - {"subject", "title", "description", "ttl", "urgency"}
+        unknown = set(spec) - {"subject", "title", "description", "ttl", "urgency", "critical"}
         if unknown:
             self.fail(path, f"unknown keys {sorted(unknown)}")
         subject = spec.get("subject")
@@ -175,8 +176,12 @@ class _FileParser:
         ttl = spec.get("ttl")
         if ttl is not None and (not isinstance(ttl, int) or ttl < 0):
             self.fail(path + ("ttl",), "ttl is a number of seconds >= 0")
+        critical = spec.get("critical", False)
+        if not isinstance(critical, bool):
+            self.fail(path + ("critical",), f"critical is true or false; got {critical!r}")
         into.events[etype] = EventSpec(etype, SubjectKind(subject), str(spec.get("title", etype)),
-                                       str(spec.get("description", "")), ttl, urgency)
+                                       str(spec.get("description", "")), ttl, urgency,
+                                       critical is True)
 
     def defaults(self, raw: Any, into: RuleSet) -> None:
         if not isinstance(raw, dict):
