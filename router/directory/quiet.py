@@ -23,10 +23,10 @@ from router.core.inputs import Input
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-START = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-END = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"  # 24:00: the end of the day
+START = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"  # HH:MM, or HH:MM:SS
+END = r"^(([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?|24:00)$"  # 24:00: the end of the day
 DEFAULT_ZONE = "UTC"
-DAY = 24 * 60
+DAY = 24 * 3600  # seconds
 WEEK = 7 * DAY
 
 
@@ -51,7 +51,7 @@ class QuietWindow(Input):
     @classmethod
     def _not_empty(cls, value: str, info: ValidationInfo) -> str:
         start = info.data.get("start")
-        if start is not None and _minutes(value) % DAY == _minutes(start):
+        if start is not None and _seconds(value) % DAY == _seconds(start):
             raise ValueError("must differ from 'from' (a window of no time or of 24 hours)")
         return value
 
@@ -84,14 +84,15 @@ def zone_for(*names: str | None) -> ZoneInfo:
 # ----------------------------------------------------------------- validation
 
 
-def _minutes(hhmm: str) -> int:
-    hours, _, minutes = hhmm.partition(":")
-    return int(hours) * 60 + int(minutes)
+def _seconds(hhmm: str) -> int:
+    """Seconds after midnight of "HH:MM" or "HH:MM:SS"."""
+    parts = [int(p) for p in hhmm.split(":")]
+    return parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) > 2 else 0)
 
 
 def _spans(window: QuietWindow) -> list[tuple[int, int, str]]:
-    """The window as minutes of the week: (start, end, day), end past the start."""
-    start, end = _minutes(window.start), _minutes(window.end)
+    """The window as seconds of the week: (start, end, day), end past the start."""
+    start, end = _seconds(window.start), _seconds(window.end)
     length = end - start if end > start else end + DAY - start
     return [(WEEKDAYS.index(d) * DAY + start, WEEKDAYS.index(d) * DAY + start + length, d)
             for d in window.days]
@@ -135,15 +136,15 @@ class Deferral:
 @dataclass(frozen=True)
 class _Window:
     days: frozenset[int]  # date.weekday() numbers
-    start: int  # minutes after local midnight
-    end: int  # minutes after local midnight of the start day (> start)
+    start: int  # seconds after local midnight
+    end: int  # seconds after local midnight of the start day (> start)
 
 
 def compile_windows(stored: Iterable[dict[str, Any]]) -> tuple[_Window, ...]:
     """Stored windows ({days, from, to}, as the settings API wrote them)."""
     compiled = []
     for raw in stored:
-        start, end = _minutes(raw["from"]), _minutes(raw["to"])
+        start, end = _seconds(raw["from"]), _seconds(raw["to"])
         compiled.append(_Window(frozenset(WEEKDAYS.index(d) for d in raw["days"]), start,
                                 end if end > start else end + DAY))
     return tuple(compiled)
@@ -171,16 +172,16 @@ def _end_around(windows: Sequence[_Window], zone: ZoneInfo, at: datetime) -> dat
     return None
 
 
-def _instant(day: date, minutes: int, zone: ZoneInfo) -> datetime:
+def _instant(day: date, seconds: int, zone: ZoneInfo) -> datetime:
     """The UTC instant of a local wall time; a wall time the clock skips (the spring-
     forward gap) is the first instant after the gap."""
-    wall = datetime.combine(day, time()) + timedelta(minutes=minutes)
+    wall = datetime.combine(day, time()) + timedelta(seconds=seconds)
     instant = wall.replace(tzinfo=zone).astimezone(UTC)
     if instant.astimezone(zone).replace(tzinfo=None) == wall:
         return instant
     probe = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)  # before the gap's end
-    while probe.astimezone(zone).replace(tzinfo=None) < wall:
-        probe += timedelta(minutes=1)
+    while probe.astimezone(zone).replace(tzinfo=None) < wall:  # gaps end on a whole minute
+        probe = probe.replace(second=0, microsecond=0) + timedelta(minutes=1)
     return probe
 
 
@@ -191,4 +192,5 @@ def deferral(stored: Iterable[dict[str, Any]] | None, zone: ZoneInfo, now: datet
     until = quiet_until(windows, zone, now) if windows else None
     if until is None:
         return None
-    return Deferral(until, f"{until.astimezone(zone):%H:%M} {zone.key}")
+    local = until.astimezone(zone)
+    return Deferral(until, f"{local:%H:%M:%S}"[:8 if local.second else 5] + f" {zone.key}")
