@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from router.core.enums import MemberKind
 from router.core.security import hash_secret
 from router.directory import directory as d
+from router.directory.quiet import WEEKDAYS
 from router.routing.events import Event
 from router.store import models as m
 
@@ -73,3 +76,13 @@ def event(etype: str, tenant: str = "", subject: dict[str, Any] | None = None,
         body["actor"] = {"id": actor, "name": actor.title()}
     body.update(kw)
     return Event.model_validate(body)
+
+
+def quiet_window_around(now: datetime, zone: str, before_s: int, after_s: int) -> dict[str, Any]:
+    """A quiet window (as the settings API takes it) from ``before_s`` before ``now`` to
+    ``after_s`` after it, in ``zone``'s wall time, on the weekday it starts."""
+    tz = ZoneInfo(zone)
+    start = (now - timedelta(seconds=before_s)).astimezone(tz)
+    end = (now + timedelta(seconds=after_s)).astimezone(tz)
+    return {"days": [WEEKDAYS[start.weekday()]], "from": f"{start:%H:%M:%S}",
+            "to": f"{end:%H:%M:%S}"}
