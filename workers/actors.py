@@ -199,6 +199,8 @@ def follow_up(runtime: WorkerRuntime, todo: Recorded) -> None:
         by_channel = _channels_of(runtime, ids)
         workers.enqueue_deliveries(by_channel, delay_s=delay)
     workers.enqueue_deliveries(todo.next_steps)
+    for channel, due in todo.later.items():  # a later step waiting for quiet hours to end
+        enqueue_later(runtime, channel, due)
     if todo.await_ack:
         workers.enqueue_expiry(todo.await_ack)
 

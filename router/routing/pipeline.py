@@ -24,7 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from router.core.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
+from router.core.enums import DEFERRABLE, Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
 from router.delivery import feed
 from router.delivery.contracts import Announcement, Settled
 from router.delivery.deliveries import log_lines
@@ -33,7 +33,7 @@ from router.directory import directory
 from router.directory.audience import DirectoryView
 from router.directory.quiet import Deferral
 from router.routing.events import Event
-from router.routing.planner import DEFERRABLE, PlannedReceiver, RoutingPlan, plan_many
+from router.routing.planner import PlannedReceiver, RoutingPlan, plan_many
 from router.routing.texts import TextCatalogue, Texts, deep_link
 from router.ruleset.engine import PinnedRules, RuleEngine
 from router.ruleset.rulefile import RuleSet
@@ -46,7 +46,6 @@ log = logging.getLogger("herald.pipeline")
 DELIVERIES = cast(Table, m.Delivery.__table__)
 MAX_ROUTE_ATTEMPTS = 3
 NO_CHAIN: list[str] = []  # shared by the rows that have none (JSON encoded once)
-QUIET_UNTIL = "quiet_until"  # content key: the local end of the quiet hours a row waits for
 
 
 @dataclass
@@ -311,7 +310,8 @@ class EventRouter:
                        "message": rendered[lang].message, "link": link, "email": r.email,
                        "name": r.name, "created_at": now.isoformat()}
             if r.deferred is not None:
-                content[QUIET_UNTIL] = r.deferred.label
+                content["quiet_until"] = r.deferred.label
+                content["quiet_until_at"] = r.deferred.until.isoformat()
             chain = [str(c) for c in r.channels[1:]] if first_success else NO_CHAIN
             for channel in channels:
                 values.append(dict(
@@ -334,7 +334,7 @@ class EventRouter:
             if v["next_attempt_at"] is not None:  # a timer: enqueued for its due time
                 result.later[Channel(v["channel"])][did] = v["next_attempt_at"]
                 deferred.append((did, DeliveryStatus.PENDING, Deferral(
-                    v["next_attempt_at"], v["content"][QUIET_UNTIL]).note(v["channel"])))
+                    v["next_attempt_at"], v["content"]["quiet_until"]).note(v["channel"])))
             elif v["channel"] == Channel.BROWSER:  # first_success: the browser channel starts it
                 result.announce.awaiting.append(did)
             else:

@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from router.core.enums import Channel, Origin, ReceiverKind, Strategy, Submodule, UserKind, Visibility
+from router.core.enums import (
+    DEFERRABLE,
+    Channel,
+    Origin,
+    ReceiverKind,
+    Strategy,
+    Submodule,
+    UserKind,
+    Visibility,
+)
 from router.directory.audience import DirectoryView
 from router.directory.quiet import Deferral
 from router.directory.settings import effective_prefs
@@ -24,7 +33,6 @@ from router.store import models as m
 from router.store.models import utcnow
 
 CODE_USER_CHANNELS = (Channel.EMAIL, Channel.PUSH)
-DEFERRABLE = (Channel.PUSH, Channel.EMAIL)  # quiet hours hold these; the feed goes at once
 
 
 @dataclass(frozen=True)
