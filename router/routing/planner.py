@@ -96,7 +96,8 @@ class RoutingPlan:
                 "strategy": str(r.strategy),
                 "reasons": once(tuple(map(id, r.reasons)), lambda r=r: [
                     {"rule": x.rule, "selector": x.selector} for x in r.reasons]),
-                "prefs_source": r.prefs_source, "email": r.email, **_quiet_fields(r)}
+                "prefs_source": r.prefs_source, "email": r.email,
+                **(_quiet_fields(r) if r.quiet else NOTHING)}
                 for r in self.receivers],
             "dropped": [{"kind": str(d.kind), "id": d.id, "reason": d.reason,
                          "setting": d.setting, "channel": str(d.channel) if d.channel else None}
@@ -109,10 +110,11 @@ class RoutingPlan:
         return next((r for r in self.receivers if r.kind == kind and r.id == rid), None)
 
 
+NOTHING: dict[str, Any] = {}
+
+
 def _quiet_fields(r: PlannedReceiver) -> dict[str, Any]:
     """Only for receivers quiet hours touched: a fan-out's stored plan stays small."""
-    if not r.quiet:
-        return {}
     return {"quiet": r.quiet,
             "deferred_until": r.deferred.until.isoformat() if r.deferred else None}
 

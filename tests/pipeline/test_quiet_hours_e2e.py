@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import select
 
 from router.store import models as m
@@ -75,6 +76,8 @@ def test_a_receiver_in_quiet_hours_gets_the_feed_item_now_and_the_mail_when_it_e
     window = f.quiet_window_around(datetime.now(UTC), ZONE, 600, 4)  # ends 3-4 s from now
     quiet(client, window)
     body = event("ticket.status_changed", "ticket")
+    explained = client.post("/v1/events:explain", json=body).json()
+    assert explained["receivers"][0]["quiet"].startswith("email deferred by quiet hours until")
     assert client.post("/v1/events", json=body).status_code == 202
     routed = wait_until(lambda: (a := client.activity(body["id"]))["status"] == "routed" and a,
                         what="the event routed")
@@ -136,3 +139,20 @@ def test_an_unknown_zone_or_overlapping_windows_are_422s_naming_the_field(tenant
                 assert response.status_code == 422, response.text
                 assert [p["path"] for p in response.json()["error"]["problems"]] == [path]
         assert me.get("/v1/me/settings").json()["quiet_hours"] == []  # nothing was stored
+
+
+def test_a_deferred_mail_survives_a_killed_worker_and_lost_queue_messages(
+        tenant, sink, deployment):
+    _, _, client = tenant
+    window = f.quiet_window_around(datetime.now(UTC), ZONE, 600, 4)
+    quiet(client, window)
+    body = event("ticket.status_changed", "ticket")
+    assert client.post("/v1/events", json=body).status_code == 202
+    wait_until(lambda: client.activity(body["id"])["status"] == "routed", what="routed")
+    deployment.kill("worker")  # kill -9 while the mail waits for the window's end
+    with redis.Redis.from_url(deployment.config["broker_url"]) as broker:
+        broker.flushdb()  # its delayed message is gone with it
+    deployment.start_worker("worker-after")
+    [mail] = wait_until(lambda: mails(sink), timeout=40, what="the mail, found again")
+    email = email_of(client.wait_terminal(body["id"]))
+    assert email["status"] == "sent" and len(mails(sink)) == 1
