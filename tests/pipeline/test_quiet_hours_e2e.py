@@ -1,6 +1,7 @@
 """Quiet hours end to end (DESIGN §10): `herald serve` + `herald worker` on PostgreSQL and
 Redis with a real SMTP server. A receiver in quiet hours gets the feed item at once and
-the mail when the window ends; a critical event type is mailed at once."""
+the mail when the window ends; a critical event type is mailed at once. Not `slow`: the
+window is 4 s (the worker-restart case is)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from tests.harness import Client, Herald, wait_until
 from tests.inbox import user_token
 from tests.servers.smtp import SmtpSink
 
-pytestmark = pytest.mark.slow
 ZONE = "Europe/Berlin"
 
 
@@ -141,6 +141,7 @@ def test_an_unknown_zone_or_overlapping_windows_are_422s_naming_the_field(tenant
         assert me.get("/v1/me/settings").json()["quiet_hours"] == []  # nothing was stored
 
 
+@pytest.mark.slow  # a worker restart and the lost-message pass: ~10 s
 def test_a_deferred_mail_survives_a_killed_worker_and_lost_queue_messages(
         tenant, sink, deployment):
     _, _, client = tenant
