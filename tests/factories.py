@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -11,6 +13,7 @@ from sqlalchemy.orm import Session
 from router.core.enums import DeliveryStatus, EventStatus, MemberKind
 from router.core.security import hash_secret
 from router.directory import directory as d
+from router.directory.quiet import WEEKDAYS
 from router.routing.events import Event
 from router.store import models as m
 
@@ -88,3 +91,13 @@ def settle(s: Session, tenant: str) -> None:
     s.execute(update(m.EventRow).where(m.EventRow.tenant_id == tenant,
                                        m.EventRow.status != EventStatus.ROUTED)
               .values(status=EventStatus.ROUTED))
+
+
+def quiet_window_around(now: datetime, zone: str, before_s: int, after_s: int) -> dict[str, Any]:
+    """A quiet window (as the settings API takes it) from ``before_s`` before ``now`` to
+    ``after_s`` after it, in ``zone``'s wall time, on the weekday it starts."""
+    tz = ZoneInfo(zone)
+    start = (now - timedelta(seconds=before_s)).astimezone(tz)
+    end = (now + timedelta(seconds=after_s)).astimezone(tz)
+    return {"days": [WEEKDAYS[start.weekday()]], "from": f"{start:%H:%M:%S}",
+            "to": f"{end:%H:%M:%S}"}

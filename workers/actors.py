@@ -38,7 +38,7 @@ def route_events(runtime: WorkerRuntime, pks: list[int]) -> None:
     metrics.EVENTS_ROUTED.labels("failed").inc(len(result.failed))
     committed = time.perf_counter()
     runtime.workers.enqueue_deliveries(dict(result.start))
-    for channel, due in result.later.items():  # delay / escalate timers, for their due time
+    for channel, due in result.later.items():  # timers (time steps, quiet hours), for then
         enqueue_later(runtime, channel, due)
     committed = result.timed("enqueue", committed)
     if result.announce:  # the live path skips a queue hop: websockets hear of it right away
@@ -238,6 +238,8 @@ def follow_up(runtime: WorkerRuntime, todo: Recorded) -> None:
         by_channel = _channels_of(runtime, ids)
         workers.enqueue_deliveries(by_channel, delay_s=delay)
     workers.enqueue_deliveries(todo.next_steps)
+    for channel, due in todo.later.items():  # a later step waiting for quiet hours to end
+        enqueue_later(runtime, channel, due)
     if todo.await_ack:
         workers.enqueue_expiry(todo.await_ack)
 

@@ -338,12 +338,14 @@ def put_settings(runtime: RuntimeDep, tenant: TenantDep, user_id: str,
 
 
 def check_settings(runtime: Runtime, body: SettingsIn) -> None:
+    from router.directory.quiet import overlaps
     from router.directory.settings import check_row_keys
 
-    bad = check_row_keys(body, runtime.engine.ruleset)
-    if bad:
-        raise ValidationFailed([Problem("not 'all' nor a known event type", path=f"advanced.{k}")
-                                for k in bad])
+    problems = [Problem("not 'all' nor a known event type", path=f"advanced.{k}")
+                for k in check_row_keys(body, runtime.engine.ruleset)]
+    problems += [Problem(message, path=path) for path, message in overlaps(body.quiet_hours)]
+    if problems:
+        raise ValidationFailed(problems)
 
 
 IMPORT_KINDS: dict[str, tuple[type[BaseModel], Any]] = {

@@ -65,6 +65,8 @@ def render_plan(plan: RoutingPlan) -> str:
                    f"  (from {r.prefs_source})")
         why = "; ".join(f"{x.rule} ({x.selector})" for x in r.reasons)
         out.append(f"      because: {why}")
+        if r.quiet:
+            out.append(f"      {r.quiet}")
     if not plan.receivers:
         out.append("  (nobody)")
     out += ["", f"Dropped ({len(plan.dropped)}):"]

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from router.core.enums import MemberKind, PushKind
 from router.core.errors import Problem, ValidationFailed
 from router.directory import directory as d
+from router.directory.quiet import overlaps
 from router.directory.settings import SettingsIn
 from router.routing.events import problems_from
 from router.store import models as m
@@ -55,7 +56,7 @@ def load_fixture(s: Session, tenant: str, data: dict[str, Any]) -> None:
             problems += _apply(model, raw, put, f"{section}.{i}.")
         s.flush()
     for uid, raw in (data.get("settings") or {}).items():
-        problems += _apply(SettingsIn, raw, lambda x, u=uid: d.put_settings(s, tenant, u, x),
+        problems += _apply(SettingsIn, raw, lambda x, u=uid: _put_settings(s, tenant, u, x),
                            f"settings.{uid}.")
     for uid, tokens in (data.get("push_devices") or {}).items():
         s.add_all(m.PushTarget(tenant_id=tenant, user_id=uid, kind=PushKind.FCM, endpoint=t)
@@ -63,6 +64,13 @@ def load_fixture(s: Session, tenant: str, data: dict[str, Any]) -> None:
     if problems:
         raise ValidationFailed(problems)
     s.flush()
+
+
+def _put_settings(s: Session, tenant: str, uid: str, settings: SettingsIn) -> None:
+    clashes = overlaps(settings.quiet_hours)
+    if clashes:
+        raise ValueError("; ".join(f"{path}: {why}" for path, why in clashes))
+    d.put_settings(s, tenant, uid, settings)
 
 
 def _apply(model: Any, raw: Any, put: Any, prefix: str) -> list[Problem]:

@@ -94,7 +94,8 @@ def cmd_tenants_create(args: argparse.Namespace) -> int:
 
     runtime = _runtime()
     with runtime.db.session() as s:
-        created = tenants.create(s, args.name, tenant_id=args.id, language=args.language)
+        created = tenants.create(s, args.name, tenant_id=args.id, language=args.language,
+                                 time_zone=args.time_zone)
     print(f"tenant:         {created.tenant_id}")
     print(f"API key:        {created.api_key}   (shown once; only its hash is stored)")
     print(f"signing secret: {created.signing_secret}   (signs user tokens, HS256)")
@@ -305,6 +306,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("name")
     p.add_argument("--id")
     p.add_argument("--language", default="en")
+    p.add_argument("--time-zone", help="IANA name for users who set none (default: UTC)")
     p.set_defaults(func=cmd_tenants_create)
     p = tenants.add_parser("rotate-secret", help="rotate the tenant's signing secret")
     p.add_argument("tenant")

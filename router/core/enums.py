@@ -12,6 +12,9 @@ class Channel(StrEnum):
     EMAIL = "email"
 
 
+DEFERRABLE = (Channel.PUSH, Channel.EMAIL)  # quiet hours hold these; the feed goes at once
+
+
 class Strategy(StrEnum):
     ALL = "all"
     FIRST_SUCCESS = "first_success"

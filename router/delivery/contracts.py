@@ -44,6 +44,8 @@ class DeliveryContent(TypedDict, total=False):
     email: str | None
     name: str
     created_at: str  # ISO 8601, when routing wrote it (push TTLs count from here)
+    quiet_until: str  # the receiver was in quiet hours: their end, local ("07:00 Europe/Berlin")
+    quiet_until_at: str  # ... and as an ISO 8601 instant (later steps of a sequence wait too)
 
 
 class StoredEvent(TypedDict, total=False):

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from router.core.config import DeliveryConfig
 from router.core.enums import (
+    DEFERRABLE,
     Channel,
     DeliveryStatus,
     EventStatus,
@@ -147,6 +148,7 @@ class Recorded:
 
     retry: dict[float, list[int]] = field(default_factory=dict)  # delay s -> ids
     next_steps: dict[Channel, list[int]] = field(default_factory=dict)
+    later: dict[Channel, dict[int, datetime]] = field(default_factory=dict)  # id -> due time
     await_ack: list[int] = field(default_factory=list)
 
 
@@ -250,14 +252,25 @@ def _next_step(batch: _Batch, row: Any, why: str) -> None:
     """first_success: the step failed, so the next channel in the chain is tried."""
     if row.strategy != Strategy.FIRST_SUCCESS or not row.chain:
         return
+    due = due_after_quiet(row.content, row.chain[0])
+    quiet = f"; {row.chain[0]} deferred by quiet hours until {row.content['quiet_until']}" \
+        if due else ""
     batch.steps.append({
         "tenant_id": row.tenant_id, "event_pk": row.event_pk, "receiver_kind": row.receiver_kind,
         "receiver_id": row.receiver_id, "channel": row.chain[0],
         "status": DeliveryStatus.PENDING, "strategy": row.strategy, "step": row.step + 1,
         "chain": list(row.chain[1:]), "feed_item_id": row.feed_item_id, "content": row.content,
-        "attempts": 0, "created_at": utcnow(), "updated_at": utcnow(),
-        "_why": f"step {row.step + 1}: tried because {row.channel} did not succeed ({why})",
-        "_from": row.id})
+        "attempts": 0, "next_attempt_at": due, "created_at": utcnow(), "updated_at": utcnow(),
+        "_why": f"step {row.step + 1}: tried because {row.channel} did not succeed ({why})"
+                f"{quiet}", "_from": row.id})
+
+
+def due_after_quiet(content: Any, channel: str) -> datetime | None:
+    """When a delivery created after routing (a sequence's later step) may go: the end of
+    the quiet hours routing found its receiver in (stored in its content), if still ahead."""
+    at = content.get("quiet_until_at") if channel in DEFERRABLE else None
+    due = datetime.fromisoformat(at) if at else None
+    return due if due is not None and due > utcnow() else None
 
 
 def _write(s: Session, batch: _Batch) -> None:
@@ -280,7 +293,10 @@ def _write(s: Session, batch: _Batch) -> None:
             batch.logs.append((new_id, DeliveryStatus.PENDING, st["_why"]))
             batch.logs.append((st["_from"], DeliveryStatus.FAILED,
                                f"next: {channel} (delivery {new_id})"))
-            batch.todo.next_steps.setdefault(Channel(channel), []).append(new_id)
+            if st["next_attempt_at"] is not None:  # quiet hours: a timer for their end
+                batch.todo.later.setdefault(Channel(channel), {})[new_id] = st["next_attempt_at"]
+            else:
+                batch.todo.next_steps.setdefault(Channel(channel), []).append(new_id)
     log_lines(s, batch.logs)
 
 

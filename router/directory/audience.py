@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from router.core.enums import MemberKind, UserKind
+from router.directory.quiet import Deferral, deferral, zone_for
 from router.store import models as m
 from router.store.db import one_of, pair_of
 
@@ -30,9 +32,10 @@ class GroupPick:
 
 
 USER_COLUMNS = (m.User.id, m.User.kind, m.User.name, m.User.email, m.User.language,
-                m.User.active, m.User.avatar_url)
+                m.User.active, m.User.avatar_url, m.User.time_zone)
 SETTINGS_COLUMNS = (m.UserSettings.user_id, m.UserSettings.push, m.UserSettings.email,
-                    m.UserSettings.customer_notifications, m.UserSettings.advanced)
+                    m.UserSettings.customer_notifications, m.UserSettings.advanced,
+                    m.UserSettings.quiet_hours)
 
 
 class DirectoryView:
@@ -164,6 +167,18 @@ class DirectoryView:
             for uid in chunk:
                 self._settings[uid] = found.get(uid)
         return {i: r for i in ids if (r := self._settings.get(i)) is not None}
+
+    def deferral(self, user: Any, row: Any | None, now: datetime) -> Deferral | None:
+        """Whether this user (a USER_COLUMNS row; ``row`` their settings) is in quiet
+        hours at ``now``, and until when: worked out once per user and view (batch)."""
+        if row is None or not row.quiet_hours:
+            return None
+        key = ("quiet", user.id)
+        if key not in self._cache:
+            tenant = self.tenant_row()
+            zone = zone_for(user.time_zone, tenant.default_time_zone if tenant else None)
+            self._cache[key] = deferral(row.quiet_hours, zone, now)
+        return cast(Deferral | None, self._cache[key])
 
     def has_push(self, ids: Iterable[str]) -> set[str]:
         """Which of these users registered at least one browser subscription or device."""

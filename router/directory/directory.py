@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from router.core.enums import Channel, MemberKind, SubjectKind, Submodule, UserKind, Visibility
 from router.core.errors import NotFound
 from router.core.inputs import NOT_SPACE, Id, Input, Role
+from router.directory.quiet import check_zone
 from router.directory.settings import SettingsIn
 from router.store import models as m
 
@@ -31,6 +32,10 @@ def _given(field: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"properties": {field: schema}, "required": [field]}
 
 
+def _known_zone(cls: type, value: str | None) -> str | None:
+    return value if value is None else check_zone(value)
+
+
 class UserIn(Input):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_if_then(
         _given("kind", {"const": UserKind.CUSTOMER.value}),
@@ -45,6 +50,10 @@ class UserIn(Input):
     org_id: str | None = Field(default=None, max_length=200)
     avatar_url: str = Field(default="", max_length=2000)
     active: StrictBool = True
+    time_zone: str | None = Field(default=None, max_length=64, examples=["Europe/Berlin"],
+                                  description="IANA name; none: the tenant's, else UTC")
+
+    _zone = field_validator("time_zone")(_known_zone)
 
     @model_validator(mode="after")
     def _customer_has_org(self) -> UserIn:
@@ -171,7 +180,10 @@ class SubscriptionIn(Input):
     push_subscription: PushSubscriptionIn | None = None
     channels: list[Literal[Channel.EMAIL, Channel.PUSH]] = Field(default_factory=list)
     language: str | None = Field(default=None, max_length=20)
+    time_zone: str | None = Field(default=None, max_length=64)
     created_by: Literal["code_user", "employee"] = "code_user"
+
+    _zone = field_validator("time_zone")(_known_zone)
 
     @model_validator(mode="after")
     def _consistent(self) -> SubscriptionIn:
@@ -291,7 +303,8 @@ def get_settings(s: Session, tenant: str, user_id: str) -> SettingsIn:
     if row is None:
         return SettingsIn()
     return SettingsIn(push=row.push, email=row.email,
-                      customer_notifications=row.customer_notifications, advanced=row.advanced)
+                      customer_notifications=row.customer_notifications, advanced=row.advanced,
+                      quiet_hours=row.quiet_hours or [])
 
 
 def put_settings(s: Session, tenant: str, user_id: str, settings: SettingsIn) -> SettingsIn:
@@ -299,7 +312,9 @@ def put_settings(s: Session, tenant: str, user_id: str, settings: SettingsIn) ->
     s.merge(m.UserSettings(tenant_id=tenant, user_id=user_id, push=settings.push,
                            email=settings.email,
                            customer_notifications=settings.customer_notifications,
-                           advanced={k: v.model_dump() for k, v in settings.advanced.items()}))
+                           advanced={k: v.model_dump() for k, v in settings.advanced.items()},
+                           quiet_hours=[w.model_dump(by_alias=True)
+                                        for w in settings.quiet_hours] or None))
     return settings
 
 

@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field, StrictBool, field_validator
 
 from router.core.enums import Channel, Origin, Strategy
 from router.core.inputs import Input
+from router.directory.quiet import QuietWindow
 from router.ruleset.rulefile import ChannelPrefs, RuleSet, parse_prefs
 
 
@@ -42,6 +43,9 @@ class SettingsIn(Input):
     email: StrictBool = True
     customer_notifications: StrictBool = True
     advanced: dict[str, PrefsIn] = Field(default_factory=dict)
+    quiet_hours: list[QuietWindow] = Field(default_factory=list, max_length=50, description=(
+        "Windows in the user's local time (their time_zone) when push and email wait "
+        "until the window ends; the feed item is written at once."))
 
     @field_validator("advanced")
     @classmethod

@@ -8,8 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from router.core.errors import Conflict, NotFound
+from router.core.errors import Conflict, NotFound, Problem, ValidationFailed
 from router.core.security import hash_secret, mint_user_token, new_secret
+from router.directory.quiet import zone_or_none
 from router.store import models as m
 from router.store.models import utcnow
 
@@ -25,13 +26,17 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "tenant"
 
 
-def create(s: Session, name: str, tenant_id: str | None = None, language: str = "en") -> Created:
+def create(s: Session, name: str, tenant_id: str | None = None, language: str = "en",
+           time_zone: str | None = None) -> Created:
     tid = tenant_id or _slug(name)
+    if time_zone is not None and zone_or_none(time_zone) is None:
+        raise ValidationFailed([Problem(f"unknown time zone {time_zone!r}: give an IANA "
+                                        "name such as 'Europe/Berlin'", path="time_zone")])
     if s.get(m.Tenant, tid) is not None:
         raise Conflict(f"tenant {tid!r} already exists; pick another --id")
     key, secret = new_secret("hk_"), new_secret("hs_")
     s.add(m.Tenant(id=tid, name=name, api_key_hash=hash_secret(key), signing_secret=secret,
-                   default_language=language))
+                   default_language=language, default_time_zone=time_zone))
     return Created(tid, key, secret)
 
 

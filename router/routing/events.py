@@ -24,6 +24,7 @@ from router.core.enums import Channel, SubjectKind, Visibility
 from router.core.errors import Problem, ValidationFailed
 from router.core.inputs import Id, Input
 from router.directory.directory import EMAIL_PATTERN, LANGUAGE_PATTERN, PushSubscriptionIn, SubscriptionIn
+from router.directory.quiet import check_zone
 
 _ID = Field(min_length=1, max_length=200)
 SIGNUP_SUBJECTS = (SubjectKind.TICKET, SubjectKind.VIDEO_SESSION)
@@ -71,6 +72,13 @@ class SignUp(Input):
         default=None, description="The browser's PushSubscription.toJSON().")
     language: str | None = Field(default=None, max_length=20, pattern=LANGUAGE_PATTERN,
                                  description="default: the subject's language")
+    time_zone: str | None = Field(default=None, max_length=64, examples=["Europe/Berlin"],
+                                  description="IANA name; default: the tenant's, else UTC")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return value if value is None else check_zone(value)
 
     @model_validator(mode="after")
     def _some_channel(self) -> SignUp:
@@ -86,7 +94,8 @@ class SignUp(Input):
             "subject_kind": event.subject.kind, "subject_id": event.subject.id,
             "code_id": event.subject.code_id or None, "email": self.email,
             "push_subscription": self.push_subscription, "channels": channels,
-            "language": self.language or event.subject.language, "created_by": "code_user"})
+            "language": self.language or event.subject.language, "time_zone": self.time_zone,
+            "created_by": "code_user"})
 
 
 def _signup_id(event_id: str, position: int) -> str:

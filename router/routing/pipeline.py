@@ -24,12 +24,21 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from router.core.enums import Channel, DeliveryStatus, EventStatus, ReceiverKind, Strategy
+from router.core.enums import (
+    DEFERRABLE,
+    Channel,
+    DeliveryStatus,
+    EventStatus,
+    ReceiverKind,
+    Strategy,
+)
 from router.delivery import feed, timers
 from router.delivery.contracts import Announcement, Settled
+from router.delivery.deliveries import log_lines
 from router.delivery.feed import FeedWrite
 from router.directory import directory
 from router.directory.audience import DirectoryView
+from router.directory.quiet import Deferral
 from router.routing.events import Event
 from router.routing.planner import PlannedReceiver, RoutingPlan, plan_many
 from router.routing.texts import TextCatalogue, Texts, deep_link
@@ -110,7 +119,7 @@ class RouteResult:
     routed: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     start: dict[Channel, list[int]] = field(default_factory=lambda: defaultdict(list))
-    later: dict[Channel, dict[int, datetime]] = field(  # held by a time step: id -> due
+    later: dict[Channel, dict[int, datetime]] = field(  # timers (time steps, quiet hours): id -> due
         default_factory=lambda: defaultdict(dict))
     tenants: list[str] = field(default_factory=list)
     announce: Announcement = field(default_factory=Announcement)  # the browser channel's part
@@ -321,14 +330,17 @@ class EventRouter:
             content = {"language": lang, "title": rendered[lang].title,
                        "message": rendered[lang].message, "link": link, "email": r.email,
                        "name": r.name, "created_at": now.isoformat()}
+            if r.deferred is not None:
+                content["quiet_until"] = r.deferred.label
+                content["quiet_until_at"] = r.deferred.until.isoformat()
             chain = [str(c) for c in r.channels[1:]] if first_success else NO_CHAIN
             for channel in channels:
                 values.append(dict(
                     tenant_id=row.tenant_id, event_pk=row.pk, receiver_kind=kind,
                     receiver_id=r.id, channel=str(channel), status=DeliveryStatus.PENDING,
                     strategy=str(r.strategy), step=0, chain=chain, feed_item_id=item,
-                    content=content, attempts=0, created_at=now, updated_at=now,
-                    next_attempt_at=None))
+                    content=content, attempts=0, next_attempt_at=_due(r, channel),
+                    created_at=now, updated_at=now))
                 if channel in holds:
                     _hold(values[-1], holds[channel], row)
         return values
@@ -340,20 +352,31 @@ class EventRouter:
         started = time.perf_counter()
         ids = insert_rows(s, DELIVERIES, values)
         result.timed("deliveries", started)
+        deferred: list[tuple[int, str, str]] = []
         for did, v in zip(ids, values, strict=True):
-            if v["next_attempt_at"] is not None:  # a time step holds it: a timer
+            if v["next_attempt_at"] is not None:  # a timer: enqueued for its due time
                 result.later[Channel(v["channel"])][did] = v["next_attempt_at"]
+                if "quiet_until" in v["content"] and v["channel"] in DEFERRABLE:
+                    deferred.append((did, DeliveryStatus.PENDING, Deferral(
+                        v["next_attempt_at"], v["content"]["quiet_until"]).note(v["channel"])))
             elif v["channel"] == Channel.BROWSER:  # first_success: the browser channel starts it
                 result.announce.awaiting.append(did)
             else:
                 result.start[Channel(v["channel"])].append(did)
+        log_lines(s, deferred)
+
+
+def _due(r: PlannedReceiver, channel: Channel) -> datetime | None:
+    """When the row falls due: now (None), or when the receiver's quiet hours end."""
+    return r.deferred.until if r.deferred is not None and channel in DEFERRABLE else None
 
 
 def _hold(value: dict[str, Any], step: TimeStep, row: m.EventRow) -> None:
     """A delay or escalate step: the row is a timer, due `after` from now."""
     due = value["created_at"] + timedelta(seconds=step.after_s)
     subject = row.payload["subject"]
-    value["next_attempt_at"] = due
+    quiet_end = value["next_attempt_at"]  # quiet hours may hold it longer: the later wins
+    value["next_attempt_at"] = max(due, quiet_end) if quiet_end is not None else due
     value["content"] = timers.held_content(value["content"], step, due,
                                            timers.subject_key(subject["kind"], subject["id"]))
 

@@ -10,16 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 
-from router.core.enums import Channel, Origin, ReceiverKind, Strategy, Submodule, UserKind, Visibility
+from router.core.enums import (
+    DEFERRABLE,
+    Channel,
+    Origin,
+    ReceiverKind,
+    Strategy,
+    Submodule,
+    UserKind,
+    Visibility,
+)
 from router.directory.audience import DirectoryView
+from router.directory.quiet import Deferral
 from router.directory.settings import effective_prefs
 from router.routing.events import Event
 from router.ruleset.engine import PinnedRules, RuleEngine
 from router.ruleset.rulefile import ChannelPrefs, Rule, RuleSet, Selector
 from router.ruleset.timing import TimeStep
 from router.store import models as m
+from router.store.models import utcnow
 
 CODE_USER_CHANNELS = (Channel.EMAIL, Channel.PUSH)
 
@@ -41,6 +53,8 @@ class PlannedReceiver:
     reasons: list[Reason]
     prefs_source: str = ""
     email: str | None = None
+    deferred: Deferral | None = None  # quiet hours: push and email wait until then
+    quiet: str = ""  # what quiet hours did to this receiver, in words
 
 
 class Dropped(NamedTuple):
@@ -84,7 +98,9 @@ class RoutingPlan:
                 "strategy": str(r.strategy),
                 "reasons": once(tuple(map(id, r.reasons)), lambda r=r: [
                     {"rule": x.rule, "selector": x.selector} for x in r.reasons]),
-                "prefs_source": r.prefs_source, "email": r.email} for r in self.receivers],
+                "prefs_source": r.prefs_source, "email": r.email,
+                **(_quiet_fields(r) if r.quiet else NOTHING)}
+                for r in self.receivers],
             "dropped": [{"kind": str(d.kind), "id": d.id, "reason": d.reason,
                          "setting": d.setting, "channel": str(d.channel) if d.channel else None}
                         for d in self.dropped],
@@ -95,6 +111,15 @@ class RoutingPlan:
 
     def receiver(self, kind: ReceiverKind, rid: str) -> PlannedReceiver | None:
         return next((r for r in self.receivers if r.kind == kind and r.id == rid), None)
+
+
+NOTHING: dict[str, Any] = {}
+
+
+def _quiet_fields(r: PlannedReceiver) -> dict[str, Any]:
+    """Only for receivers quiet hours touched: a fan-out's stored plan stays small."""
+    return {"quiet": r.quiet,
+            "deferred_until": r.deferred.until.isoformat() if r.deferred else None}
 
 
 def enrich(event: Event, view: DirectoryView) -> dict[str, Any]:
@@ -135,8 +160,12 @@ class _Candidate:
 class Planner:
     """Turns one enriched event into a RoutingPlan against one tenant's directory."""
 
-    def __init__(self, ruleset: RuleSet, view: DirectoryView, doc: dict[str, Any]) -> None:
+    def __init__(self, ruleset: RuleSet, view: DirectoryView, doc: dict[str, Any],
+                 now: datetime | None = None) -> None:
         self.ruleset = ruleset
+        self.now = now or utcnow()  # quiet hours are judged at this instant
+        spec = ruleset.events.get(doc["type"])
+        self.critical = spec is not None and spec.critical
         self.view = view
         self.doc = doc
         self.subject = doc["subject"]
@@ -253,9 +282,22 @@ class Planner:
         channels = self._user_channels(cand, prefs.channels, user, row, has_push)
         if not channels:
             return self._drop(cand, "no channel is left", "see the dropped channels")
+        deferred, quiet = self._quiet(user, row, channels)
         self.plan.receivers.append(PlannedReceiver(
             cand.kind, user.id, user.name, self._language(user.language), channels,
-            prefs.strategy, cand.reasons, source, user.email))
+            prefs.strategy, cand.reasons, source, user.email, deferred, quiet))
+
+    def _quiet(self, user: Any, row: Any | None, channels: list[Channel]
+               ) -> tuple[Deferral | None, str]:
+        """Push and email wait for the end of the user's quiet hours, unless the event
+        type is critical."""
+        waiting = [str(c) for c in channels if c in DEFERRABLE]
+        found = self.view.deferral(user, row, self.now) if waiting else None
+        if found is None:
+            return None, ""
+        if self.critical:
+            return None, f"critical event type: quiet hours (until {found.label}) bypassed"
+        return found, found.note(", ".join(waiting))
 
     def _prefs(self, advanced: dict[str, Any] | None) -> tuple[ChannelPrefs, str]:
         if advanced:
@@ -333,21 +375,24 @@ def _blocked(channel: Channel, user: Any, row: Any | None, has_push: bool
     return None
 
 
-def plan_event(event: Event, view: DirectoryView, engine: RuleEngine) -> RoutingPlan:
+def plan_event(event: Event, view: DirectoryView, engine: RuleEngine,
+               now: datetime | None = None) -> RoutingPlan:
     """Route one event: which rules fire, who receives it, on which channels, and why."""
     with engine.pinned() as rules:
         doc = enrich(event, view)
         ruleset = rules.ruleset
         fired = set(rules.match(doc))
-        plan = plan_matched(doc, [r for r in ruleset.rules if r.id in fired], ruleset, view)
+        plan = plan_matched(doc, [r for r in ruleset.rules if r.id in fired], ruleset, view, now)
     plan.rules_version = rules.version
     return plan
 
 
-def plan_many(events: list[Event], view: DirectoryView, rules: PinnedRules
-              ) -> list[tuple[dict[str, Any], RoutingPlan] | Exception]:
+def plan_many(events: list[Event], view: DirectoryView, rules: PinnedRules,
+              now: datetime | None = None) -> list[tuple[dict[str, Any], RoutingPlan] | Exception]:
     """Route a batch of one tenant's events, asking the directory each question once
-    for the whole batch. An event that cannot be planned yields its exception."""
+    for the whole batch (quiet hours judged at ``now``, default: the clock). An event
+    that cannot be planned yields its exception."""
+    now = now or utcnow()
     view.prefetch_subjects((e.subject.kind.value, e.subject.id) for e in events)
     ruleset = rules.ruleset
     planners: list[Planner | Exception] = []
@@ -355,7 +400,7 @@ def plan_many(events: list[Event], view: DirectoryView, rules: PinnedRules
         try:
             doc = enrich(event, view)
             fired = set(rules.match(doc))
-            planner = Planner(ruleset, view, doc)
+            planner = Planner(ruleset, view, doc, now)
             planner.plan.rules_version = rules.version
             planner.rules = [r for r in ruleset.rules if r.id in fired]
             planners.append(planner)
@@ -403,8 +448,8 @@ def plan_rules(planner: Planner, rules: list[Rule]) -> RoutingPlan:
 
 
 def plan_matched(doc: dict[str, Any], rules: list[Rule], ruleset: RuleSet,
-                 view: DirectoryView) -> RoutingPlan:
-    planner = Planner(ruleset, view, doc)
+                 view: DirectoryView, now: datetime | None = None) -> RoutingPlan:
+    planner = Planner(ruleset, view, doc, now)
     planner.plan.matched_rules = [{"id": r.id, "description": r.description} for r in rules]
     _note_cancels(planner)
     for rule in rules:

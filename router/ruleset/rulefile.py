@@ -39,6 +39,7 @@ class EventSpec:
     ttl_s: int | None = None
     urgency: str = "normal"
     timing: tuple[TimeStep, ...] = ()  # delay / escalate (router.ruleset.timing)
+    critical: bool = False  # bypasses quiet hours
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class _FileParser:
             self.fail(path, "an event needs at least 'subject' and 'title'")
             return
         unknown = set(spec) - {"subject", "title", "description", "ttl", "urgency", "delay",
-                               "escalate"}
+                               "escalate", "critical"}
         if unknown:
             self.fail(path, f"unknown keys {sorted(unknown)}")
         subject = spec.get("subject")
@@ -191,8 +192,12 @@ class _FileParser:
         timing = parse_steps(spec, path, self.fail)
         self.cancel_refs += [(path + ("delay", "cancel_on", i), t) for step in timing
                              for i, t in enumerate(step.cancel_on)]
+        critical = spec.get("critical", False)
+        if not isinstance(critical, bool):
+            self.fail(path + ("critical",), f"critical is true or false; got {critical!r}")
         into.events[etype] = EventSpec(etype, SubjectKind(subject), str(spec.get("title", etype)),
-                                       str(spec.get("description", "")), ttl, urgency, timing)
+                                       str(spec.get("description", "")), ttl, urgency, timing,
+                                       critical is True)
 
     def defaults(self, raw: Any, into: RuleSet) -> None:
         if not isinstance(raw, dict):

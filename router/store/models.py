@@ -70,6 +70,7 @@ class Tenant(Base):
     previous_signing_secret: Mapped[str | None] = mapped_column(String(200))
     secret_rotated_at: Mapped[datetime | None]
     default_language: Mapped[str] = mapped_column(String(20), default="en")
+    default_time_zone: Mapped[str | None] = mapped_column(String(64))  # IANA; None: UTC
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -86,6 +87,7 @@ class User(Base):
     org_id: Mapped[str | None] = mapped_column(String(200))
     avatar_url: Mapped[str] = mapped_column(String(2000), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    time_zone: Mapped[str | None] = mapped_column(String(64))  # IANA; None: the tenant's
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
@@ -219,6 +221,7 @@ class Subscription(Base):
     push_subscription: Mapped[dict[str, Any] | None]
     channels: Mapped[list[Any]] = mapped_column(default=list)
     language: Mapped[str | None] = mapped_column(String(20))
+    time_zone: Mapped[str | None] = mapped_column(String(64))  # IANA; None: the tenant's
     created_by: Mapped[str] = mapped_column(String(20), default="code_user")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -235,6 +238,7 @@ class UserSettings(Base):
     email: Mapped[bool] = mapped_column(Boolean, default=True)
     customer_notifications: Mapped[bool] = mapped_column(Boolean, default=True)
     advanced: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    quiet_hours: Mapped[list[Any] | None]  # [{days, from, to}] in local time; None: none
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (

@@ -7,10 +7,15 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import yaml
 
+from router.cli.explain import explain_in, render_plan, sandbox
+from router.core.errors import ValidationFailed
+from tests import factories as f
 from tests.conftest import ROOT, RULES
 
 HERALD = [sys.executable, "-m", "router.cli"]
@@ -104,3 +109,18 @@ def test_rules_explain_shows_matched_rules_receivers_and_reasons(tmp_path):
     as_json = json.loads(herald("rules", "explain", str(event), "--directory", str(fixture),
                                 "--json").stdout)
     assert {r["id"] for r in as_json["receivers"]} == {"sup1", "dep1", "creator", "cu1"}
+
+
+def test_explain_in_a_sandbox_shows_quiet_hours_and_refuses_overlapping_windows(engine):
+    window = f.quiet_window_around(datetime.now(UTC), "Asia/Tokyo", 600, 3600)
+    fixture = {"users": [{"id": "ann", "email": "ann@x.example", "time_zone": "Asia/Tokyo"}],
+               "settings": {"ann": {"quiet_hours": [window]}}}
+    event = {"id": "q1", "type": "ticket.created", "actor": {"id": "someone"},
+             "subject": {"kind": "ticket", "id": "T-1", "number": "#1", "creator_id": "ann"}}
+    with sandbox(fixture) as (db, tenant):
+        out = render_plan(explain_in(db, tenant, engine, event))
+    assert f"email deferred by quiet hours until {window['to']} Asia/Tokyo" in out
+    fixture["settings"]["ann"]["quiet_hours"].append(window)
+    with pytest.raises(ValidationFailed, match="settings.ann: quiet_hours.1.from: overlaps"), \
+            sandbox(fixture):
+        pass

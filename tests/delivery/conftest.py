@@ -37,7 +37,8 @@ def make_row(pg, tenant: str, event_pk: int) -> Callable[..., int]:
             row = m.Delivery(tenant_id=tenant, event_pk=event_pk, receiver_kind="employee",
                              receiver_id="ann", channel=channel, status=DeliveryStatus.PENDING,
                              strategy=strategy, chain=chain or [],
-                             content={"language": "en", "title": "T", "message": "M"}, **columns)
+                             content=columns.pop("content", {
+                                 "language": "en", "title": "T", "message": "M"}), **columns)
             s.add(row)
             s.flush()
             return row.id

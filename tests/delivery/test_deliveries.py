@@ -107,6 +107,25 @@ def test_a_failed_first_success_step_hands_over_to_the_next_channel_of_its_chain
         "pending: step 1: tried because email did not succeed (550 no such mailbox)"]
 
 
+def test_a_later_step_on_push_or_email_waits_for_the_quiet_hours_routing_found(pg, planned, row):
+    end = (utcnow() + timedelta(hours=2)).replace(microsecond=0)
+    quiet = {"language": "en", "title": "T", "message": "M",
+             "quiet_until": "07:00 Europe/Berlin", "quiet_until_at": end.isoformat()}
+    did = planned(channel=Channel.BROWSER, strategy=Strategy.FIRST_SUCCESS, chain=["push"],
+                  content=quiet)
+    claim(pg, did, channel=Channel.BROWSER)
+    todo = record(pg, {did: Outcome(OutcomeStatus.UNACKED, "no live session acknowledged")})
+    [(next_id, due)] = todo.later[Channel.PUSH].items()
+    assert todo.next_steps == {} and due == end == row(next_id).next_attempt_at
+    assert history(pg, next_id) == [
+        "pending: step 1: tried because browser did not succeed (no live session acknowledged)"
+        "; push deferred by quiet hours until 07:00 Europe/Berlin"]
+    over = planned(strategy=Strategy.FIRST_SUCCESS, chain=["push"], content={
+        **quiet, "quiet_until_at": (utcnow() - timedelta(seconds=1)).isoformat()})
+    claim(pg, over)
+    assert record(pg, {over: Outcome.failed("550 no such mailbox")}).next_steps[Channel.PUSH]
+
+
 def test_a_sent_first_success_step_ends_the_sequence_and_names_what_was_not_tried(
         pg, planned, row):
     did = planned(strategy=Strategy.FIRST_SUCCESS, chain=["push", "browser"])

@@ -230,7 +230,8 @@ def test_settings_round_trip_and_bad_rows_are_refused(tenant):
     _, client = tenant
     body = {"push": False, "email": True, "customer_notifications": True,
             "advanced": {"all": {"channels": ["email", "browser"], "origin": ["me", "others"],
-                                 "strategy": "first_success"}}}
+                                 "strategy": "first_success"}},
+            "quiet_hours": [{"days": ["mon", "fri"], "from": "22:00", "to": "07:00:30"}]}
     assert client.put("/v1/users/sup1/settings", json=body).status_code == 200
     assert client.get("/v1/users/sup1/settings").json() == body
     bad = {"advanced": {"ticket.nope": {"channels": ["fax"]}}}
