@@ -132,3 +132,19 @@ def test_a_held_channel_the_receiver_switched_off_writes_no_timer(session, ann, 
     directory.put_settings(session, ann, "ann", SettingsIn(email=False))
     _, result = route(session, router, ann, "ticket.reminder")
     assert rows_of(session, ann, "ticket.reminder") == [] and not result.later
+
+
+def test_a_delayed_email_inside_quiet_hours_is_due_when_the_later_of_the_two_ends(
+        session, ann, router):
+    """A 15-minute delay for a receiver whose quiet hours end in four hours: the quiet end
+    wins, and the history says both what the step waits for and that quiet hours hold it."""
+    f.employee(session, ann, "ann", time_zone="Europe/Berlin")
+    window = f.quiet_window_around(utcnow(), "Europe/Berlin", 60, 4 * 3600)
+    directory.put_settings(session, ann, "ann", SettingsIn.model_validate({"quiet_hours": [window]}))
+    route(session, router, ann, "ticket.reminder")
+    [email] = rows_of(session, ann, "ticket.reminder")
+    quiet_end = email.created_at + timedelta(hours=4)
+    assert abs((email.next_attempt_at - quiet_end).total_seconds()) < 2
+    assert timers.planned_line(email.content, "email").startswith("planned: email delayed 15m")
+    details = [h["detail"] for h in deliveries.history(session, [email])[email.id]]
+    assert any(d.startswith("email deferred by quiet hours until ") for d in details)
