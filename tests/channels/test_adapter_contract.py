@@ -23,7 +23,6 @@ import pytest
 from router.core.enums import OutcomeStatus
 from tests.channels import peers
 from tests.channels.rigs import RIGS, EmailRig, FcmRig, Rig, WebPushRig
-from tests.servers.smtp import SmtpSink
 
 SENT, RETRY, FAILED = OutcomeStatus.SENT, OutcomeStatus.RETRY, OutcomeStatus.FAILED
 NOT_APPLICABLE = {
@@ -39,12 +38,6 @@ def contract(case: str) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("rig", [
         pytest.param(name, marks=pytest.mark.skip(reason=f"not applicable: {why}"))
         if (why := NOT_APPLICABLE.get((case, name))) else name for name in RIGS], indirect=True)
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as server:
-        yield server
 
 
 @pytest.fixture

@@ -14,15 +14,8 @@ from router.core.config import load_config
 from router.core.enums import Channel, OutcomeStatus
 from router.delivery.contracts import ChannelContext, Job
 from router.delivery.live import Live
-from tests.servers.smtp import SmtpSink
 
 FROM = "Hérald Bötchen <herald@mail.example>"
-
-
-@pytest.fixture(scope="module")
-def sink():
-    with SmtpSink() as server:
-        yield server
 
 
 @pytest.fixture

@@ -21,12 +21,6 @@ TOKEN = re.compile(r"access_token=(hat_[A-Za-z0-9_-]+)")
 
 
 @pytest.fixture(scope="module")
-def sink():
-    with SmtpSink() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def deployment(tmp_path_factory, pg, sink):
     herald = Herald(tmp_path_factory.mktemp("email"), smtp={"port": sink.port},
                     access_token_days=7, delivery={"max_attempts": 60})

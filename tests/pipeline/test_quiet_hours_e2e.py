@@ -23,12 +23,6 @@ ZONE = "Europe/Berlin"
 
 
 @pytest.fixture(scope="module")
-def sink():
-    with SmtpSink() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def deployment(tmp_path_factory, pg, sink):
     herald = Herald(tmp_path_factory.mktemp("quiet"), smtp={"port": sink.port})
     herald.start_api()

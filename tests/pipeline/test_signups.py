@@ -10,16 +10,9 @@ from sqlalchemy import func, select
 
 from router.store import models as m
 from tests.harness import Client, Herald, wait_until
-from tests.servers.smtp import SmtpSink
 
 pytestmark = pytest.mark.slow
 TOKEN = re.compile(r"access_token=(hat_[A-Za-z0-9_-]+)")
-
-
-@pytest.fixture(scope="module")
-def sink():
-    with SmtpSink() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -30,12 +30,6 @@ TIMED = f"""events:
 
 
 @pytest.fixture(scope="module")
-def sink():
-    with SmtpSink() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def deployment(tmp_path_factory, pg, sink):
     rules = rules_with(tmp_path_factory.mktemp("timed-rules"), TIMED)
     herald = Herald(tmp_path_factory.mktemp("timed"), smtp={"port": sink.port},

@@ -3,7 +3,7 @@
 Enable them from a conftest with ``pytest_plugins = ["tests.servers.fixtures"]``
 (root conftest only) or ``from tests.servers.fixtures import smtp_sink  # noqa: F401``.
 ``smtp_sink`` and ``push_service`` are function-scoped: a fresh server per test, stopped
-afterwards. ``vapid``, ``web_push`` (checking that VAPID key) and ``fcm`` are module-scoped:
+afterwards. ``sink``, ``vapid``, ``web_push`` (checking that VAPID key) and ``fcm`` are module-scoped:
 the deployments of a module are configured with them once.
 """
 
@@ -57,3 +57,11 @@ def fcm() -> Iterator[FcmService]:
     """A local FCM HTTP v1 + OAuth2 token server."""
     with FcmService() as service:
         yield service
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[SmtpSink]:
+    """An SMTP sink shared by a module's tests (its deployments are configured with it once;
+    each test clears it or counts its own mails)."""
+    with SmtpSink() as server:
+        yield server

@@ -20,12 +20,6 @@ BROWSER_THEN_EMAIL = {"advanced": {"all": {"channels": ["browser", "email"],
 
 
 @pytest.fixture(scope="module")
-def sink():
-    with SmtpSink() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def deployment(tmp_path_factory, pg, sink):
     herald = Herald(tmp_path_factory.mktemp("strategy"), smtp={"port": sink.port})
     herald.start_api()
