@@ -35,7 +35,7 @@ USER_COLUMNS = (m.User.id, m.User.kind, m.User.name, m.User.email, m.User.langua
                 m.User.active, m.User.avatar_url, m.User.time_zone)
 SETTINGS_COLUMNS = (m.UserSettings.user_id, m.UserSettings.push, m.UserSettings.email,
                     m.UserSettings.customer_notifications, m.UserSettings.advanced,
-                    m.UserSettings.quiet_hours)
+                    m.UserSettings.quiet_hours, m.UserSettings.email_digest)
 
 
 class DirectoryView:

@@ -304,7 +304,8 @@ def get_settings(s: Session, tenant: str, user_id: str) -> SettingsIn:
         return SettingsIn()
     return SettingsIn(push=row.push, email=row.email,
                       customer_notifications=row.customer_notifications, advanced=row.advanced,
-                      quiet_hours=row.quiet_hours or [])
+                      quiet_hours=row.quiet_hours or [],
+                      email_digest=row.email_digest or {})
 
 
 def put_settings(s: Session, tenant: str, user_id: str, settings: SettingsIn) -> SettingsIn:
@@ -314,7 +315,10 @@ def put_settings(s: Session, tenant: str, user_id: str, settings: SettingsIn) ->
                            customer_notifications=settings.customer_notifications,
                            advanced={k: v.model_dump() for k, v in settings.advanced.items()},
                            quiet_hours=[w.model_dump(by_alias=True)
-                                        for w in settings.quiet_hours] or None))
+                                        for w in settings.quiet_hours] or None,
+                           email_digest=(settings.email_digest.model_dump()
+                                         if settings.email_digest.cadence != "immediate"
+                                         else None)))
     return settings
 
 

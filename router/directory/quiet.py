@@ -194,3 +194,57 @@ def deferral(stored: Iterable[dict[str, Any]] | None, zone: ZoneInfo, now: datet
         return None
     local = until.astimezone(zone)
     return Deferral(until, f"{local:%H:%M:%S}"[:8 if local.second else 5] + f" {zone.key}")
+
+
+# ----------------------------------------------------------------- email digest cadence
+
+
+class EmailDigest(Input):
+    """How often a user's emails go out: each at once, or gathered into one mail per
+    local hour or per day at a local time of their choice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: Literal["immediate", "hourly", "daily"] = "immediate"
+    at: str | None = Field(default=None, pattern=START, examples=["08:00"], description=(
+        "daily only: the local time (the user's time_zone) the day's digest goes out"))
+
+    @field_validator("at")
+    @classmethod
+    def _daily_only(cls, value: str | None, info: ValidationInfo) -> str | None:
+        cadence = info.data.get("cadence")
+        if value is None and cadence == "daily":
+            raise ValueError("a daily digest needs 'at', the local time it goes out (HH:MM)")
+        if value is not None and cadence != "daily":
+            raise ValueError(f"'at' is only for the daily cadence (this one is {cadence!r})")
+        return value
+
+
+def cadence_due(stored: dict[str, Any] | None, zone: ZoneInfo, now: datetime
+                ) -> Deferral | None:
+    """When an email routed at ``now`` goes out under this cadence (None: at once).
+    Hourly: the next full local hour; daily: the next local ``at`` (DST-correct)."""
+    cadence = (stored or {}).get("cadence", "immediate")
+    if cadence == "immediate":
+        return None
+    if cadence == "hourly":
+        until = next_local_hour(now, zone)
+        return Deferral(until, f"{until.astimezone(zone):%H:%M} {zone.key} (hourly digest)")
+    at = _seconds(stored["at"]) if stored and stored.get("at") else 0
+    day = now.astimezone(zone).date()
+    until = _instant(day, at, zone)
+    if until <= now:
+        until = _instant(day + timedelta(days=1), at, zone)
+    return Deferral(until, f"{until.astimezone(zone):%H:%M} {zone.key} (daily digest)")
+
+
+
+def next_local_hour(now: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant after ``now`` at a full local hour. UTC offsets are whole
+    quarter hours, so stepping over UTC quarter hours finds it in at most 4 steps,
+    across DST changes too (a repeated hour has two full hours)."""
+    at = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+    while True:
+        at += timedelta(minutes=15)
+        if at.astimezone(zone).minute == 0:
+            return at

@@ -13,7 +13,7 @@ from pydantic import ConfigDict, Field, StrictBool, field_validator
 
 from router.core.enums import Channel, Origin, Strategy
 from router.core.inputs import Input
-from router.directory.quiet import QuietWindow
+from router.directory.quiet import EmailDigest, QuietWindow
 from router.ruleset.rulefile import ChannelPrefs, RuleSet, parse_prefs
 
 
@@ -46,6 +46,9 @@ class SettingsIn(Input):
     quiet_hours: list[QuietWindow] = Field(default_factory=list, max_length=50, description=(
         "Windows in the user's local time (their time_zone) when push and email wait "
         "until the window ends; the feed item is written at once."))
+    email_digest: EmailDigest = Field(default_factory=EmailDigest, description=(
+        "Emails at once (immediate), or gathered into one mail per local hour (hourly) "
+        "or per day at a local time (daily, with 'at'). Critical event types go at once."))
 
     @field_validator("advanced")
     @classmethod

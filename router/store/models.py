@@ -239,6 +239,7 @@ class UserSettings(Base):
     customer_notifications: Mapped[bool] = mapped_column(Boolean, default=True)
     advanced: Mapped[dict[str, Any]] = mapped_column(default=dict)
     quiet_hours: Mapped[list[Any] | None]  # [{days, from, to}] in local time; None: none
+    email_digest: Mapped[dict[str, Any] | None]  # {cadence, at}; None: immediate
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
@@ -338,6 +339,10 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     provider_response: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None]
+    # a digest (rule `digest`, quiet hours, email cadence, throttle): the rows sharing a
+    # key go out as one message when it falls due (router/delivery/digests.py)
+    digest_key: Mapped[str | None] = mapped_column(String(400))
+    throttle_key: Mapped[str | None] = mapped_column(String(400))  # counted by `throttle`
     lease_until: Mapped[datetime | None]  # while sending: the sweeper leaves it alone until then
     worker_id: Mapped[str | None] = mapped_column(String(100))  # while sending: who claimed it
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -348,6 +353,12 @@ class Delivery(Base):
         Index("ix_deliveries_open", "status", "updated_at",
               postgresql_where=text("status in ('pending', 'sending')"),
               sqlite_where=text("status in ('pending', 'sending')")),
+        Index("ix_deliveries_digest", "tenant_id", "digest_key",
+              postgresql_where=text("digest_key is not null and status in ('pending', 'sending')"),
+              sqlite_where=text("digest_key is not null and status in ('pending', 'sending')")),
+        Index("ix_deliveries_throttle", "tenant_id", "throttle_key", "created_at",
+              postgresql_where=text("throttle_key is not null"),
+              sqlite_where=text("throttle_key is not null")),
     )
 
 
