@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from router.core.enums import Channel, MemberKind, SubjectKind, Submodule, UserKind, Visibility
 from router.core.errors import NotFound
 from router.core.inputs import NOT_SPACE, Id, Input, Role
-from router.directory.quiet import check_zone
+from router.directory.quiet import EmailDigest, check_zone
 from router.directory.settings import SettingsIn
 from router.store import models as m
 
@@ -305,7 +305,7 @@ def get_settings(s: Session, tenant: str, user_id: str) -> SettingsIn:
     return SettingsIn(push=row.push, email=row.email,
                       customer_notifications=row.customer_notifications, advanced=row.advanced,
                       quiet_hours=row.quiet_hours or [],
-                      email_digest=row.email_digest or {})
+                      email_digest=EmailDigest(**(row.email_digest or {})))
 
 
 def put_settings(s: Session, tenant: str, user_id: str, settings: SettingsIn) -> SettingsIn:
