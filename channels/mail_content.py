@@ -40,6 +40,20 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
+DIGEST = "digest"  # the template of a digest mail (email/<lang>/digest.*)
+
+
+def _digest(job: Job, lang: str) -> dict[str, Any]:
+    """A digest's events for its template: items oldest first, and how many are not listed."""
+    digest = job.content.get("digest")
+    if not digest:
+        return {}
+    own_links = job.receiver_kind != "code_user"  # a code user's one link is its access link
+    items = [{"title": i["title"], "message": i["message"], "link": i["link"] if own_links else "",
+              "when": _when(_parse(i["at"]), lang) if i["at"] else ""} for i in digest["items"]]
+    return {"items": items, "count": digest["count"], "more": digest["count"] - len(items)}
+
+
 @dataclass(frozen=True)
 class MailSettings:
     from_addr: str
@@ -96,10 +110,11 @@ class MailRenderer:
                                                      "id": event.get("id")},
             "occurred_at": _when(occurred, lang) if occurred else "",
             "receiver": {"kind": job.receiver_kind, "name": job.content.get("name") or ""},
+            **_digest(job, lang),
         }
 
     def build(self, job: Job, ctx: dict[str, Any], cfg: MailSettings) -> Mail:
-        etype = job.event.get("type", "")
+        etype = DIGEST if "digest" in job.content else job.event.get("type", "")
         text = self.template(ctx["lang"], etype, "txt").render(ctx)
         html = self.template(ctx["lang"], etype, "html").render(ctx)
         return compose(cfg, Envelope(

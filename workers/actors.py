@@ -17,7 +17,7 @@ from channels.browser import BrowserAdapter
 from router.core import metrics
 from router.core.config import DeliveryConfig
 from router.core.enums import Channel, DeliveryStatus
-from router.delivery import breaker, deliveries, timers
+from router.delivery import breaker, deliveries, digests, timers
 from router.delivery.contracts import Adapter, Job, Outcome
 from router.delivery.deliveries import Recorded
 from router.store.models import utcnow
@@ -73,10 +73,10 @@ def deliver(runtime: WorkerRuntime, channel: Channel, ids: list[int]) -> None:
     with runtime.db.session() as s:
         rows, gate = _claim(s, channel, ids, cfg)
         later = _later(s, channel, ids, rows) if len(rows) < len(ids) else {}
-        rows = _not_moot(s, rows)
+        rows = _not_moot(s, digests.gather(s, channel, rows, cfg.lease_s, liveness.worker_id()))
         if rows:
             _observe_lag(channel, rows)
-            claimed = deliveries.jobs_for(s, rows)
+            claimed = digests.merge(deliveries.jobs_for(s, rows), rows)
             jobs, unprepared = _prepare(s, adapter, claimed)
     enqueue_later(runtime, channel, later)
     if not rows:
@@ -216,9 +216,10 @@ def _record_once(runtime: WorkerRuntime, adapter: Adapter, jobs: list[Job],
     cfg = runtime.config.delivery
     with runtime.db.session() as s:
         adapter.after(s, jobs, outcomes)
-        todo = deliveries.record(s, outcomes, cfg, liveness.worker_id())
-        gate = breaker.observe(s, adapter.channel, outcomes.values(), cfg)
-    for outcome in outcomes.values():
+        each = digests.expand(jobs, outcomes)  # a digest's outcome is each member's
+        todo = deliveries.record(s, each, cfg, liveness.worker_id())
+        gate = breaker.observe(s, adapter.channel, outcomes.values(), cfg)  # one per message
+    for outcome in each.values():
         metrics.DELIVERIES.labels(adapter.channel, outcome.status).inc()
     metrics.RETRIES.labels(adapter.channel).inc(sum(len(v) for v in todo.retry.values()))
     follow_up(runtime, todo)
@@ -229,7 +230,12 @@ def _observe_lag(channel: Channel, rows: list) -> None:  # type: ignore[type-arg
     now = utcnow()
     for row in rows:
         due = row.next_attempt_at or row.created_at
-        metrics.QUEUE_LAG.labels(channel).observe(max(0.0, (now - due).total_seconds()))
+        late = max(0.0, (now - due).total_seconds())
+        metrics.QUEUE_LAG.labels(channel).observe(late)
+        kind = timers.timer_kind(row.content)
+        if kind and row.attempts == 1:  # a timer falling due, not a retry of one
+            metrics.TIMERS_RELEASED.labels(channel, kind).inc()
+            metrics.TIMER_LATENESS.labels(channel).observe(late)
 
 
 def follow_up(runtime: WorkerRuntime, todo: Recorded) -> None:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from functools import cache
 
 from router.core import metrics
 from router.core.enums import Channel, Queue
-from router.delivery import deliveries
+from router.delivery import deliveries, timers
 from router.store import heartbeats
 from workers.host import WorkerRuntime
 
@@ -29,9 +30,16 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{_instance()}"
 
 
+COUNT_EVERY_S = 5.0  # how often a worker counts the pending timers for /metrics
+_counted = [0.0]
+
+
 def beat(runtime: WorkerRuntime) -> None:
     with runtime.db.session() as s:
         known = heartbeats.beat(s, worker_id())
+        if time.monotonic() - _counted[0] >= COUNT_EVERY_S:
+            _counted[0] = time.monotonic()
+            metrics.TIMERS_PENDING.set(timers.pending_timers(s))
     if not known:
         log.info("worker.heartbeat_started", extra={"worker": worker_id()})
 

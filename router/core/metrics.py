@@ -58,6 +58,14 @@ CLAIMS_RELEASED = Counter("herald_claims_released_total", "Deliveries released f
                           "that stopped beating", ["channel"])
 LOST_REQUEUED = Counter("herald_lost_messages_requeued_total", "Pending deliveries enqueued "
                         "again because their message was lost", ["channel"])
+TIMERS_PENDING = Gauge("herald_timers_pending", "Deliveries waiting for a due time (delays, "
+                       "escalations, digests, quiet hours, retries), as last counted by a live "
+                       "worker", multiprocess_mode="livemax")
+TIMERS_RELEASED = Counter("herald_timers_released_total", "Timed deliveries claimed when due, "
+                          "by what held them", ["channel", "kind"])
+TIMER_LATENESS = Histogram("herald_timer_lateness_seconds", "From a timed delivery's due time "
+                           "to its claim", ["channel"],
+                           buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300))
 
 
 def render() -> tuple[bytes, str]:

@@ -32,6 +32,22 @@ from router.store.models import utcnow
 ReceiverKey = tuple[str, str, str]  # tenant, receiver kind, receiver id
 
 
+class DigestItem(TypedDict):
+    """One event listed in a digest message."""
+
+    title: str
+    message: str
+    link: str
+    at: str  # ISO 8601, when it was routed
+    event_type: str
+    event_id: str
+
+
+class Digest(TypedDict):
+    count: int  # events in the digest (``items`` lists the latest, at most 50)
+    items: list[DigestItem]
+
+
 class DeliveryContent(TypedDict, total=False):
     """What routing rendered for one delivery (stored in ``deliveries.content``): the
     texts in the receiver's language and where they point. Browser deliveries under
@@ -46,6 +62,9 @@ class DeliveryContent(TypedDict, total=False):
     created_at: str  # ISO 8601, when routing wrote it (push TTLs count from here)
     quiet_until: str  # the receiver was in quiet hours: their end, local ("07:00 Europe/Berlin")
     quiet_until_at: str  # ... and as an ISO 8601 instant (later steps of a sequence wait too)
+    fold: dict[str, str]  # it waited for a digest: {why, until, label, note} (delivery.folding)
+    digest_title: str  # the title of a digest of this type, "{count}" left for the count
+    digest: Digest  # a merged job: the events this one message lists (delivery.digests)
 
 
 class StoredEvent(TypedDict, total=False):

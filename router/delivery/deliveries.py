@@ -30,6 +30,7 @@ from router.core.enums import (
     ReceiverKind,
     Strategy,
 )
+from router.delivery import folding
 from router.delivery.contracts import DeliveryContent, Job, Outcome, Settled, StoredEvent
 from router.store import models as m
 from router.store.bulk import insert_rows
@@ -261,6 +262,8 @@ def _next_step(batch: _Batch, row: Any, why: str) -> None:
         "status": DeliveryStatus.PENDING, "strategy": row.strategy, "step": row.step + 1,
         "chain": list(row.chain[1:]), "feed_item_id": row.feed_item_id, "content": row.content,
         "attempts": 0, "next_attempt_at": due, "created_at": utcnow(), "updated_at": utcnow(),
+        "digest_key": folding.quiet_key(row.chain[0], row.receiver_kind, row.receiver_id, due)
+        if due else None,
         "_why": f"step {row.step + 1}: tried because {row.channel} did not succeed ({why})"
                 f"{quiet}", "_from": row.id})
 

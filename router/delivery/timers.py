@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from router.core.enums import Channel, DeliveryStatus, TimeStepKind
@@ -46,6 +46,23 @@ def held_content(content: dict[str, Any], step: TimeStep, due: datetime, subject
     if step.cancel_on:
         held[CANCEL_KEY] = subject
     return held
+
+
+def timer_kind(content: dict[str, Any] | None) -> str | None:
+    """What made a delivery wait for a due time at routing: delay, escalate, quiet,
+    cadence, digest, throttle; None for one sent at once."""
+    content = content or {}
+    if TIMER in content:
+        return str(content[TIMER]["kind"])
+    if "fold" in content:
+        return str(content["fold"]["why"])
+    return "quiet" if "quiet_until_at" in content else None
+
+
+def pending_timers(s: Session) -> int:
+    """Deliveries waiting for a due time still ahead (the partial open index)."""
+    return int(s.scalar(select(func.count()).select_from(D).where(
+        D.c.status == DeliveryStatus.PENDING, D.c.next_attempt_at > utcnow())) or 0)
 
 
 def planned_line(content: dict[str, Any] | None, channel: str) -> str | None:

@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from router.core.enums import MemberKind, UserKind
-from router.directory.quiet import Deferral, deferral, zone_for
+from router.directory.quiet import Deferral, cadence_due, deferral, zone_for
 from router.store import models as m
 from router.store.db import one_of, pair_of
 
@@ -175,10 +176,21 @@ class DirectoryView:
             return None
         key = ("quiet", user.id)
         if key not in self._cache:
-            tenant = self.tenant_row()
-            zone = zone_for(user.time_zone, tenant.default_time_zone if tenant else None)
-            self._cache[key] = deferral(row.quiet_hours, zone, now)
+            self._cache[key] = deferral(row.quiet_hours, self._zone(user), now)
         return cast(Deferral | None, self._cache[key])
+
+    def cadence(self, user: Any, row: Any | None, now: datetime) -> Deferral | None:
+        """When this user's emails go out under their digest cadence (None: at once)."""
+        if row is None or not row.email_digest:
+            return None
+        key = ("cadence", user.id)
+        if key not in self._cache:
+            self._cache[key] = cadence_due(row.email_digest, self._zone(user), now)
+        return cast(Deferral | None, self._cache[key])
+
+    def _zone(self, user: Any) -> ZoneInfo:
+        tenant = self.tenant_row()
+        return zone_for(user.time_zone, tenant.default_time_zone if tenant else None)
 
     def has_push(self, ids: Iterable[str]) -> set[str]:
         """Which of these users registered at least one browser subscription or device."""

@@ -32,7 +32,7 @@ from router.core.enums import (
     ReceiverKind,
     Strategy,
 )
-from router.delivery import feed, timers
+from router.delivery import feed, folding, timers
 from router.delivery.contracts import Announcement, Settled
 from router.delivery.deliveries import log_lines
 from router.delivery.feed import FeedWrite
@@ -44,7 +44,7 @@ from router.routing.planner import PlannedReceiver, RoutingPlan, plan_many
 from router.routing.texts import TextCatalogue, Texts, deep_link
 from router.ruleset.engine import PinnedRules, RuleEngine
 from router.ruleset.rulefile import RuleSet
-from router.ruleset.timing import TimeStep
+from router.ruleset.timing import Fold, TimeStep
 from router.store import models as m
 from router.store.bulk import insert_rows
 from router.store.db import one_of
@@ -265,8 +265,11 @@ class EventRouter:
         result.announce.quiet |= {(row.tenant_id, str(r.kind), r.id) for row, _doc, plan in planned
                                   for r in plan.receivers if _quiet(r)}
         result.timed("feed", started)
-        values = [v for (row, _doc, plan), (link, rendered) in zip(planned, renders, strict=True)
-                  for v in self._delivery_rows(row, plan, rendered, items, link, result)]
+        waits: list[tuple[dict[str, Any], folding.Wait]] = []
+        values = [v for (row, doc, plan), (link, rendered) in zip(planned, renders, strict=True)
+                  for v in self._delivery_rows(row, doc, plan, rendered, items, link, result,
+                                               waits)]
+        folding.assign(s, result.announce.routed_at, waits)
         self._insert_deliveries(s, values, result)
         self._cancel(s, planned, rules.ruleset)
         now = result.announce.routed_at
@@ -303,9 +306,11 @@ class EventRouter:
         texts = rendered[self.texts.pick_language(r.language)]
         return texts.title, texts.message
 
-    def _delivery_rows(self, row: m.EventRow, plan: RoutingPlan, rendered: dict[str, Texts],
-                       items: dict[tuple[int, str, str], int], link: str,
-                       result: RouteResult) -> list[dict[str, Any]]:
+    def _delivery_rows(self, row: m.EventRow, doc: dict[str, Any], plan: RoutingPlan,
+                       rendered: dict[str, Texts], items: dict[tuple[int, str, str], int],
+                       link: str, result: RouteResult,
+                       waits: list[tuple[dict[str, Any], folding.Wait]]
+                       ) -> list[dict[str, Any]]:
         """One row per receiver and channel (first_success: the first step only). The
         texts a channel needs go in `content`. A browser delivery under `all` gets no
         row: it is settled here (the feed item is the delivery) and announced by the
@@ -315,6 +320,7 @@ class EventRouter:
         values = []
         now = result.announce.routed_at
         holds = {c: step for step in plan.timing for c in step.channels}
+        folds = {c: fold for fold in plan.folds for c in fold.channels}
         for r in plan.receivers:
             kind = str(r.kind)
             item = items.get((row.pk, kind, r.id))
@@ -340,9 +346,13 @@ class EventRouter:
                     receiver_id=r.id, channel=str(channel), status=DeliveryStatus.PENDING,
                     strategy=str(r.strategy), step=0, chain=chain, feed_item_id=item,
                     content=content, attempts=0, next_attempt_at=_due(r, channel),
-                    created_at=now, updated_at=now))
+                    digest_key=None, throttle_key=None, created_at=now, updated_at=now))
                 if channel in holds:
                     _hold(values[-1], holds[channel], row)
+                elif (wait := _wait(r, channel, folds.get(channel), doc)) is not None:
+                    if rendered[lang].digest:
+                        values[-1]["content"] = {**content, "digest_title": rendered[lang].digest}
+                    waits.append((values[-1], wait))
         return values
 
     def _insert_deliveries(self, s: Session, values: list[dict[str, Any]],
@@ -356,7 +366,9 @@ class EventRouter:
         for did, v in zip(ids, values, strict=True):
             if v["next_attempt_at"] is not None:  # a timer: enqueued for its due time
                 result.later[Channel(v["channel"])][did] = v["next_attempt_at"]
-                if "quiet_until" in v["content"] and v["channel"] in DEFERRABLE:
+                if (note := folding.note_of(v["content"])) is not None:
+                    deferred.append((did, DeliveryStatus.PENDING, note))
+                elif "quiet_until" in v["content"] and v["channel"] in DEFERRABLE:
                     deferred.append((did, DeliveryStatus.PENDING, Deferral(
                         v["next_attempt_at"], v["content"]["quiet_until"]).note(v["channel"])))
             elif v["channel"] == Channel.BROWSER:  # first_success: the browser channel starts it
@@ -369,6 +381,26 @@ class EventRouter:
 def _due(r: PlannedReceiver, channel: Channel) -> datetime | None:
     """When the row falls due: now (None), or when the receiver's quiet hours end."""
     return r.deferred.until if r.deferred is not None and channel in DEFERRABLE else None
+
+
+def _wait(r: PlannedReceiver, channel: Channel, fold: Fold | None, doc: dict[str, Any]
+          ) -> folding.Wait | None:
+    """How this row may fold into a digest, first match wins: quiet hours, the user's email
+    cadence, the event type's digest or throttle on this channel."""
+    kind = str(r.kind)
+    if r.deferred is not None and channel in DEFERRABLE:
+        return folding.Wait(folding.QUIET, folding.quiet_key(channel, kind, r.id, r.deferred.until),
+                            r.deferred.until, r.deferred.label)
+    if r.cadence is not None and channel == Channel.EMAIL:
+        return folding.Wait(folding.CADENCE, folding.cadence_key(kind, r.id, r.cadence.until),
+                            r.cadence.until, r.cadence.label)
+    if fold is None:
+        return None
+    if fold.kind == "throttle":
+        return folding.Wait(folding.THROTTLE, folding.throttle_key(
+            channel, kind, r.id, fold.key_of(doc)), window_s=fold.window_s, limit=fold.limit)
+    return folding.Wait(folding.DIGEST, folding.window_key(channel, kind, r.id, fold.key_of(doc)),
+                        window_s=fold.window_s)
 
 
 def _hold(value: dict[str, Any], step: TimeStep, row: m.EventRow) -> None:

@@ -29,7 +29,7 @@ from router.directory.settings import effective_prefs
 from router.routing.events import Event
 from router.ruleset.engine import PinnedRules, RuleEngine
 from router.ruleset.rulefile import ChannelPrefs, Rule, RuleSet, Selector
-from router.ruleset.timing import TimeStep
+from router.ruleset.timing import Fold, TimeStep
 from router.store import models as m
 from router.store.models import utcnow
 
@@ -55,6 +55,7 @@ class PlannedReceiver:
     email: str | None = None
     deferred: Deferral | None = None  # quiet hours: push and email wait until then
     quiet: str = ""  # what quiet hours did to this receiver, in words
+    cadence: Deferral | None = None  # their email digest cadence: email waits until then
 
 
 class Dropped(NamedTuple):
@@ -78,6 +79,7 @@ class RoutingPlan:
     notes: list[str] = field(default_factory=list)
     rules_version: int | None = None  # the deployed rule set version it was planned with
     timing: tuple[TimeStep, ...] = ()  # the event type's delay / escalate steps
+    folds: tuple[Fold, ...] = ()  # the event type's digest / throttle
 
     def as_dict(self) -> dict[str, Any]:
         # by hand, sharing the parts many receivers have in common: asdict deep-copies
@@ -99,14 +101,16 @@ class RoutingPlan:
                 "reasons": once(tuple(map(id, r.reasons)), lambda r=r: [
                     {"rule": x.rule, "selector": x.selector} for x in r.reasons]),
                 "prefs_source": r.prefs_source, "email": r.email,
-                **(_quiet_fields(r) if r.quiet else NOTHING)}
+                **(_quiet_fields(r) if r.quiet else NOTHING),
+                **({"email_digest": r.cadence.label} if r.cadence else NOTHING)}
                 for r in self.receivers],
             "dropped": [{"kind": str(d.kind), "id": d.id, "reason": d.reason,
                          "setting": d.setting, "channel": str(d.channel) if d.channel else None}
                         for d in self.dropped],
             "notes": list(self.notes),
             "rules_version": self.rules_version,
-            "timing": [step.as_dict() for step in self.timing],
+            "timing": [step.as_dict() for step in self.timing]
+            + [fold.as_dict() for fold in self.folds],
         }
 
     def receiver(self, kind: ReceiverKind, rid: str) -> PlannedReceiver | None:
@@ -171,7 +175,8 @@ class Planner:
         self.subject = doc["subject"]
         self.actor_id = (doc.get("actor") or {}).get("id")
         self.candidates: dict[tuple[ReceiverKind, str], _Candidate] = {}
-        self.plan = RoutingPlan(doc["id"], doc["type"], [], timing=ruleset.timing(doc["type"]))
+        self.plan = RoutingPlan(doc["id"], doc["type"], [], timing=ruleset.timing(doc["type"]),
+                                folds=ruleset.folds(doc["type"]))
         self.rules: list[Rule] = []
         self._default_prefs: tuple[ChannelPrefs, str] | None = None
         self._tenant_language: str | None = None
@@ -283,9 +288,11 @@ class Planner:
         if not channels:
             return self._drop(cand, "no channel is left", "see the dropped channels")
         deferred, quiet = self._quiet(user, row, channels)
+        cadence = (self.view.cadence(user, row, self.now)
+                   if Channel.EMAIL in channels and not self.critical else None)
         self.plan.receivers.append(PlannedReceiver(
             cand.kind, user.id, user.name, self._language(user.language), channels,
-            prefs.strategy, cand.reasons, source, user.email, deferred, quiet))
+            prefs.strategy, cand.reasons, source, user.email, deferred, quiet, cadence))
 
     def _quiet(self, user: Any, row: Any | None, channels: list[Channel]
                ) -> tuple[Deferral | None, str]:

@@ -20,12 +20,14 @@ from router.core.errors import ConfigError
 from router.core.templating import TEMPLATES, environment
 
 FALLBACK_LANGUAGE = "en"
+Triple = tuple[jinja2.Template, jinja2.Template, jinja2.Template | None]  # title, message, digest
 
 
 @dataclass(frozen=True)
 class Texts:
     title: str
     message: str
+    digest: str = ""  # a digest's title, "{count}" left for the count ("{count} new messages")
 
 
 class TextCatalogue:
@@ -36,17 +38,19 @@ class TextCatalogue:
         self.env = environment(root=root)
 
     @cached_property
-    def templates(self) -> dict[str, dict[str, tuple[jinja2.Template, jinja2.Template]]]:
-        found: dict[str, dict[str, tuple[jinja2.Template, jinja2.Template]]] = {}
+    def templates(self) -> dict[str, dict[str, Triple]]:
+        found: dict[str, dict[str, Triple]] = {}
         for file in sorted((self.root / "texts").glob("*.yaml")):
             found[file.stem] = self._load(file)
         return found
 
-    def _load(self, file: Path) -> dict[str, tuple[jinja2.Template, jinja2.Template]]:
+    def _load(self, file: Path) -> dict[str, Triple]:
         try:
             raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
             return {etype: (self.env.from_string(str(spec.get("title", ""))),
-                            self.env.from_string(str(spec.get("message", ""))))
+                            self.env.from_string(str(spec.get("message", ""))),
+                            self.env.from_string(str(spec["digest"])) if "digest" in spec
+                            else None)
                     for etype, spec in raw.items()}
         except (yaml.YAMLError, jinja2.TemplateError, AttributeError) as exc:
             raise ConfigError(f"{file}: cannot load text templates: {exc}") from exc
@@ -70,7 +74,8 @@ class TextCatalogue:
         context = {"event": {"type": doc["type"], "id": doc["id"]}, "data": data,
                    "subject": doc.get("subject", {}), "actor": doc.get("actor")}
         try:
-            return Texts(pair[0].render(context).strip(), pair[1].render(context).strip())
+            return Texts(pair[0].render(context).strip(), pair[1].render(context).strip(),
+                         pair[2].render(context).strip() if pair[2] is not None else "")
         except jinja2.TemplateError:
             return Texts(str(data.get("title") or fallback_title), str(data.get("message") or ""))
 

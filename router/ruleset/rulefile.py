@@ -17,7 +17,7 @@ from typing import Any
 from router.core.enums import Channel, Origin, Strategy, SubjectKind, Submodule
 from router.core.errors import Problem, RuleFileError
 from router.ruleset.conditions import Cond, parse_when
-from router.ruleset.timing import TimeStep, parse_steps
+from router.ruleset.timing import Fold, TimeStep, parse_folds, parse_steps
 from router.ruleset.yamlpos import Located, load_located, read_limited
 
 YamlPath = tuple[str | int, ...]  # keys and list indexes from a rule file's root
@@ -39,7 +39,8 @@ class EventSpec:
     ttl_s: int | None = None
     urgency: str = "normal"
     timing: tuple[TimeStep, ...] = ()  # delay / escalate (router.ruleset.timing)
-    critical: bool = False  # bypasses quiet hours
+    critical: bool = False  # bypasses quiet hours, throttles and digest cadences
+    folds: tuple[Fold, ...] = ()  # digest / throttle (router.ruleset.timing)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,10 @@ class RuleSet:
     def timing(self, event_type: str) -> tuple[TimeStep, ...]:
         spec = self.events.get(event_type)
         return spec.timing if spec else ()
+
+    def folds(self, event_type: str) -> tuple[Fold, ...]:
+        spec = self.events.get(event_type)
+        return spec.folds if spec else ()
 
     def cancels(self, event_type: str) -> list[str]:
         """The event types whose delayed deliveries an event of this type cancels."""
@@ -175,7 +180,7 @@ class _FileParser:
             self.fail(path, "an event needs at least 'subject' and 'title'")
             return
         unknown = set(spec) - {"subject", "title", "description", "ttl", "urgency", "delay",
-                               "escalate", "critical"}
+                               "escalate", "critical", "digest", "throttle"}
         if unknown:
             self.fail(path, f"unknown keys {sorted(unknown)}")
         subject = spec.get("subject")
@@ -195,9 +200,10 @@ class _FileParser:
         critical = spec.get("critical", False)
         if not isinstance(critical, bool):
             self.fail(path + ("critical",), f"critical is true or false; got {critical!r}")
+        folds = parse_folds(spec, path, self.fail, timing, critical is True)
         into.events[etype] = EventSpec(etype, SubjectKind(subject), str(spec.get("title", etype)),
                                        str(spec.get("description", "")), ttl, urgency, timing,
-                                       critical is True)
+                                       critical is True, folds)
 
     def defaults(self, raw: Any, into: RuleSet) -> None:
         if not isinstance(raw, dict):
