@@ -15,7 +15,7 @@ from router.api.errors import documented
 from router.core.enums import MemberKind, SubjectKind
 from router.core.errors import NotFound, Problem, ValidationFailed
 from router.core.inputs import INT_MAX
-from router.delivery import deliveries, timers
+from router.delivery import deliveries, folding, timers
 from router.directory import directory as d
 from router.directory.audience import DirectoryView
 from router.directory.push_validation import endpoint_problems
@@ -154,11 +154,13 @@ def activity(runtime: RuntimeDep, tenant: TenantDep, event_id: str) -> dict[str,
                                                        m.Delivery.tenant_id == tenant)
                               .order_by(m.Delivery.receiver_kind, m.Delivery.receiver_id,
                                         m.Delivery.step, m.Delivery.id)))
-        return _activity(row, rows, deliveries.history(s, rows))
+        waiting = folding.waiting(s, tenant, rows)
+        return _activity(row, rows, deliveries.history(s, rows), waiting)
 
 
 def _activity(row: m.EventRow, rows: list[m.Delivery],
-              history: dict[int, list[dict[str, str]]]) -> dict[str, Any]:
+              history: dict[int, list[dict[str, str]]],
+              waiting: dict[int, str] | None = None) -> dict[str, Any]:
     plan = row.plan or {}
     return {
         "id": row.event_id, "type": row.type, "status": row.status,
@@ -170,13 +172,14 @@ def _activity(row: m.EventRow, rows: list[m.Delivery],
         "notes": plan.get("notes", []),
         "timing": plan.get("timing", []),  # the event type's delay / escalate steps
         "deliveries": sorted(
-            [_delivery(r, history[r.id]) for r in rows]
+            [_delivery(r, history[r.id], (waiting or {}).get(r.id)) for r in rows]
             + deliveries.settled_at_routing(plan, rows, row.routed_at),
             key=lambda d: (d["receiver"]["kind"], d["receiver"]["id"], d["step"])),
     }
 
 
-def _delivery(r: m.Delivery, history: list[dict[str, str]]) -> dict[str, Any]:
+def _delivery(r: m.Delivery, history: list[dict[str, str]], waiting: str | None = None
+              ) -> dict[str, Any]:
     planned = timers.planned_line(r.content, r.channel)
     if planned and history and r.step == 0:  # a timer: say what it waits for
         history[0] = {**history[0], "detail": planned}
@@ -188,6 +191,7 @@ def _delivery(r: m.Delivery, history: list[dict[str, str]]) -> dict[str, Any]:
         "next_attempt_at": r.next_attempt_at.isoformat() if r.next_attempt_at else None,
         "history": history,
         "status_times": {h["status"]: h["at"] for h in history},
+        "waiting": waiting,  # a pending digest: "digest window closes 10:40:00 UTC (4 events so far)"
     }
 
 

@@ -67,6 +67,8 @@ def render_plan(plan: RoutingPlan) -> str:
         out.append(f"      because: {why}")
         if r.quiet:
             out.append(f"      {r.quiet}")
+        if r.cadence:
+            out.append(f"      email waits for their digest at {r.cadence.label}")
     if not plan.receivers:
         out.append("  (nobody)")
     out += ["", f"Dropped ({len(plan.dropped)}):"]
@@ -75,8 +77,9 @@ def render_plan(plan: RoutingPlan) -> str:
         out.append(f"  ✗ {what}: {d.reason}  [setting: {d.setting}]")
     if not plan.dropped:
         out.append("  (nothing)")
-    if plan.timing:
-        out += ["", "Timing:"] + [f"  ⏱ {step.describe()}" for step in plan.timing]
+    if plan.timing or plan.folds:
+        out += ["", "Timing:"] + [f"  ⏱ {x.describe()}" for x in plan.timing] + [
+            f"  ⏱ {x.describe()}" for x in plan.folds]
     if plan.notes:
         out += ["", "Notes:"] + [f"  - {n}" for n in plan.notes]
     return "\n".join(out)
@@ -145,7 +148,8 @@ def _compare(file: str, name: str, expect: dict[str, Any], plan: RoutingPlan) ->
     if "rules" in expect:
         actual["rules"], wanted["rules"] = fired, expect["rules"]
     if "timing" in expect:  # e.g. ["email escalated after 10m unless read"]
-        actual["timing"] = [step.describe() for step in plan.timing]
+        actual["timing"] = [x.describe() for x in plan.timing] + [
+            x.describe() for x in plan.folds]
         wanted["timing"] = expect["timing"]
     if actual == wanted:
         return CaseResult(file, name, True, rules=fired)

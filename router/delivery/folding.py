@@ -185,3 +185,17 @@ def note_of(content: dict[str, Any] | None) -> str | None:
     """The history line a folded row was planned with, if it was."""
     fold = (content or {}).get(FOLD)
     return str(fold["note"]) if fold else None
+
+
+def waiting(s: Session, tenant: str, rows: list[Any]) -> dict[int, str]:
+    """For the pending rows of a digest: when it goes out and how many events it holds now."""
+    keyed = {r.id: r for r in rows if r.digest_key and r.status == DeliveryStatus.PENDING}
+    if not keyed:
+        return {}
+    counts: dict[str, int] = {key: n for key, n in s.execute(
+        select(D.c.digest_key, func.count()).where(
+            D.c.tenant_id == tenant, D.c.digest_key.in_({r.digest_key for r in keyed.values()}),
+            D.c.status == DeliveryStatus.PENDING).group_by(D.c.digest_key))}
+    return {i: f"digest {'goes out' if r.digest_key.startswith(('q|', 'c|')) else 'window closes'}"
+               f" {r.next_attempt_at:%H:%M:%S} UTC ({counts.get(r.digest_key, 1)} events so far)"
+            for i, r in keyed.items()}

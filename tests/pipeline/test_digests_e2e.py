@@ -91,6 +91,8 @@ def test_events_of_one_subject_inside_the_window_arrive_as_one_digest_mail(clien
     joined = wait_until(lambda: [d for d in client.activity(rest[-1]["id"])["deliveries"]
                                  if d["channel"] == "email"], what="the last email row")
     assert "joins the digest window closing" in joined[0]["history"][-1]["detail"]
+    assert re.fullmatch(r"digest window closes \d\d:\d\d:\d\d UTC \(4 events so far\)",
+                        client.activity(first["id"])["deliveries"][0]["waiting"] or "")
     while time.monotonic() - started < WINDOW_S - 0.5:
         assert mails(sink) == [], "a digest went out before its window closed"
         time.sleep(0.1)
