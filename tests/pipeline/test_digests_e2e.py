@@ -16,7 +16,7 @@ from tests.harness import Client, Herald, wait_until
 from tests.ruleset.test_timing import rules_with
 from tests.servers.smtp import SmtpSink
 
-WINDOW_S = 3
+WINDOW_S = 5
 PER_S = 4
 FOLDING = f"""events:
   ticket.note:
@@ -91,8 +91,10 @@ def test_events_of_one_subject_inside_the_window_arrive_as_one_digest_mail(clien
     joined = wait_until(lambda: [d for d in client.activity(rest[-1]["id"])["deliveries"]
                                  if d["channel"] == "email"], what="the last email row")
     assert "joins the digest window closing" in joined[0]["history"][-1]["detail"]
-    assert re.fullmatch(r"digest window closes \d\d:\d\d:\d\d UTC \(4 events so far\)",
-                        client.activity(first["id"])["deliveries"][0]["waiting"] or "")
+    wait_until(lambda: re.fullmatch(
+        r"digest window closes \d\d:\d\d:\d\d UTC \(4 events so far\)",
+        client.activity(first["id"])["deliveries"][0]["waiting"] or ""),
+        timeout=WINDOW_S - 1, what="the pending digest counting its four events")
     while time.monotonic() - started < WINDOW_S - 0.5:
         assert mails(sink) == [], "a digest went out before its window closed"
         time.sleep(0.1)
@@ -108,6 +110,13 @@ def test_events_of_one_subject_inside_the_window_arrive_as_one_digest_mail(clien
         assert email["status"] == "sent"
         assert "in a digest of 4 events" in email["history"][-1]["detail"]
     assert re.search(r"Here is what happened \(4 events\)", text_of(digest))
+    metrics = client.get("/metrics").text  # the workers' timer figures, through the API
+    released = re.search(r'herald_timers_released_total\{channel="email",kind="digest"\} '
+                         r'([0-9.]+)', metrics)
+    assert released and float(released.group(1)) >= 5, "the five digested rows were released"
+    assert re.search(r'herald_timer_lateness_seconds_bucket\{channel="email",le="1.0"\} '
+                     r'[1-9]', metrics), "released within a second of their due time"
+    assert re.search(r"herald_timers_pending [0-9.]+", metrics)
 
 
 def test_a_throttle_sends_the_first_ones_and_folds_the_rest_into_one_digest(client, sink):
