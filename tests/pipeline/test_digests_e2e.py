@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from router.core.security import mint_user_token
 from tests import factories as f
 from tests.harness import Client, Herald, wait_until
 from tests.ruleset.test_timing import rules_with
@@ -23,15 +24,18 @@ FOLDING = f"""events:
     {{subject: ticket, title: Note, digest: {{window: {WINDOW_S}s, key: subject, channels: [email]}}}}
   ticket.ping:
     {{subject: ticket, title: Ping, throttle: {{max: 2, per: {PER_S}s, key: subject, channels: [email]}}}}
+  ticket.buzz:
+    {{subject: ticket, title: Buzz, throttle: {{max: 1, per: {PER_S}s, key: subject, channels: [push]}}}}
 """
 ADDRESS = "ann@fold.example"
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory, pg, sink):
+def deployment(tmp_path_factory, pg, sink, vapid):
     rules = rules_with(tmp_path_factory.mktemp("fold-rules"), FOLDING)
     herald = Herald(tmp_path_factory.mktemp("fold"), smtp={"port": sink.port},
-                    rules_path=str(rules))
+                    rules_path=str(rules),
+                    push={"vapid_private_key": vapid[0], "vapid_public_key": vapid[1]})
     herald.start_api()
     herald.start_worker("worker-1", threads=2)
     herald.start_worker("worker-2", threads=2)  # two processes race for every due digest
@@ -40,12 +44,14 @@ def deployment(tmp_path_factory, pg, sink):
 
 
 @pytest.fixture
-def client(deployment, new_tenant_key, sink):
+def client(deployment, new_tenant_key, sink, web_push):
     sink.clear()
-    _tenant, key, _secret = new_tenant_key("Fold Co")
+    web_push.clear()
+    tenant, key, secret = new_tenant_key("Fold Co")
     with Client(deployment.url, key) as c:
         c.put("/v1/users/ann", json={"id": "ann", "name": "Ann", "email": ADDRESS,
                                      "time_zone": "Europe/Berlin"})
+        c.token = mint_user_token(secret, tenant, "ann", timedelta(hours=1))
         yield c
 
 
@@ -193,3 +199,24 @@ def test_a_bad_cadence_is_a_422_naming_the_field_and_nothing_is_saved(client, di
     problems = response.json()["error"]["problems"]
     assert any(p["path"] == field and says in p["message"] for p in problems), problems
     assert client.get("/v1/users/ann/settings").json()["email_digest"]["cadence"] == "immediate"
+
+
+def test_a_throttled_push_folds_the_rest_into_one_digest_push(deployment, client, web_push):
+    me = {"Authorization": f"Bearer {client.token}"}
+    registered = client.post("/v1/me/push-subscriptions", json=web_push.new_subscription(),
+                             headers=me)
+    assert registered.status_code == 201, registered.text
+    bodies = [event("ticket.buzz", "T-9", f"buzz-{i}") for i in range(3)]
+    for body in bodies:
+        assert client.post("/v1/events", json=body).status_code == 202
+    [first] = web_push.wait_for(1, timeout=20)
+    time.sleep(1)
+    assert len(web_push.delivered) == 1, "a second push went out inside the throttle's window"
+    pushes = web_push.wait_for(2, timeout=PER_S + 15)
+    digest = pushes[1].json()
+    assert digest["title"] == "2 new notifications", digest
+    alone = first.json()["title"]
+    folded = sorted({b["data"]["title"] for b in bodies} - {alone})
+    assert digest["body"] in {f"says {t}" for t in folded}, digest  # the latest folded one
+    time.sleep(1)
+    assert len(web_push.delivered) == 2
