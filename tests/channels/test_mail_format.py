@@ -113,3 +113,56 @@ def test_a_refused_recipient_fails_and_a_451_retries_on_the_same_connection(adap
         OutcomeStatus.FAILED, OutcomeStatus.RETRY, OutcomeStatus.SENT]
     assert "550" in outcomes[1].detail and "451" in outcomes[2].detail
     assert [e.rcpt_tos for e in sink.envelopes] == [("u3@acme.example",)]
+
+
+def digest_members(tenant: str, language: str, kind: str = "employee") -> list[Job]:
+    """Three folded jobs of one receiver, as the worker merges them (delivery.digests)."""
+    from types import SimpleNamespace
+
+    from router.delivery import digests
+    jobs = []
+    for i, (text, when) in enumerate([("First <b>word</b>", "10:01"), ("Second", "10:02"),
+                                      ("Third", "10:03")], start=1):
+        one = job(tenant, i=i, language=language, title=f"Message {i} on ticket #42",
+                  message=text)
+        one.receiver_id, one.receiver_kind = "ann", kind  # type: ignore[assignment]
+        one.content["email"] = "ann@acme.example"
+        one.content["created_at"] = f"2026-12-07T{when}:00+00:00"
+        one.content["link"] = f"https://app.example/tickets/T-42#m{i}"
+        one.content["digest_title"] = ("{count} new messages on ticket #42" if language == "en"
+                                       else "{count} neue Nachrichten zu Ticket #42")
+        one.event = {**one.event, "type": "ticket.message_added", "id": f"e-{i}"}
+        jobs.append(one)
+    rows = [SimpleNamespace(id=j.id, digest_key="d|email|employee|ann|ticket:T-42#1")
+            for j in jobs]
+    [merged] = digests.merge(jobs, rows)
+    return [merged]
+
+
+@pytest.mark.parametrize(("language", "subject", "intro"), [
+    ("en", "3 new messages on ticket #42", "Here is what happened (3 events):"),
+    ("de", "3 neue Nachrichten zu Ticket #42", "Das ist passiert (3 Ereignisse):"),
+])
+def test_a_digest_is_one_mail_listing_its_events_in_the_receivers_language(
+        adapter, sink, pg, tenant, language, subject, intro):
+    [outcome] = deliver(adapter, pg, digest_members(tenant, language)).values()
+    assert outcome.status == OutcomeStatus.SENT
+    [mail] = sink.messages
+    assert mail["Subject"] == subject
+    assert mail["Content-Language"] == language
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    assert intro in text
+    positions = [text.index(f"Message {i} on ticket #42") for i in (1, 2, 3)]
+    assert positions == sorted(positions), "oldest first"
+    assert "https://app.example/tickets/T-42#m2" in text
+    assert 'href="https://app.example/tickets/T-42#m3"' in html
+    assert "First &lt;b&gt;word&lt;/b&gt;" in html and "<b>word</b>" not in html
+    assert "<herald.1." in mail["Message-ID"], "the group's first delivery names the mail"
+
+
+def test_a_code_users_digest_links_only_through_its_access_link(adapter, sink, pg, tenant):
+    deliver(adapter, pg, digest_members(tenant, "en", kind="code_user"))
+    [mail] = sink.messages
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "#m2" not in text, "a code user's items carry no plain deep link"
