@@ -11,9 +11,11 @@ Queues: ``herald.route`` (batches of event pks), ``herald.browser|push|email``
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,7 +23,7 @@ import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.common import compute_backoff
+from dramatiq.common import compute_backoff, current_millis, join_all
 from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, TimeLimit
@@ -35,6 +37,7 @@ from workers.middleware import ActorContext
 log = logging.getLogger("herald.workers")
 ROUTE_BATCH = 100
 MAINTENANCE_PER_MILLION = 50_000
+LOCAL_POLL_MS = 500  # worker threads' idle wait (in-process queues); the embedded broker's poll
 WAKE = "herald:wake:"  # + queue name: a one-element list that wakes an idle consumer
 
 
@@ -63,41 +66,78 @@ class WakingRedisBroker(RedisBroker):
     consumers are woken by the enqueue"; the private consumer subclass: "The Redis
     consumer subclass stays, pinned")."""
 
+    idle_ms: int | None = None  # an idle consumer's longest wait (None: the worker timeout)
+    stop_key = f"herald:stop:{uuid.uuid4().hex}"  # this process's consumers: return now
+
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
         return _WakingConsumer
 
+    def release_consumers(self, count: int) -> None:
+        """Make this process's waiting consumers return at once (a stopping worker)."""
+        if count:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.lpush(self.stop_key, *([1] * count))
+            pipe.expire(self.stop_key, 60)
+            pipe.execute()
+
     def enqueue(self, message: Message[Any], *, delay: int | None = None) -> Message[Any]:
         queued = super().enqueue(message, delay=delay)
-        if delay is None:
-            key = WAKE + queued.queue_name
-            pipe = self.client.pipeline(transaction=False)
-            pipe.lpush(key, 1)
-            pipe.ltrim(key, 0, 0)
-            pipe.execute()
+        self.wake(queued.queue_name)  # a delayed message wakes its `.DQ` consumer
         return queued
+
+    def wake(self, queue_name: str) -> None:
+        key = WAKE + queue_name
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lpush(key, 1)
+        pipe.ltrim(key, 0, 0)
+        pipe.execute()
 
 
 class _WakingConsumer(_RedisConsumer):
+    """Waits for work in a BLPOP on the queue's wake list, up to the idle backoff, but
+    never past the eta of a delayed message it handed out: Dramatiq's consumer thread moves
+    due delayed messages only between two of our answers, so a long idle wait must end
+    when the next one falls due (the timers of docs/rules.md "Time")."""
+
     def __init__(self, broker: WakingRedisBroker, queue_name: str, prefetch: int,
                  timeout: int) -> None:
         # the base never sleeps: we wait
         super().__init__(broker, queue_name, prefetch, 0)  # type: ignore[no-untyped-call]
-        self.idle_ms = max(1, timeout)
+        self.idle_ms = max(1, broker.idle_ms or timeout)
         self.idle_misses = 0
         self.wake_key = WAKE + queue_name
+        self.stop_key = broker.stop_key
+        self.etas: list[int] = []  # ms: delayed messages handed out, not yet due when seen
+        self.handled_until = 0  # ms: the consumer thread moved what was due by then
 
     def __next__(self) -> Any:
+        cached = len(self.message_cache)
         message = super().__next__()  # type: ignore[no-untyped-call]
         if message is not None:
             self.idle_misses = 0
+            if cached == 0 and self.message_cache:  # a fetch found more: maybe more still
+                self.broker.wake(self.queue_name)  # another idle process may share them
+            eta = message.options.get("eta")
+            if isinstance(eta, int | float):
+                heapq.heappush(self.etas, int(eta))
+            self.handled_until = current_millis()
             return message
         self.idle_misses, backoff_ms = compute_backoff(self.idle_misses, max_backoff=self.idle_ms)
         try:  # BLPOP's timeout 0 would block for good: never below 1 ms
-            self.broker.client.blpop([self.wake_key], timeout=max(backoff_ms, 1) / 1000)
+            self.broker.client.blpop([self.wake_key, self.stop_key],
+                                     timeout=max(self._until_due(backoff_ms), 1) / 1000)
         except redis.ConnectionError as exc:
             raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+        self.handled_until = current_millis()  # the thread moves what is due after we return
         return None
+
+    def _until_due(self, backoff_ms: int) -> int:
+        while self.etas and self.etas[0] <= self.handled_until:
+            heapq.heappop(self.etas)
+        if not self.etas:
+            return backoff_ms
+        return min(backoff_ms, self.etas[0] - current_millis())
 
 
 class Workers:
@@ -180,15 +220,25 @@ class Workers:
     def start(self, threads: int = 4, queues: Iterable[str] | None = None) -> None:
         """Run actors in this process (embedded mode, or one `herald worker` process)."""
         self.check_channels()
+        if isinstance(self.broker, WakingRedisBroker):  # an enqueue wakes it; etas bound it
+            self.broker.idle_ms = self.runtime.config.delivery.idle_poll_ms
+        # the worker threads' and the in-process broker's wait: short, so a stop is quick
         self._worker = dramatiq.Worker(self.broker, worker_threads=threads,
-                                       worker_timeout=self.runtime.config.delivery.idle_poll_ms,
+                                       worker_timeout=LOCAL_POLL_MS,
                                        queues=set(queues) if queues else None)
         self._worker.start()
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.stop(timeout=10_000)
-            self._worker = None
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            for thread in worker.workers:  # first the work in hand, as Worker.stop does
+                thread.stop()
+            join_all(worker.workers, 10_000)  # type: ignore[no-untyped-call]
+            for consumer in worker.consumers.values():  # then the consumers, at once
+                consumer.stop()
+            if isinstance(self.broker, WakingRedisBroker):
+                self.broker.release_consumers(len(worker.consumers))
+            worker.stop(timeout=10_000)
         self.broker.close()
 
 

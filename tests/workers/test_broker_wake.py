@@ -60,13 +60,13 @@ def test_an_idle_consumer_fetches_a_message_as_soon_as_it_is_sent(queue):
     assert waited < 10, f"the message waited {waited:.1f} s: the consumer slept its backoff"
 
 
-def test_only_immediate_messages_wake_and_the_wake_list_stays_one_long(queue):
+def test_a_delayed_message_wakes_its_delay_queue_and_the_wake_list_stays_one_long(queue):
     broker, actor, name = queue
     client = redis.Redis.from_url(REDIS_URL)
     try:
         actor.send_with_options(args=("later",), delay=60_000)
-        assert client.llen(WAKE + name) == 0, "a delayed message must not wake anyone"
-        assert client.llen(WAKE + name + ".DQ") == 0
+        assert client.llen(WAKE + name) == 0, "a delayed message is not for the queue itself"
+        assert client.llen(WAKE + name + ".DQ") == 1, "its .DQ consumer takes it at once"
         for i in range(5):
             actor.send(i)
         assert client.llen(WAKE + name) == 1, "nobody waits: one token, not one per message"
@@ -91,3 +91,43 @@ def test_the_private_consumer_the_broker_subclasses_still_has_the_shape_it_relie
         assert time.monotonic() - started < 2
     finally:
         consumer.close()
+
+
+def test_a_long_idle_wait_ends_when_a_delayed_message_falls_due(queue):
+    """Dramatiq's consumer thread moves a due delayed message only between two answers of
+    the consumer: a consumer idle for up to 30 s must answer by the message's eta."""
+    broker, actor, name = queue
+    broker.idle_ms = IDLE_MS
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
+    done: list[float] = []
+    actor.fn = lambda value: done.append(time.monotonic())  # type: ignore[method-assign]
+    worker.start()
+    try:
+        time.sleep(1.5)  # both consumers idle, waiting up to IDLE_MS
+        sent = time.monotonic()
+        actor.send_with_options(args=("x",), delay=2_000)
+        deadline = time.monotonic() + 15
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop(timeout=5_000)
+    assert done, "the delayed message never ran: the consumer slept past its eta"
+    late = done[0] - sent - 2.0
+    assert -0.05 < late < 1.0, f"ran {late:.2f} s after its eta"
+
+
+def test_a_stopping_worker_does_not_wait_out_its_consumers_idle_backoff(queue):
+    from workers.broker import LOCAL_POLL_MS
+    broker, _actor, _name = queue
+    broker.idle_ms = IDLE_MS
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=LOCAL_POLL_MS)
+    worker.start()
+    time.sleep(1.5)  # the consumers are in their 30 s wait
+    started = time.monotonic()
+    for thread in worker.workers:
+        thread.stop()
+    for consumer in worker.consumers.values():
+        consumer.stop()
+    broker.release_consumers(len(worker.consumers))
+    worker.stop(timeout=10_000)
+    assert time.monotonic() - started < 3, "the stop waited for the idle backoff"
