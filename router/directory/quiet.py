@@ -206,7 +206,8 @@ class EmailDigest(Input):
     model_config = ConfigDict(extra="forbid")
 
     cadence: Literal["immediate", "hourly", "daily"] = "immediate"
-    at: str | None = Field(default=None, pattern=START, examples=["08:00"], description=(
+    at: str | None = Field(default=None, pattern=START, examples=["08:00"], validate_default=True,
+                           description=(
         "daily only: the local time (the user's time_zone) the day's digest goes out"))
 
     @field_validator("at")
