@@ -25,7 +25,7 @@ from router.core.errors import Forbidden, NotFound
 from router.core.inputs import Input
 from router.directory import directory as d
 from router.directory.quiet import DEFAULT_ZONE, check_zone, zone_for
-from router.directory.settings import UserFacts, prefs_source, receivable
+from router.directory.settings import UserFacts, check_row_keys, prefs_source, receivable
 from router.ruleset.rulefile import ChannelPrefs, RuleSet
 from router.store import models as m
 
@@ -63,6 +63,7 @@ class EventType(BaseModel):
 class TimeZone(BaseModel):
     time_zone: str | None = Field(description="the user's own IANA zone; null: the tenant's")
     effective: str = Field(description="the zone in force: their own, else the tenant's, else UTC")
+    default: str = Field(description="the tenant's zone, else UTC: what null follows")
 
 
 class Receiver(BaseModel):
@@ -79,6 +80,9 @@ class Preferences(BaseModel):
     rows: list[Row] = Field(description="the `all` row, then one per event type above")
     time_zone: TimeZone
     zones: list[str] = Field(description="the IANA zones a user may choose")
+    unknown_rows: list[str] = Field(description=(
+        "the user's rows for event types the catalogue no longer has: a settings document "
+        "holding them is refused (422), so the preference center leaves them out"))
 
 
 class TimeZoneIn(Input):
@@ -126,7 +130,8 @@ def preferences(runtime: RuntimeDep, who: PrincipalDep) -> Preferences:
         event_types=[EventType(type=spec.type, title=ruleset.title(spec.type, language),
                                subject=spec.subject, critical=spec.critical) for spec in specs],
         rows=[_row(advanced, key, ruleset) for key in ("all", *(spec.type for spec in specs))],
-        time_zone=_zone_of(user, tenant), zones=zones())
+        time_zone=_zone_of(user, tenant), zones=zones(),
+        unknown_rows=check_row_keys(settings, ruleset))
 
 
 def _directory_user(s: Session, who: Principal) -> tuple[m.User, m.Tenant]:
@@ -144,7 +149,8 @@ def _row(advanced: dict[str, Any], key: str, ruleset: RuleSet) -> Row:
 
 def _zone_of(user: m.User, tenant: m.Tenant) -> TimeZone:
     return TimeZone(time_zone=user.time_zone,
-                    effective=zone_for(user.time_zone, tenant.default_time_zone).key)
+                    effective=zone_for(user.time_zone, tenant.default_time_zone).key,
+                    default=zone_for(tenant.default_time_zone).key)
 
 
 @lru_cache(maxsize=1)
