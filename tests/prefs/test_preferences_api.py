@@ -238,3 +238,22 @@ def test_openapi_documents_the_preference_endpoints(deployment):
     assert schemas["Row"]["properties"]["source"]["$ref"].endswith("/PrefsSource")
     assert schemas["PrefsSource"]["enum"] == ["own", "all", "default"]
     assert {"403", "422"} <= set(paths["/v1/me/time-zone"]["put"]["responses"])
+
+
+def test_rows_for_types_the_catalogue_lost_are_named_so_the_component_can_leave_them_out(
+        me, tenant, pg):
+    tenant_id, _, _ = tenant
+    alice = me("alice")
+    alice.put("/v1/me/settings", json={"advanced": {"ticket.created": {"channels": ["email"]}}})
+    with pg.session() as s:  # as a rule set without this type leaves it behind
+        s.execute(update(m.UserSettings).where(
+            m.UserSettings.tenant_id == tenant_id, m.UserSettings.user_id == "alice").values(
+            advanced={"ticket.created": {"channels": ["email"]},
+                      "invoice.paid": {"channels": ["push"]}}))
+    assert _preferences(alice)["unknown_rows"] == ["invoice.paid"]
+    assert _preferences(me("greta"))["unknown_rows"] == []
+    stored = alice.get("/v1/me/settings").json()
+    refused = problems(alice.put("/v1/me/settings", json=stored))
+    assert refused == {"advanced.invoice.paid": "not 'all' nor a known event type"}
+    del stored["advanced"]["invoice.paid"]
+    assert alice.put("/v1/me/settings", json=stored).status_code == 200
