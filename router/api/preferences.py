@@ -89,7 +89,8 @@ class TimeZoneIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     time_zone: str | None = Field(max_length=64, examples=["Europe/Berlin"],
-                                  description="an IANA name; null: the tenant's zone")
+                                  description="an IANA name; null: the tenant's zone",
+                                  json_schema_extra={"enum": [*sorted(available_timezones()), None]})
 
     @field_validator("time_zone")
     @classmethod

@@ -238,6 +238,8 @@ def test_openapi_documents_the_preference_endpoints(deployment):
     assert schemas["Row"]["properties"]["source"]["$ref"].endswith("/PrefsSource")
     assert schemas["PrefsSource"]["enum"] == ["own", "all", "default"]
     assert {"403", "422"} <= set(paths["/v1/me/time-zone"]["put"]["responses"])
+    zones = schemas["TimeZoneIn"]["properties"]["time_zone"]["enum"]  # what check_zone takes
+    assert {"Europe/Berlin", "US/Eastern", None} <= set(zones) and "Europe/Berlln" not in zones
 
 
 def test_rows_for_types_the_catalogue_lost_are_named_so_the_component_can_leave_them_out(
