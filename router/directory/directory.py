@@ -18,7 +18,6 @@ from router.store import models as m
 
 _ID = Field(min_length=1, max_length=200)
 EMAIL_PATTERN = f"^{NOT_SPACE}@]+@{NOT_SPACE}@]+$"
-LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"  # a language tag: de, pt-BR
 # the shape of an endpoint; where it may point is the outbound policy's (router.core.outbound)
 ENDPOINT_PATTERN = (r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])"
                     rf"(:[0-9]{{1,5}})?([/?#]{NOT_SPACE}]*)?$")

@@ -17,6 +17,7 @@ from typing import Any
 
 from router.core.enums import Channel, Origin, Strategy, SubjectKind, Submodule
 from router.core.errors import Problem, RuleFileError
+from router.core.inputs import LANGUAGE_PATTERN
 from router.ruleset.conditions import Cond, parse_when
 from router.ruleset.timing import TimeStep, parse_steps
 from router.ruleset.yamlpos import Located, load_located, read_limited
@@ -29,7 +30,7 @@ SELECTORS = SELECTORS_WITH_ARGS | SELECTORS_BARE
 EXCLUSIONS = {"actor", "creator"}
 URGENCIES = ("very-low", "low", "normal", "high")
 TOP_KEYS = {"events", "rules", "defaults", "titles"}
-LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")  # de, pt-BR
+LANGUAGE_TAG = re.compile(LANGUAGE_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ class _FileParser:
             self.fail(path + ("ttl",), "ttl is a number of seconds >= 0")
         timing = parse_steps(spec, path, self.fail)
         self.type_refs += [(path + ("delay", "cancel_on", i), t) for step in timing
-                             for i, t in enumerate(step.cancel_on)]
+                           for i, t in enumerate(step.cancel_on)]
         critical = spec.get("critical", False)
         if not isinstance(critical, bool):
             self.fail(path + ("critical",), f"critical is true or false; got {critical!r}")
