@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router import __version__
-from router.api import codes, demo, errors, me, openapi, service, stream, unsub
+from router.api import codes, demo, errors, me, openapi, preferences, service, stream, unsub
 from router.api.deps import storable_params
 from router.api.errors import error_body
 from router.delivery.live import Hub
@@ -54,7 +54,7 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
                   dependencies=[Depends(storable_params)])
     app.state.runtime = runtime
     errors.install(app)
-    for module in (service, codes, me, stream, unsub, demo):
+    for module in (service, codes, me, preferences, stream, unsub, demo):
         app.include_router(module.routes)
     _static_routes(app)
     openapi.install(app, runtime)
@@ -64,6 +64,7 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
 
 def _static_routes(app: FastAPI) -> None:
     files = {"/inbox.js": ("inbox.js", "text/javascript"), "/sw.js": ("sw.js", "text/javascript"),
+             "/preferences.js": ("preferences.js", "text/javascript"),
              "/demo": ("demo.html", "text/html")}
     for path, (name, media) in files.items():
         def serve(name: str = name, media: str = media) -> Response:

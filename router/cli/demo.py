@@ -94,7 +94,7 @@ def banner(info: DemoInfo, config: Config) -> str:
 Herald demo tenant "{DEMO_TENANT}" is loaded.
 
   API key (service side):  {info.api_key}
-  Inbox (Ana, admin):      {base}/demo?token={info.user_token}
+  Inbox, settings (Ana):   {base}/demo?token={info.user_token}
   API docs:                {base}/docs
   Mailbox (local catcher): {base}/demo/mailbox   (files in ./{MAILBOX}/)
 

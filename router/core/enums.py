@@ -25,6 +25,14 @@ class Origin(StrEnum):
     OTHERS = "others"
 
 
+class PrefsSource(StrEnum):
+    """Where the channel settings that apply to an event type come from (DESIGN §2)."""
+
+    OWN = "own"  # the receiver's row for the event type
+    ALL = "all"  # the receiver's `all` row
+    DEFAULT = "default"  # the rule file's defaults
+
+
 class SubjectKind(StrEnum):
     TICKET = "ticket"
     TASK = "task"

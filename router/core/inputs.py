@@ -16,6 +16,7 @@ BIGINT_MAX = 2**63 - 1  # the largest id a PostgreSQL bigint column holds
 INT_MAX = 2**31 - 1  # the largest a PostgreSQL integer column holds (rule set versions)
 Id = Annotated[str, Field(min_length=1, max_length=200)]  # as the id columns hold
 Role = Annotated[str, Field(min_length=1, max_length=100)]
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"  # a language tag: de, pt-BR
 # whitespace spelled out: "\s" differs between the schema's regex dialect and the validator's
 NOT_SPACE = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 

@@ -18,7 +18,6 @@ from router.store import models as m
 
 _ID = Field(min_length=1, max_length=200)
 EMAIL_PATTERN = f"^{NOT_SPACE}@]+@{NOT_SPACE}@]+$"
-LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"  # a language tag: de, pt-BR
 # the shape of an endpoint; where it may point is the outbound policy's (router.core.outbound)
 ENDPOINT_PATTERN = (r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])"
                     rf"(:[0-9]{{1,5}})?([/?#]{NOT_SPACE}]*)?$")
@@ -205,7 +204,10 @@ class SubscriptionIn(Input):
 
 
 def put_user(s: Session, tenant: str, user: UserIn) -> None:
-    s.merge(m.User(tenant_id=tenant, **user.model_dump(mode="json")))
+    data = user.model_dump(mode="json")
+    if "time_zone" not in user.model_fields_set:  # the user's own choice (PUT /v1/me/time-zone)
+        del data["time_zone"]
+    s.merge(m.User(tenant_id=tenant, **data))
     s.execute(delete(m.UserRole).where(m.UserRole.tenant_id == tenant,
                                        m.UserRole.user_id == user.id))
     s.flush()
@@ -291,6 +293,20 @@ def delete_subject(s: Session, tenant: str, kind: SubjectKind, subject_id: str) 
 def put_subscription(s: Session, tenant: str, sub: SubscriptionIn) -> None:
     data = sub.model_dump(mode="json")
     s.merge(m.Subscription(tenant_id=tenant, active=True, **data))
+
+
+def end_subscription(s: Session, tenant: str, sub_id: str) -> m.Subscription:
+    """The code user unsubscribes: nothing more about the subject reaches them."""
+    sub: m.Subscription = _get(s, m.Subscription, (tenant, sub_id), f"subscription {sub_id!r}")
+    sub.active = False
+    return sub
+
+
+def set_time_zone(s: Session, tenant: str, user_id: str, zone: str | None) -> m.User:
+    """The user's own time zone (an IANA name checked by the caller); None: the tenant's."""
+    user: m.User = _get(s, m.User, (tenant, user_id), f"user {user_id!r}")
+    user.time_zone = zone
+    return user
 
 
 def delete_subscription(s: Session, tenant: str, sub_id: str) -> None:

@@ -7,14 +7,16 @@ type; the rule-file ``all`` default.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ConfigDict, Field, StrictBool, field_validator
 
-from router.core.enums import Channel, Origin, Strategy
+from router.core.enums import Channel, Origin, PrefsSource, Strategy, UserKind
 from router.core.inputs import Input
 from router.directory.quiet import EmailDigest, QuietWindow
-from router.ruleset.rulefile import ChannelPrefs, RuleSet, parse_prefs
+from router.ruleset.conditions import could_hold
+from router.ruleset.rulefile import ChannelPrefs, EventSpec, RuleSet, Selector, parse_prefs
 
 
 class PrefsIn(Input):
@@ -64,16 +66,60 @@ def check_row_keys(settings: SettingsIn, ruleset: RuleSet) -> list[str]:
     return [key for key in settings.advanced if key != "all" and key not in ruleset.events]
 
 
+def prefs_source(
+    advanced: dict[str, Any] | None, event_type: str, ruleset: RuleSet
+) -> tuple[ChannelPrefs, PrefsSource]:
+    """The channel preferences that apply, and which row they came from."""
+    advanced = advanced or {}
+    for key, source in ((event_type, PrefsSource.OWN), ("all", PrefsSource.ALL)):
+        if key in advanced:
+            prefs, _ = parse_prefs(advanced[key])
+            if prefs:
+                return prefs, source
+    return ruleset.default_for(event_type), PrefsSource.DEFAULT
+
+
 def effective_prefs(
     advanced: dict[str, Any] | None, event_type: str, ruleset: RuleSet
 ) -> tuple[ChannelPrefs, str]:
     """The channel preferences that apply, and a readable name of where they came from."""
-    advanced = advanced or {}
-    for key, label in ((event_type, f"user setting for {event_type}"), ("all", "user setting 'all'")):
-        if key in advanced:
-            prefs, _ = parse_prefs(advanced[key])
-            if prefs:
-                return prefs, label
+    prefs, source = prefs_source(advanced, event_type, ruleset)
+    if source == PrefsSource.OWN:
+        return prefs, f"user setting for {event_type}"
+    if source == PrefsSource.ALL:
+        return prefs, "user setting 'all'"
     if event_type in ruleset.defaults:
-        return ruleset.defaults[event_type], f"rule-file default for {event_type}"
-    return ruleset.default_for(event_type), "rule-file default 'all'"
+        return prefs, f"rule-file default for {event_type}"
+    return prefs, "rule-file default 'all'"
+
+
+@dataclass(frozen=True)
+class UserFacts:
+    """What the rules can know of a user before any event: kind, id and roles."""
+
+    kind: UserKind
+    id: str
+    roles: frozenset[str]
+
+
+def receivable(ruleset: RuleSet, user: UserFacts) -> list[EventSpec]:
+    """The catalogued event types some rule could send this user, in catalogue order:
+    a rule whose `when` can hold for the type (before an event only its type and subject
+    kind are known) with a selector that can name this user."""
+    return [spec for spec in ruleset.events.values() if any(
+        could_hold(rule.when, {"type": spec.type, "subject": {"kind": str(spec.subject)}})
+        and any(_names(selector, user) for selector in rule.receivers)
+        for rule in ruleset.rules)]
+
+
+def _names(selector: Selector, user: UserFacts) -> bool:
+    """Whether this selector can name this user (router.routing.planner resolves them)."""
+    if selector.kind == "template_group":  # the planner keeps only the group's employees
+        return user.kind == UserKind.EMPLOYEE
+    if selector.kind == "customer_org":
+        return user.kind == UserKind.CUSTOMER
+    if selector.kind == "role":
+        return bool(user.roles & set(selector.args))
+    if selector.kind == "users":
+        return user.id in selector.args
+    return selector.kind in ("creator", "participants")  # any user; subscribers: code users

@@ -22,8 +22,8 @@ from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_v
 
 from router.core.enums import Channel, SubjectKind, Visibility
 from router.core.errors import Problem, ValidationFailed
-from router.core.inputs import Id, Input
-from router.directory.directory import EMAIL_PATTERN, LANGUAGE_PATTERN, PushSubscriptionIn, SubscriptionIn
+from router.core.inputs import LANGUAGE_PATTERN, Id, Input
+from router.directory.directory import EMAIL_PATTERN, PushSubscriptionIn, SubscriptionIn
 from router.directory.quiet import check_zone
 
 _ID = Field(min_length=1, max_length=200)

@@ -268,6 +268,21 @@ def evaluate(cond: Cond, doc: dict[str, Any]) -> bool:
     return _compare(cond.op, value, cond.value)
 
 
+def could_hold(cond: Cond, known: dict[str, Any]) -> bool:
+    """Whether the condition can hold for some event whose fields in ``known`` are as
+    given, the others being anything: false only when the known fields rule it out."""
+    return _could(normalize(cond), known)
+
+
+def _could(cond: Cond, known: dict[str, Any]) -> bool:
+    if isinstance(cond, All):
+        return all(_could(c, known) for c in cond.items)
+    if isinstance(cond, AnyOf):
+        return any(_could(c, known) for c in cond.items)
+    assert not isinstance(cond, Not)  # normalised
+    return lookup(known, cond.path) is _MISSING or evaluate(cond, known)
+
+
 # --------------------------------------------------------------------------- durable_rules
 
 

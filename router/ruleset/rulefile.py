@@ -9,6 +9,7 @@ never replaces the set in force.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from router.core.enums import Channel, Origin, Strategy, SubjectKind, Submodule
 from router.core.errors import Problem, RuleFileError
+from router.core.inputs import LANGUAGE_PATTERN
 from router.ruleset.conditions import Cond, parse_when
 from router.ruleset.timing import Fold, TimeStep, parse_folds, parse_steps
 from router.ruleset.yamlpos import Located, load_located, read_limited
@@ -27,7 +29,8 @@ SELECTORS_BARE = {"creator", "participants", "customer_org", "subscribers"}
 SELECTORS = SELECTORS_WITH_ARGS | SELECTORS_BARE
 EXCLUSIONS = {"actor", "creator"}
 URGENCIES = ("very-low", "low", "normal", "high")
-TOP_KEYS = {"events", "rules", "defaults"}
+TOP_KEYS = {"events", "rules", "defaults", "titles"}
+LANGUAGE_TAG = re.compile(LANGUAGE_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,18 @@ class RuleSet:
     rules: list[Rule] = field(default_factory=list)
     defaults: dict[str, ChannelPrefs] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    titles: dict[str, dict[str, str]] = field(default_factory=dict)  # language -> type -> title
+
+    def title(self, event_type: str, language: str = "") -> str:
+        """The event type's name in this language (de-AT falls back to de), else the
+        catalogue's own title."""
+        tag = language.lower().replace("_", "-")
+        for lang in (tag, tag.split("-")[0]):
+            found = self.titles.get(lang, {}).get(event_type)
+            if found:
+                return found
+        spec = self.events.get(event_type)
+        return spec.title if spec else event_type
 
     def default_for(self, event_type: str) -> ChannelPrefs:
         return self.defaults.get(event_type) or self.defaults.get("all") or BUILTIN_DEFAULT
@@ -145,7 +160,7 @@ class _FileParser:
     def __init__(self, src: Located) -> None:
         self.src = src
         self.problems: list[Problem] = []
-        self.cancel_refs: list[tuple[YamlPath, str]] = []  # checked once every file is read
+        self.type_refs: list[tuple[YamlPath, str]] = []  # checked once every file is read
 
     def fail(self, path: YamlPath, message: str) -> None:
         self.problems.append(self.src.problem(path, message))
@@ -156,9 +171,11 @@ class _FileParser:
             self.fail((), "a rule file is a mapping with 'events', 'rules' and 'defaults'")
             return []
         for key in set(data) - TOP_KEYS:
-            self.fail((key,), f"unknown top-level key {key!r} (allowed: events, rules, defaults)")
+            self.fail((key,), f"unknown top-level key {key!r} "
+                      "(allowed: events, rules, defaults, titles)")
         self.events(data.get("events", {}), into)
         self.defaults(data.get("defaults", {}), into)
+        self.titles(data.get("titles", {}), into)
         raw_rules = data.get("rules", [])
         if not isinstance(raw_rules, list):
             self.fail(("rules",), "'rules' must be a list")
@@ -195,8 +212,8 @@ class _FileParser:
         if ttl is not None and (not isinstance(ttl, int) or ttl < 0):
             self.fail(path + ("ttl",), "ttl is a number of seconds >= 0")
         timing = parse_steps(spec, path, self.fail)
-        self.cancel_refs += [(path + ("delay", "cancel_on", i), t) for step in timing
-                             for i, t in enumerate(step.cancel_on)]
+        self.type_refs += [(path + ("delay", "cancel_on", i), t) for step in timing
+                           for i, t in enumerate(step.cancel_on)]
         critical = spec.get("critical", False)
         if not isinstance(critical, bool):
             self.fail(path + ("critical",), f"critical is true or false; got {critical!r}")
@@ -215,6 +232,30 @@ class _FileParser:
                 self.fail(("defaults", key), error)
             if prefs:
                 into.defaults[key] = prefs
+
+    def titles(self, raw: Any, into: RuleSet) -> None:
+        if not isinstance(raw, dict):
+            self.fail(("titles",), "'titles' maps a language (de) to event types and their titles")
+            return
+        for lang, names in raw.items():
+            path: YamlPath = ("titles", lang)
+            if not isinstance(lang, str) or not LANGUAGE_TAG.match(lang):
+                self.fail(path, f"{lang!r} is not a language tag such as de or pt-BR")
+            elif not isinstance(names, dict):
+                self.fail(path, "map each event type to its title in this language")
+            else:
+                self.titles_in(lang.lower().replace("_", "-"), names, path, into)
+
+    def titles_in(self, lang: str, names: dict[Any, Any], path: YamlPath, into: RuleSet) -> None:
+        known = into.titles.setdefault(lang, {})
+        for etype, title in names.items():
+            if not isinstance(title, str) or not title.strip():
+                self.fail(path + (etype,), "a title is a non-empty string")
+            elif etype in known:
+                self.fail(path + (etype,), f"the {lang} title of {etype!r} is already given")
+            else:
+                known[etype] = title.strip()
+                self.type_refs.append((path + (etype,), str(etype)))
 
     def rule(self, path: YamlPath, raw: Any, into: RuleSet) -> Rule | None:
         if not isinstance(raw, dict):
@@ -341,7 +382,7 @@ def parse_ruleset(sources: list[tuple[str, str]]) -> RuleSet:
         parser.problems = []
     problems += _rules(pending, ruleset)
     problems += [_unknown_type(parser, path, etype, ruleset) for parser in parsers
-                 for path, etype in parser.cancel_refs if etype not in ruleset.events]
+                 for path, etype in parser.type_refs if etype not in ruleset.events]
     if problems:
         raise RuleFileError(problems)
     return ruleset
