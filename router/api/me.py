@@ -69,17 +69,16 @@ def _cursor_in(value: str | None) -> tuple[datetime, int] | None:
 def notifications(runtime: RuntimeDep, who: PrincipalDep,
                   limit: Annotated[int, Query(ge=1, le=100)] = 30,
                   cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
-                  unread: Annotated[bool, Query(description="the same as `view=unread`")] = False,
-                  view: Annotated[FeedView | None, Query(description=(
-                      "`all` (default): every item neither archived nor snoozed; `unread`: "
-                      "those unread; `archived`; `snoozed`"))] = None) -> Page:
+                  unread: Annotated[bool, Query(description="only the view's unread items "
+                                                            "(`view=all&unread=true` is "
+                                                            "`view=unread`)")] = False,
+                  view: Annotated[FeedView, Query(description=(
+                      "`all`: every item neither archived nor snoozed; `unread`: those "
+                      "unread; `archived`; `snoozed`"))] = FeedView.ALL) -> Page:
     """Newest first; pass `next_cursor` back as `cursor` for the next page."""
-    if unread and view not in (None, FeedView.UNREAD):
-        raise ValidationFailed([Problem(f"unread=true is view=unread, not view={view}",
-                                        path="unread")])
-    shown = FeedView.UNREAD if unread else view or FeedView.ALL
+    shown = FeedView.UNREAD if unread and view == FeedView.ALL else view
     with runtime.db.session() as s:
-        rows, nxt = feed.page(s, who.reader, limit, _cursor_in(cursor), shown)
+        rows, nxt = feed.page(s, who.reader, limit, _cursor_in(cursor), shown, unread)
         items = [feed.item_json(r) for r in rows]  # frames.FeedItem: the schema of a dict
         return Page(items=cast(list[dict[str, Any]], items), next_cursor=_cursor_out(nxt))
 

@@ -281,9 +281,12 @@ def _in_view(view: FeedView) -> list[ColumnElement[bool]]:
 
 
 @cache
-def _page_statement(shape: tuple[bool, bool], view: FeedView, after: bool) -> Select[Any]:
+def _page_statement(shape: tuple[bool, bool], view: FeedView, unread_only: bool,
+                    after: bool) -> Select[Any]:
     c = FEED.c
     query = select(*c).where(*_receiver(*shape), *_in_view(view))
+    if unread_only and view != FeedView.UNREAD:
+        query = query.where(c.unread)
     if after:
         query = query.where(or_(c.updated_at < bindparam("before"),
                                 and_(c.updated_at == bindparam("before"),
@@ -316,13 +319,15 @@ def _read(s: Session, statement: Select[Any], params: dict[str, Any]) -> Result[
 
 
 def page(s: Session, reader: Reader, limit: int, cursor: tuple[datetime, int] | None,
-         view: FeedView = FeedView.ALL) -> tuple[list[Any], tuple[datetime, int] | None]:
-    """A page of a view's items as rows (Core: no ORM objects built for a read-only page)."""
+         view: FeedView = FeedView.ALL, unread_only: bool = False
+         ) -> tuple[list[Any], tuple[datetime, int] | None]:
+    """A page of a view's items (only the unread ones if asked) as rows (Core: no ORM
+    objects built for a read-only page)."""
     params = reader.params()
     params["limit"] = limit + 1
     if cursor:
         params.update(before=cursor[0], before_id=cursor[1])
-    statement = _page_statement(reader.shape, view, cursor is not None)
+    statement = _page_statement(reader.shape, view, unread_only, cursor is not None)
     rows = list(_read(s, statement, params).all())
     more = len(rows) > limit
     rows = rows[:limit]

@@ -424,9 +424,10 @@ def test_a_snooze_time_in_the_past_too_far_or_without_an_offset_is_422_naming_un
 
 def test_an_unknown_view_or_bad_seen_ids_are_422_naming_the_field(inbox):
     alice = inbox("alice")
+    archived_unread = alice.get("/v1/me/notifications", params={"view": "archived",
+                                                                 "unread": "true"})
+    assert _ok(archived_unread) == {"items": [], "next_cursor": None}  # archived is read
     cases = [(alice.get("/v1/me/notifications", params={"view": "starred"}), "view"),
-             (alice.get("/v1/me/notifications", params={"view": "archived", "unread": "true"}),
-              "unread"),
              (alice.post("/v1/me/notifications/seen", json={"ids": []}), "ids"),
              (alice.post("/v1/me/notifications/seen", json={"ids": [0]}), "ids.0"),
              (alice.post("/v1/me/notifications/seen", json={"ids": list(range(1, 102))}), "ids"),
@@ -444,7 +445,7 @@ def test_the_openapi_document_describes_the_inbox_operations(deployment):
         assert "post" in paths[f"/v1/me/notifications/{path}"], path
     views = next(p for p in paths["/v1/me/notifications"]["get"]["parameters"]
                  if p["name"] == "view")
-    view_schema = views["schema"]["anyOf"][0]
+    view_schema = views["schema"]
     if "$ref" in view_schema:
         view_schema = spec["components"]["schemas"][view_schema["$ref"].rsplit("/", 1)[1]]
     assert view_schema["enum"] == ["all", "unread", "archived", "snoozed"]
