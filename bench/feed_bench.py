@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import event, text
 
-from router.core.enums import ReceiverKind
+from router.core.enums import FeedView, ReceiverKind
 from router.delivery import feed
 from router.store.db import Database
 
@@ -106,7 +106,7 @@ def measure(db: Database, users: int, samples: int,
 
 def page_json(s: Any, reader: feed.Reader) -> list[dict[str, Any]]:
     """The first page as the API answers it: the rows, then ``item_json`` of each."""
-    return [feed.item_json(row) for row in feed.page(s, reader, PAGE, None, False)[0]]
+    return [feed.item_json(row) for row in feed.page(s, reader, PAGE, None, FeedView.ALL)[0]]
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -125,7 +125,7 @@ def explain(db: Database, url: str, users: int) -> None:
     try:
         with db.session() as s:
             feed.unread_count(s, reader)
-            feed.page(s, reader, PAGE, None, False)
+            feed.page(s, reader, PAGE, None, FeedView.ALL)
     finally:
         event.remove(db.engine, "before_cursor_execute", capture)
     with psycopg.connect(url) as conn:
@@ -178,8 +178,8 @@ def run(db: Database, url: str, args: argparse.Namespace) -> None:
           f"table + indexes {unread[2]}")
     queries: list[tuple[str, Callable[[Any, feed.Reader], Any]]] = [
         ("unread count", feed.unread_count),
-        (f"first page ({PAGE})", lambda s, r: feed.page(s, r, PAGE, None, False)),
-        (f"first unread page ({PAGE})", lambda s, r: feed.page(s, r, PAGE, None, True)),
+        (f"first page ({PAGE})", lambda s, r: feed.page(s, r, PAGE, None, FeedView.ALL)),
+        (f"first unread page ({PAGE})", lambda s, r: feed.page(s, r, PAGE, None, FeedView.UNREAD)),
         (f"first page as JSON ({PAGE})", page_json),
     ]
     results = []

@@ -21,7 +21,7 @@ from sqlalchemy import event, text
 
 from bench import feed_bench
 from bench.common import Row, Sizes, pg_schema, progress, quantile, verdict
-from router.core.enums import ReceiverKind
+from router.core.enums import FeedView, ReceiverKind
 from router.delivery import feed
 
 TARGET_MS = 5.0
@@ -39,7 +39,7 @@ def captured_sql(db: Any, users: int) -> list[tuple[str, Any]]:
     try:
         with db.session() as s:
             feed.unread_count(s, reader)
-            feed.page(s, reader, feed_bench.PAGE, None, False)
+            feed.page(s, reader, feed_bench.PAGE, None, FeedView.ALL)
     finally:
         event.remove(db.engine, "before_cursor_execute", capture)
     return sent
@@ -78,7 +78,7 @@ def run(sizes: Sizes, raw: dict[str, Any], profile_dir: str | None = None,
         results = {}
         for label, query in (("unread count", feed.unread_count),
                              ("first page (50)",
-                              lambda s, r: feed.page(s, r, feed_bench.PAGE, None, False))):
+                              lambda s, r: feed.page(s, r, feed_bench.PAGE, None, FeedView.ALL))):
             progress(f"W4: {label}: {samples:,} random users")
             results[label] = feed_bench.measure(schema.db, users, samples, query)
         raws, customs = {}, {}

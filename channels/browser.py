@@ -145,8 +145,7 @@ class BrowserAdapter(Adapter):
             log.warning("deliver.counts_failed", extra={"receivers": len(present)},
                         exc_info=True)
             return
-        self.ctx.live.tell([Addressed(tenant=tenant, kind=kind, id=rid,
-                                      frame={"type": "unread", "unread": n})
+        self.ctx.live.tell([Addressed(tenant=tenant, kind=kind, id=rid, frame=n.frame())
                             for tenant, found in counts.items()
                             for (kind, rid), n in found.items()])
 

@@ -6,17 +6,19 @@ be mixed up by import order.
 
 Queues: ``herald.route`` (batches of event pks), ``herald.browser|push|email``
 (batches of delivery ids, one generic deliver actor per channel queue) and
-``herald.control`` (ack expiry, sweeps).
+``herald.control`` (ack expiry, sweeps, snoozed items' wake-ups).
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import math
 import threading
 import time
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
@@ -30,7 +32,7 @@ from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, TimeLim
 
 from router.core.enums import CHANNEL_QUEUES, Channel, Queue
 from router.core.limits import publish_path_redis
-from workers import actors, liveness
+from workers import actors, liveness, snooze
 from workers.host import WorkerRuntime
 from workers.middleware import ActorContext
 
@@ -157,6 +159,8 @@ class Workers:
         }
         self.expire = self._declare("expire_unacked", Queue.CONTROL,
                                     lambda ids: actors.expire_unacked(runtime, ids))
+        self.wake = self._declare("wake_snoozed", Queue.CONTROL,
+                                  lambda ids: snooze.wake_snoozed(runtime, ids))
         self._worker: dramatiq.Worker | None = None
 
     def _declare(self, name: str, queue: Queue, fn: Any) -> dramatiq.Actor[Any, Any]:
@@ -178,6 +182,14 @@ class Workers:
                                                             delay=int(delay_s * 1000))
                 else:
                     self.deliver[channel].send(chunk)
+
+    def enqueue_wake(self, due: dict[int, datetime]) -> None:
+        """A wake-up message for each snoozed item at its time (rounded up to 100 ms: a
+        message that came early would find nothing due)."""
+        now = datetime.now(UTC)
+        for item_id, at in due.items():
+            delay_ms = math.ceil(max(0.0, (at - now).total_seconds()) * 10) * 100
+            self.wake.send_with_options(args=([item_id],), delay=delay_ms)
 
     def enqueue_expiry(self, ids: list[int]) -> None:
         delay = int(self.runtime.config.delivery.presence_window_s * 1000)
@@ -275,6 +287,7 @@ class Sweeper(threading.Thread):
         self._guarded("release.failed", liveness.release_dead)
         self._guarded("requeue.failed", liveness.requeue_lost)
         self._guarded("requeue_events.failed", liveness.requeue_lost_events)
+        self._guarded("wake.failed", snooze.wake_overdue)
 
     def _guarded(self, name: str, step: Any) -> None:
         try:

@@ -17,8 +17,10 @@ CHANNEL = "stream"
 # message name -> (frame type, direction seen from Herald, summary)
 MESSAGES: dict[str, tuple[type, str, str]] = {
     "hello": (frames.Hello, "send", "The unread count, first frame of every session."),
-    "item": (frames.Item, "send", "A new or bumped feed item and the new unread count."),
-    "unread": (frames.Unread, "send", "The unread count changed (read, read-all, cleared)."),
+    "item": (frames.Item, "send", "A new, bumped, woken or restored feed item and the new "
+                                  "unread count."),
+    "unread": (frames.Unread, "send", "The inbox changed without a new item (read, read-all, "
+                                      "cleared, seen, archived, snoozed) and the counts now."),
     "ack": (frames.Ack, "receive", "The client showed an item."),
 }
 
@@ -30,6 +32,9 @@ One websocket per open inbox: `GET /v1/me/stream?token=<user token or code-user 
   the items written meanwhile follow the `hello` as `item` frames, oldest first.
 * Every open session of the receiver, on every API replica, gets each `item` and `unread`
   frame. Pub/sub is fire-and-forget: the feed (`GET /v1/me/notifications`) is the record.
+* Counts: `unread` (unread items, snoozed ones left out) and, only when it differs, `unseen`
+  (unread items not yet shown in an opened drawer: what a badge shows). A snoozed item's
+  wake-up arrives as an `item` frame with `woke: true`.
 * Answer each `item` with an `ack` (`first_success`: the browser step succeeded).
 * Frames may gain fields: ignore the ones you do not know.
 

@@ -22,7 +22,7 @@ from router.api.auth import Principal, principal
 from router.core import metrics
 from router.core.errors import AuthError
 from router.delivery import deliveries, feed
-from router.delivery.frames import POLICY_VIOLATION, TRY_AGAIN_LATER, ServerFrame
+from router.delivery.frames import POLICY_VIOLATION, TRY_AGAIN_LATER, Hello, Item, ServerFrame
 from router.delivery.live import Session
 from router.runtime import Runtime
 
@@ -39,12 +39,19 @@ def _authenticate(runtime: Runtime, token: str) -> Principal:
 
 def _hello(runtime: Runtime, who: Principal, last_seq: int | None) -> list[ServerFrame]:
     with runtime.db.session() as s:
-        unread = feed.unread_count(s, who.reader)
-        hello: list[ServerFrame] = [{"type": "hello", "unread": unread}]
+        counts = feed.counts(s, who.reader)
+        hello: Hello = {"type": "hello", "unread": counts.unread}
+        if counts.unseen != counts.unread:
+            hello["unseen"] = counts.unseen
         if last_seq is None:
-            return hello
-        return hello + [{"type": "item", "item": feed.item_json(i), "unread": unread}
-                        for i in feed.replay(s, who.reader, last_seq)]
+            return [hello]
+        replayed: list[ServerFrame] = []
+        for row in feed.replay(s, who.reader, last_seq):
+            item: Item = {"type": "item", "item": feed.item_json(row), "unread": counts.unread}
+            if "unseen" in hello:
+                item["unseen"] = counts.unseen
+            replayed.append(item)
+        return [hello, *replayed]
 
 
 def _ack(runtime: Runtime, who: Principal, delivery_id: int) -> None:

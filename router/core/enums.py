@@ -134,6 +134,15 @@ class SubscriberOrigin(StrEnum):
     EMPLOYEE = "employee"
 
 
+class FeedView(StrEnum):
+    """Which items of a receiver's feed a page lists (issue #16)."""
+
+    ALL = "all"  # everything not archived and not snoozed
+    UNREAD = "unread"  # of those, the unread ones
+    ARCHIVED = "archived"
+    SNOOZED = "snoozed"  # waiting to wake
+
+
 class Queue(StrEnum):
     ROUTE = "herald.route"
     BROWSER = "herald.browser"

@@ -9,6 +9,10 @@ Filters on unread items say plain ``m.FeedItem.unread`` (SQL ``WHERE unread``), 
 ``.is_(True)``: PostgreSQL matches ``unread IS TRUE`` to neither partial index
 (``ix_feed_unread``, ``uq_feed_unread_stack``) and falls back to scanning a
 receiver's whole feed.
+
+Inbox states (``router.delivery.inbox``): a bump also makes the item unseen again and wakes
+it if it was snoozed (news about a snoozed item is news). Counts leave snoozed items out;
+``unseen`` counts the unread items not shown in an opened drawer.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from router.core.enums import ReceiverKind
+from router.core.enums import FeedView, ReceiverKind
 from router.delivery import access, frames
 from router.store import models as m
 from router.store.bulk import insert_rows
@@ -181,8 +185,9 @@ def _apply_bumps(s: Session, bumps: list[dict[str, Any]], restart: bool) -> None
     if not bumps:
         return
     table = FEED
-    counted = ({"count": bindparam("b_add"), "created_at": utcnow()} if restart
-               else {"count": table.c.count + bindparam("b_add")})
+    counted: dict[str, Any] = ({"count": bindparam("b_add"), "created_at": utcnow()} if restart
+                               else {"count": table.c.count + bindparam("b_add")})
+    counted.update(seen_at=None, snoozed_until=None)  # news: unseen again, and awake
     s.execute(update(table).where(table.c.id == bindparam("b_id")).values(**counted)
               .execution_options(synchronize_session=False), bumps)
 
@@ -192,7 +197,8 @@ def _apply_bumps(s: Session, bumps: list[dict[str, Any]], restart: bool) -> None
 
 _ITEM_FIELDS = ("id", "seq", "unread", "created_at", "updated_at", "count", "event_type",
                 "subject_kind", "subject_id", "subject_number", "title", "message",
-                "actor_name", "actor_avatar_url", "link")
+                "actor_name", "actor_avatar_url", "link", "seen_at", "archived_at",
+                "snoozed_until")
 _BY_KEY, _BY_ATTRIBUTE = itemgetter(*_ITEM_FIELDS), attrgetter(*_ITEM_FIELDS)
 
 
@@ -202,8 +208,8 @@ def item_json(item: Any) -> frames.FeedItem:
     A row's values are taken through its mapping in one C call: attribute access on
     a Row costs ~1 us per column, two thirds of the whole for a 50-item page."""
     (id_, seq, unread, created, updated, count, event_type, subject_kind, subject_id,
-     subject_number, title, message, actor_name, avatar_url, link) = (
-        _BY_KEY(item._mapping) if isinstance(item, Row) else _BY_ATTRIBUTE(item))
+     subject_number, title, message, actor_name, avatar_url, link, seen_at, archived_at,
+     snoozed_until) = (_BY_KEY(item._mapping) if isinstance(item, Row) else _BY_ATTRIBUTE(item))
     return {
         "id": id_, "seq": seq, "unread": unread,
         "created_at": created.isoformat(), "updated_at": updated.isoformat(),
@@ -212,7 +218,9 @@ def item_json(item: Any) -> frames.FeedItem:
         "title": title, "message": message,
         "actor": ({"name": actor_name, "avatar_url": avatar_url or None}
                   if actor_name or avatar_url else None),
-        "icon": subject_kind, "link": link,
+        "icon": subject_kind, "link": link, "seen": seen_at is not None,
+        "archived": archived_at is not None,
+        "snoozed_until": snoozed_until.isoformat() if snoozed_until else None,
     }
 
 
@@ -262,11 +270,22 @@ def _receiver(subject: bool, cutoff: bool) -> list[ColumnElement[bool]]:
     return clauses
 
 
-@cache
-def _page_statement(shape: tuple[bool, bool], unread_only: bool, after: bool) -> Select[Any]:
+def _in_view(view: FeedView) -> list[ColumnElement[bool]]:
     c = FEED.c
-    query = select(*c).where(*_receiver(*shape))
-    if unread_only:
+    if view == FeedView.ARCHIVED:
+        return [c.archived_at.is_not(None)]
+    if view == FeedView.SNOOZED:
+        return [c.snoozed_until.is_not(None)]
+    inbox: list[ColumnElement[bool]] = [c.archived_at.is_(None), c.snoozed_until.is_(None)]
+    return [c.unread, *inbox] if view == FeedView.UNREAD else inbox
+
+
+@cache
+def _page_statement(shape: tuple[bool, bool], view: FeedView, unread_only: bool,
+                    after: bool) -> Select[Any]:
+    c = FEED.c
+    query = select(*c).where(*_receiver(*shape), *_in_view(view))
+    if unread_only and view != FeedView.UNREAD:
         query = query.where(c.unread)
     if after:
         query = query.where(or_(c.updated_at < bindparam("before"),
@@ -275,15 +294,20 @@ def _page_statement(shape: tuple[bool, bool], unread_only: bool, after: bool) ->
     return query.order_by(c.updated_at.desc(), c.id.desc()).limit(bindparam("limit"))
 
 
+UNSEEN = func.coalesce(func.sum(case((FEED.c.seen_at.is_(None), 1), else_=0)), 0)
+
+
 @cache
 def _count_statement(shape: tuple[bool, bool]) -> Select[Any]:
-    return select(func.count()).select_from(FEED).where(*_receiver(*shape), FEED.c.unread)
+    return select(func.count(), UNSEEN).select_from(FEED).where(
+        *_receiver(*shape), FEED.c.unread, FEED.c.snoozed_until.is_(None))
 
 
 @cache
 def _replay_statement(shape: tuple[bool, bool]) -> Select[Any]:
     c = FEED.c
-    return (select(*c).where(*_receiver(*shape), c.seq > bindparam("after_seq"))
+    return (select(*c).where(*_receiver(*shape), c.seq > bindparam("after_seq"),
+                             c.archived_at.is_(None), c.snoozed_until.is_(None))
             .order_by(c.seq).limit(bindparam("limit")))
 
 
@@ -295,13 +319,15 @@ def _read(s: Session, statement: Select[Any], params: dict[str, Any]) -> Result[
 
 
 def page(s: Session, reader: Reader, limit: int, cursor: tuple[datetime, int] | None,
-         unread_only: bool) -> tuple[list[Any], tuple[datetime, int] | None]:
-    """A page of items as rows (Core: no ORM objects built for a read-only page)."""
+         view: FeedView = FeedView.ALL, unread_only: bool = False
+         ) -> tuple[list[Any], tuple[datetime, int] | None]:
+    """A page of a view's items (only the unread ones if asked) as rows (Core: no ORM
+    objects built for a read-only page)."""
     params = reader.params()
     params["limit"] = limit + 1
     if cursor:
         params.update(before=cursor[0], before_id=cursor[1])
-    statement = _page_statement(reader.shape, unread_only, cursor is not None)
+    statement = _page_statement(reader.shape, view, unread_only, cursor is not None)
     rows = list(_read(s, statement, params).all())
     more = len(rows) > limit
     rows = rows[:limit]
@@ -321,7 +347,7 @@ class LiveTarget:
 
 
 def live_entries(s: Session, targets: list[LiveTarget]) -> dict[int, dict[str, Any]]:
-    """The live messages (item + the receiver's unread count) for browser deliveries, by
+    """The live messages (item + the receiver's counts) for browser deliveries, by
     delivery id, read with two set-based queries. Deliveries whose item is gone are left
     out."""
     ids = {t.feed_item_id for t in targets if t.feed_item_id}
@@ -338,59 +364,92 @@ def live_entries(s: Session, targets: list[LiveTarget]) -> dict[int, dict[str, A
     return {t.delivery_id: {
         "tenant": t.tenant, "kind": t.receiver_kind, "id": t.receiver_id,
         "item": items[t.feed_item_id],
-        "unread": counts.get((t.tenant, t.receiver_kind, t.receiver_id), 0),
+        **counts.get((t.tenant, t.receiver_kind, t.receiver_id), NONE).fields(),
         "delivery": t.delivery_id if t.wants_ack else None}
         for t in targets if t.feed_item_id in items}
 
 
+@dataclass(frozen=True)
+class Counts:
+    """A receiver's unread items (snoozed ones left out) and, of those, the unseen ones."""
+
+    unread: int
+    unseen: int
+
+    def fields(self) -> dict[str, int]:
+        """As frames carry them: ``unseen`` only where it differs from ``unread``."""
+        if self.unseen == self.unread:
+            return {"unread": self.unread}
+        return {"unread": self.unread, "unseen": self.unseen}
+
+    def frame(self) -> frames.Unread:
+        """An ``unread`` frame with these counts (the caller adds what changed)."""
+        frame: frames.Unread = {"type": "unread", "unread": self.unread}
+        if self.unseen != self.unread:
+            frame["unseen"] = self.unseen
+        return frame
+
+
+NONE = Counts(0, 0)
+
+
+def counts(s: Session, reader: Reader) -> Counts:
+    unread, unseen = tuple(_read(s, _count_statement(reader.shape), reader.params()).one())
+    return Counts(int(unread), int(unseen))
+
+
 def unread_count(s: Session, reader: Reader) -> int:
-    return int(_read(s, _count_statement(reader.shape), reader.params()).scalar_one())
+    return counts(s, reader).unread
 
 
-def unread_counts(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def unread_counts(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Counts]:
     """Unread counts for many receivers at once (for live fan-out), in one statement
     for any number of receivers: ``router.store.db.pair_of`` narrows by kind and id arrays
     (index conditions on the partial unread index, planned right even with stale
     statistics) before the exact pairs are checked (docs/decisions.md, "Id lookups and
     stale statistics")."""
-    counts: dict[tuple[str, str], int] = {k: 0 for k in keys}
+    found: dict[tuple[str, str], Counts] = {k: NONE for k in keys}
     if not keys:
-        return counts
+        return found
     size = len(keys) if s.get_bind().dialect.name == "postgresql" else 500
     for start in range(0, len(keys), size):
-        rows = s.execute(select(m.FeedItem.receiver_kind, m.FeedItem.receiver_id, func.count())
+        rows = s.execute(select(m.FeedItem.receiver_kind, m.FeedItem.receiver_id, func.count(),
+                                UNSEEN)
                          .where(m.FeedItem.tenant_id == tenant, m.FeedItem.unread,
+                                m.FeedItem.snoozed_until.is_(None),
                                 pair_of(s, m.FeedItem.receiver_kind, m.FeedItem.receiver_id,
                                         keys[start:start + size]))
                          .group_by(m.FeedItem.receiver_kind, m.FeedItem.receiver_id))
-        counts.update({(kind, rid): n for kind, rid, n in rows})
-    return counts
+        found.update({(kind, rid): Counts(int(n), int(unseen)) for kind, rid, n, unseen in rows})
+    return found
 
 
-def counts_for(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def counts_for(s: Session, tenant: str, keys: list[tuple[str, str]]
+               ) -> dict[tuple[str, str], Counts]:
     """Unread counts as each receiver's own sessions count them: code users without the
     items their code's clear-notifications cut-off hides."""
     code_users = [rid for kind, rid in keys if kind == ReceiverKind.CODE_USER]
     counts = unread_counts(s, tenant, [k for k in keys if k[0] != ReceiverKind.CODE_USER])
     if code_users:
         c, state = FEED.c, m.CodeState.__table__.c
-        rows = s.execute(select(c.receiver_id, func.count()).select_from(FEED.outerjoin(
+        rows = s.execute(select(c.receiver_id, func.count(), UNSEEN).select_from(FEED.outerjoin(
             m.CodeState.__table__, and_(state.tenant_id == c.tenant_id, state.code_id == c.code_id)))
             .where(c.tenant_id == tenant, c.receiver_kind == ReceiverKind.CODE_USER,
-                   one_of(s, c.receiver_id, code_users), c.unread,
+                   one_of(s, c.receiver_id, code_users), c.unread, c.snoozed_until.is_(None),
                    or_(state.notifications_cutoff.is_(None), c.updated_at > state.notifications_cutoff))
             .group_by(c.receiver_id))
-        found: dict[str, int] = {rid: n for rid, n in rows}
-        counts.update({(str(ReceiverKind.CODE_USER), rid): int(found.get(rid, 0)) for rid in code_users})
+        found = {rid: Counts(int(n), int(unseen)) for rid, n, unseen in rows}
+        counts.update({(str(ReceiverKind.CODE_USER), rid): found.get(rid, NONE)
+                       for rid in code_users})
     return counts
 
 
 @dataclass(frozen=True)
 class ReadChange:
-    """What a read did to a receiver's feed: the frame its other sessions need (None
-    when nothing changed, e.g. the item was read already)."""
+    """What a read (or another inbox change) did to a receiver's feed: the frame its
+    sessions need (None when nothing changed, e.g. the item was read already)."""
 
-    frame: frames.Unread | None
+    frame: frames.Unread | frames.Item | None
 
 
 def mark_read(s: Session, reader: Reader, item_id: int) -> tuple[m.FeedItem | None, ReadChange]:
@@ -399,8 +458,9 @@ def mark_read(s: Session, reader: Reader, item_id: int) -> tuple[m.FeedItem | No
     if item is None or not item.unread:
         return item, ReadChange(None)
     item.unread, item.read_at = False, utcnow()
-    return item, ReadChange({"type": "unread", "unread": unread_count(s, reader),
-                             "read": [item.id]})
+    frame = counts(s, reader).frame()
+    frame["read"] = [item.id]
+    return item, ReadChange(frame)
 
 
 def mark_all_read(s: Session, reader: Reader) -> ReadChange:
@@ -409,28 +469,38 @@ def mark_all_read(s: Session, reader: Reader) -> ReadChange:
     top = _read(s, _top_unread_statement(reader.shape), reader.params()).scalar_one()
     if top is None:
         return ReadChange(None)
-    s.execute(update(m.FeedItem).where(reader.where(), m.FeedItem.unread, m.FeedItem.seq <= top)
+    s.execute(update(m.FeedItem).where(reader.where(), m.FeedItem.unread, m.FeedItem.seq <= top,
+                                       m.FeedItem.snoozed_until.is_(None))
               .values(unread=False, read_at=utcnow()))
-    return ReadChange({"type": "unread", "unread": unread_count(s, reader),
-                       "read_up_to_seq": int(top)})
+    frame = counts(s, reader).frame()
+    frame["read_up_to_seq"] = int(top)
+    return ReadChange(frame)
 
 
 @cache
 def _top_unread_statement(shape: tuple[bool, bool]) -> Select[Any]:
-    return select(func.max(FEED.c.seq)).where(*_receiver(*shape), FEED.c.unread)
+    return select(func.max(FEED.c.seq)).where(*_receiver(*shape), FEED.c.unread,
+                                              FEED.c.snoozed_until.is_(None))
 
 
 def cleared(s: Session, tenant: str, code_id: str, cutoff: datetime) -> list[tuple[str, frames.Unread]]:
     """After a code's "delete all notifications": each code user of the code with the
     frame for its sessions (new unread count, items hidden up to a seq). One statement."""
     c = FEED.c
-    visible_unread = func.sum(case((and_(c.unread, c.updated_at > cutoff), 1), else_=0))
+    visible = and_(c.unread, c.updated_at > cutoff, c.snoozed_until.is_(None))
+    visible_unread = func.sum(case((visible, 1), else_=0))
+    visible_unseen = func.sum(case((and_(visible, c.seen_at.is_(None)), 1), else_=0))
     hidden_top = func.max(case((c.updated_at <= cutoff, c.seq), else_=None))
-    rows = s.execute(select(c.receiver_id, visible_unread, hidden_top).where(
+    rows = s.execute(select(c.receiver_id, visible_unread, visible_unseen, hidden_top).where(
         c.tenant_id == tenant, c.receiver_kind == ReceiverKind.CODE_USER, c.code_id == code_id)
         .group_by(c.receiver_id))
-    return [(rid, {"type": "unread", "unread": int(n or 0), "hidden_up_to_seq": int(top)})
-            for rid, n, top in rows if top is not None]
+    found = []
+    for rid, n, unseen, top in rows:
+        if top is not None:
+            frame = Counts(int(n or 0), int(unseen or 0)).frame()
+            frame["hidden_up_to_seq"] = int(top)
+            found.append((rid, frame))
+    return found
 
 
 def replay(s: Session, reader: Reader, after_seq: int, limit: int = 500) -> list[Any]:

@@ -4,9 +4,14 @@ The server builds its frames as these TypedDicts (mypy checks every place that b
 one) and ``router.asyncapi`` derives the AsyncAPI document served at ``/asyncapi.json``
 from them, so the document cannot drift from what is sent.
 
-server -> client: ``hello`` (once, on connect), ``item`` (a new or bumped feed item),
-``unread`` (the unread count changed without a new item: read, read-all, cleared).
+server -> client: ``hello`` (once, on connect), ``item`` (a new, bumped, woken or restored
+feed item), ``unread`` (the inbox changed without a new item: read, read-all, cleared,
+seen, archived, snoozed).
 client -> server: ``ack`` (an ``item`` was shown).
+
+Counts: ``unread`` is every unread item not snoozed; ``unseen`` (what a badge shows) is
+the unread items not yet shown in an opened drawer. A frame carries ``unseen`` only when it
+differs from ``unread``: a client that never marks items seen gets the frames it always got.
 """
 
 from __future__ import annotations
@@ -53,6 +58,16 @@ class FeedItem(TypedDict):
     actor: ActorRef | None
     icon: Annotated[str, Field(description="the subject kind, to pick an icon")]
     link: Annotated[str, Field(description="deep link into the host application")]
+    seen: Annotated[bool, Field(description="shown in an opened drawer since it was last "
+                                            "written (POST .../seen)")]
+    archived: Annotated[bool, Field(description="archived: in the `archived` view only")]
+    snoozed_until: Annotated[str | None, Field(
+        description="snoozed: hidden until then (the `snoozed` view), when it comes back "
+                    "to the top, unread", json_schema_extra={"format": "date-time"})]
+
+
+UNSEEN = Field(description="the receiver's unseen count (unread items not yet shown in an "
+                           "opened drawer), when it differs from `unread`")
 
 
 class Hello(TypedDict):
@@ -61,21 +76,35 @@ class Hello(TypedDict):
 
     type: Literal["hello"]
     unread: int
+    unseen: NotRequired[Annotated[int, UNSEEN]]
 
 
 class Item(TypedDict):
-    """A feed item was written or bumped (stacked). Answer with an ``ack``."""
+    """A feed item was written or bumped (stacked), woke from a snooze, or was taken back
+    out of the archive. Answer with an ``ack``."""
 
     type: Literal["item"]
     item: FeedItem
     unread: Annotated[int, Field(description="the receiver's unread count after this item")]
+    unseen: NotRequired[Annotated[int, UNSEEN]]
+    woke: NotRequired[Annotated[bool, Field(
+        description="the item was snoozed and its time came: it is back on top, unread")]]
+
+
+class Snoozed(TypedDict):
+    """An item snoozed until a time."""
+
+    id: int
+    until: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
 class Unread(TypedDict):
-    """The receiver's unread count changed without a new item, in any of its sessions."""
+    """The receiver's inbox changed without a new item, in any of its sessions: items were
+    read, seen, archived or snoozed, or hidden; the counts now."""
 
     type: Literal["unread"]
     unread: Annotated[int, Field(description="the receiver's unread count now")]
+    unseen: NotRequired[Annotated[int, UNSEEN]]
     read: NotRequired[Annotated[list[int], Field(
         description="ids of the items just marked read (POST .../{id}/read)")]]
     read_up_to_seq: NotRequired[Annotated[int, Field(
@@ -83,6 +112,16 @@ class Unread(TypedDict):
     hidden_up_to_seq: NotRequired[Annotated[int, Field(
         description="code users: items with seq <= this are hidden now (the code's "
                     "notifications were cleared)")]]
+    seen: NotRequired[Annotated[list[int], Field(
+        description="ids of the items just marked seen (POST .../seen)")]]
+    archived: NotRequired[Annotated[list[int], Field(
+        description="ids of the items just archived (and so read): they leave the `unread` "
+                    "and `all` views (POST .../{id}/archive)")]]
+    archived_read_up_to_seq: NotRequired[Annotated[int, Field(
+        description="every read item with seq <= this is archived now (POST .../archive-read)")]]
+    snoozed: NotRequired[Annotated[list[Snoozed], Field(
+        description="items just snoozed: they leave the views until they wake (an `item` "
+                    "frame with `woke`)")]]
 
 
 class Ack(TypedDict):

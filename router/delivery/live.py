@@ -61,7 +61,7 @@ class Addressed(TypedDict):
     tenant: str
     kind: str
     id: str
-    frame: frames.Unread
+    frame: frames.Unread | frames.Item
 
 
 @dataclass(eq=False)
@@ -192,6 +192,8 @@ class Hub:
                     session.pending_acks[entry["item"]["id"]] = entry["delivery"]
                 item: frames.Item = {"type": "item", "item": entry["item"],
                                      "unread": entry["unread"]}
+                if "unseen" in entry:  # only where it differs from unread (frames.py)
+                    item["unseen"] = entry["unseen"]
                 sends.append(self._send(session, dict(item)))
         if sends:
             await asyncio.gather(*sends)

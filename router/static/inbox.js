@@ -1,6 +1,6 @@
 // Herald inbox: a dependency-free <herald-inbox> custom element.
 //
-// Attributes: token, api-base, lang, sw-url, no-navigate
+// Attributes: token, api-base, lang, sw-url, no-navigate, view (unread | all | archived)
 // JS API:     element.refresh() -> Promise
 // Events:     "herald-open" (bubbles, composed, cancelable); detail = the item
 //             (also reachable as detail.item). Dispatched before navigating;
@@ -8,6 +8,12 @@
 //
 // Plain ES2020, no build step. All data is rendered with textContent; only
 // http(s) URLs are used for links and avatars.
+//
+// Inbox states (issue #16): the badge counts unseen items; the items shown while the
+// drawer was open are marked seen when it closes (or the page is left with it open).
+// Tabs: unread / all / archived, scrolled page by page. Each row can be archived (or
+// moved back to the inbox) and snoozed; every open tab and device follows through the
+// live stream.
 
 const STRINGS = {
   en: {
@@ -36,6 +42,26 @@ const STRINGS = {
     unread: 'Unread',
     stacked: '{n} notifications',
     actionFailed: 'Something went wrong. Please try again.',
+    bellLabelNew: 'Notifications, {n} new, {m} unread',
+    views: 'Show',
+    viewUnread: 'Unread',
+    viewAll: 'All',
+    viewArchived: 'Archived',
+    emptyUnread: 'No unread notifications',
+    emptyArchived: 'No archived notifications',
+    emptyArchivedHint: 'Archived notifications show up here.',
+    archive: 'Archive',
+    archiveRead: 'Archive all read',
+    unarchive: 'Move to inbox',
+    snooze: 'Snooze',
+    snoozeUntil: 'Snooze until',
+    snoozeHour: 'In 1 hour',
+    snoozeTomorrow: 'Tomorrow, 09:00',
+    snoozeNextWeek: 'Next week, Monday 09:00',
+    archived: 'Archived.',
+    archivedRead: '{n} read notifications archived.',
+    unarchived: 'Moved to the inbox.',
+    snoozed: 'Snoozed until {t}.',
     kinds: {
       ticket: 'Ticket',
       task: 'Task',
@@ -71,6 +97,26 @@ const STRINGS = {
     unread: 'Ungelesen',
     stacked: '{n} Benachrichtigungen',
     actionFailed: 'Etwas ist schiefgelaufen. Bitte erneut versuchen.',
+    bellLabelNew: 'Benachrichtigungen, {n} neu, {m} ungelesen',
+    views: 'Anzeigen',
+    viewUnread: 'Ungelesen',
+    viewAll: 'Alle',
+    viewArchived: 'Archiviert',
+    emptyUnread: 'Keine ungelesenen Benachrichtigungen',
+    emptyArchived: 'Keine archivierten Benachrichtigungen',
+    emptyArchivedHint: 'Archivierte Benachrichtigungen erscheinen hier.',
+    archive: 'Archivieren',
+    archiveRead: 'Alle gelesenen archivieren',
+    unarchive: 'In den Posteingang',
+    snooze: 'Zurückstellen',
+    snoozeUntil: 'Zurückstellen bis',
+    snoozeHour: 'In 1 Stunde',
+    snoozeTomorrow: 'Morgen, 09:00',
+    snoozeNextWeek: 'Nächste Woche, Montag 09:00',
+    archived: 'Archiviert.',
+    archivedRead: '{n} gelesene Benachrichtigungen archiviert.',
+    unarchived: 'In den Posteingang verschoben.',
+    snoozed: 'Zurückgestellt bis {t}.',
     kinds: {
       ticket: 'Ticket',
       task: 'Aufgabe',
@@ -97,7 +143,11 @@ const ICONS = {
   inbox:
     '<path d="M22 12h-6l-2 3h-4l-2-3H2"/><path d="M5.45 5.11 2 12v6a2 2 0 0 0 2 2h16a2 2 0 0 0 2-2v-6l-3.45-6.89A2 2 0 0 0 16.76 4H7.24a2 2 0 0 0-1.79 1.11z"/>',
   lock: '<rect x="4" y="11" width="16" height="10" rx="2"/><path d="M8 11V7a4 4 0 0 1 8 0v4"/>',
+  archive: '<rect x="2" y="3" width="20" height="5" rx="1"/><path d="M4 8v11a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8M10 12h4"/>',
+  unarchive: '<path d="M9 14 4 9l5-5"/><path d="M4 9h10.5a5.5 5.5 0 0 1 0 11H11"/>',
+  clock: '<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 2"/>',
 };
+const VIEWS = ['unread', 'all', 'archived'];
 const KINDS = ['ticket', 'task', 'video_session', 'code', 'device'];
 
 const CSS = `
@@ -185,14 +235,39 @@ button { font: inherit; }
 .alert { padding: 8px 16px; font-size: 12px; color: #9f1239; background: #fff1f2; border-bottom: 1px solid #fecdd3; }
 .scroll { overflow-y: auto; overscroll-behavior: contain; flex: 1 1 auto; min-height: 0; }
 .list { list-style: none; margin: 0; padding: 0; }
+.row { border-bottom: 1px solid var(--herald-border); }
+.row[data-unread="true"] { background: var(--herald-unread-bg); }
 .item {
   position: relative; display: grid; grid-template-columns: 40px minmax(0, 1fr) 10px; gap: 12px;
-  padding: 12px 16px; border-bottom: 1px solid var(--herald-border);
+  padding: 12px 16px 6px;
   cursor: pointer; transition: background-color .12s ease; outline-offset: -2px;
 }
 .item:hover { background: var(--herald-hover); }
-.item[data-unread="true"] { background: var(--herald-unread-bg); }
-.item[data-unread="true"]:hover { background: #e6effd; }
+.row[data-unread="true"] .item:hover { background: #e6effd; }
+.actions, .snooze-menu { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; padding: 0 16px 8px 68px; }
+.act {
+  display: inline-flex; align-items: center; gap: 5px; padding: 3px 8px; margin: 0;
+  border: 1px solid transparent; border-radius: 6px; background: transparent; cursor: pointer;
+  color: #475569; font-size: 12px; font-weight: 550; line-height: 18px;
+}
+.act svg { width: 14px; height: 14px; }
+.act:hover, .act[aria-expanded="true"] { background: #eef2f7; color: var(--herald-fg); }
+.snooze-menu { padding-top: 2px; }
+.snooze-label { font-size: 12px; color: #475569; margin-right: 2px; }
+.chip {
+  padding: 3px 10px; margin: 0; border: 1px solid #cbd5e1; border-radius: 999px; background: #fff;
+  color: #1e293b; font-size: 12px; line-height: 18px; cursor: pointer;
+}
+.chip:hover { border-color: var(--herald-accent); color: var(--herald-accent-hover); }
+.tabs { display: flex; gap: 2px; padding: 0 12px; border-bottom: 1px solid var(--herald-border); }
+.tab {
+  margin: 0 0 -1px; padding: 8px 10px 7px; border: 0; border-bottom: 2px solid transparent;
+  background: transparent; color: #475569; font-size: 13px; font-weight: 550; cursor: pointer;
+}
+.tab:hover { color: var(--herald-fg); }
+.tab[aria-selected="true"] { color: var(--herald-accent-hover); border-bottom-color: var(--herald-accent); }
+.head-actions { display: flex; flex-wrap: wrap; gap: 4px 14px; }
+.sr { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
 .item:focus-visible { outline: 2px solid var(--herald-accent); }
 
 .visual { position: relative; width: 40px; height: 40px; }
@@ -219,7 +294,7 @@ button { font: inherit; }
 .kind[data-kind="device"] { background: #0891b2; }
 
 .body { min-width: 0; }
-.meta { display: flex; align-items: center; gap: 6px; min-width: 0; font-size: 12px; color: var(--herald-muted); margin-bottom: 2px; }
+.meta { display: flex; align-items: center; gap: 6px; min-width: 0; font-size: 12px; color: #475569; margin-bottom: 2px; }
 .number { font-weight: 600; color: #334155; font-variant-numeric: tabular-nums; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .stack {
   padding: 0 6px; border-radius: 999px; background: #e2e8f0; color: #334155;
@@ -310,17 +385,28 @@ const SHELL = `
 <section class="drawer" part="drawer" data-testid="drawer" role="dialog" aria-modal="false" hidden>
   <header class="head" part="drawer-header">
     <h2 class="heading"><span class="heading-text"></span><span class="pill" hidden></span></h2>
-    <button class="link-btn read-all" part="read-all" data-testid="read-all" type="button">
-      <svg viewBox="0 0 24 24" aria-hidden="true">${ICONS.check}</svg><span class="read-all-text"></span>
-    </button>
+    <div class="head-actions">
+      <button class="link-btn read-all" part="read-all" data-testid="read-all" type="button">
+        <svg viewBox="0 0 24 24" aria-hidden="true">${ICONS.check}</svg><span class="read-all-text"></span>
+      </button>
+      <button class="link-btn archive-read" part="archive-read" data-testid="archive-read" type="button">
+        <svg viewBox="0 0 24 24" aria-hidden="true">${ICONS.archive}</svg><span class="archive-read-text"></span>
+      </button>
+    </div>
   </header>
+  <div class="tabs" part="tabs" data-testid="views" role="tablist">
+    <button class="tab" type="button" role="tab" id="herald-tab-unread" data-view="unread" data-testid="view-unread" aria-controls="herald-panel"></button>
+    <button class="tab" type="button" role="tab" id="herald-tab-all" data-view="all" data-testid="view-all" aria-controls="herald-panel"></button>
+    <button class="tab" type="button" role="tab" id="herald-tab-archived" data-view="archived" data-testid="view-archived" aria-controls="herald-panel"></button>
+  </div>
   <div class="alert" data-testid="error" role="alert" hidden></div>
-  <div class="scroll">
+  <div class="scroll" id="herald-panel" role="tabpanel">
     <div class="state" data-testid="status" hidden></div>
     <ul class="list" part="list" data-testid="list" role="list"></ul>
     <div class="loading-row" data-testid="loading" hidden></div>
-    <div class="more-slot"></div>
+    <div class="more-slot" data-testid="more"></div>
   </div>
+  <div class="sr" data-testid="announce" role="status" aria-live="polite"></div>
   <footer class="foot" part="drawer-footer">
     <label class="push-row">
       <span class="push-text"><span class="push-label"></span><span class="push-hint"></span></span>
@@ -453,7 +539,7 @@ function waitActive(reg, ms) {
 
 class HeraldInbox extends HTMLElement {
   static get observedAttributes() {
-    return ['token', 'api-base', 'lang', 'sw-url', 'no-navigate'];
+    return ['token', 'api-base', 'lang', 'sw-url', 'no-navigate', 'view'];
   }
 
   constructor() {
@@ -480,11 +566,17 @@ class HeraldInbox extends HTMLElement {
       pushSwitch: $('.switch'),
       pushMsg: $('.push-msg'),
       toasts: $('.toasts'),
+      archiveRead: $('.archive-read'),
+      archiveReadText: $('.archive-read-text'),
+      tabs: $('.tabs'),
+      scroll: $('.scroll'),
+      announce: $('.sr'),
     };
     this._nodes = new Map(); // id -> {sig, el}
     this._toastTimers = new Map();
     this._fmtCache = new Map();
     this._gen = 0;
+    this._viewGen = 0;
     this._open = false;
     this._restartQueued = false;
     this._resetState();
@@ -494,10 +586,34 @@ class HeraldInbox extends HTMLElement {
     this._els.pushSwitch.addEventListener('change', (e) => this._onPushToggle(e));
     this._els.list.addEventListener('click', (e) => this._onListActivate(e));
     this._els.list.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter' || e.key === ' ') this._onListActivate(e);
+      if ((e.key === 'Enter' || e.key === ' ') && e.target.getAttribute('data-testid') === 'item') this._onListActivate(e);
     });
+    this._els.archiveRead.addEventListener('click', () => this._archiveRead());
+    this._els.tabs.addEventListener('click', (e) => {
+      const tab = e.target.closest('[role="tab"]');
+      if (tab) this._switchView(tab.getAttribute('data-view'));
+    });
+    this._els.tabs.addEventListener('keydown', (e) => this._onTabKey(e));
+    if (typeof IntersectionObserver !== 'undefined') {
+      // Infinite scroll: the next cursor page loads when the end of the list comes into view.
+      this._more = new IntersectionObserver((entries) => {
+        if (entries.some((x) => x.isIntersecting) && this._open && this._nextCursor && !this._loading) this._loadPage(this._nextCursor);
+      }, { root: this._els.scroll, rootMargin: '0px 0px 120px 0px' });
+      this._more.observe(this._els.moreSlot);
+    }
+    this._onPageHide = () => this._markShownSeen(true);
     this._onDocKey = (e) => {
       if (e.key !== 'Escape' || !this._open) return;
+      if (this._snoozing != null) {
+        // Escape closes the snooze choices first, back to their button.
+        const id = this._snoozing;
+        this._snoozing = null;
+        this._render();
+        const rec = this._nodes.get(id);
+        const btn = rec && rec.el.querySelector('[data-testid="snooze"]');
+        if (btn) btn.focus();
+        return;
+      }
       const inside = e.composedPath().includes(this);
       this._setOpen(false);
       if (inside) this._els.bell.focus();
@@ -521,12 +637,15 @@ class HeraldInbox extends HTMLElement {
     this._upgradeProperty('token');
     window.addEventListener('online', this._onOnline);
     window.addEventListener('resize', this._onResize);
+    window.addEventListener('pagehide', this._onPageHide);
     this._queueRestart();
   }
 
   disconnectedCallback() {
     window.removeEventListener('online', this._onOnline);
     window.removeEventListener('resize', this._onResize);
+    window.removeEventListener('pagehide', this._onPageHide);
+    if (this._open) this._markShownSeen(true);
     document.removeEventListener('pointerdown', this._onDocPointer, true);
     document.removeEventListener('keydown', this._onDocKey);
     this._stop();
@@ -539,6 +658,8 @@ class HeraldInbox extends HTMLElement {
     } else if (name === 'lang') {
       this._fmtCache.clear();
       this._render();
+    } else if (name === 'view') {
+      if (this.isConnected && this._token()) this._switchView(this._wantedView());
     }
   }
 
@@ -571,16 +692,21 @@ class HeraldInbox extends HTMLElement {
 
   _resetState() {
     this._items = new Map();
+    this._view = this._wantedView();
+    this._shown = new Set(); // ids rendered while the drawer is open: seen when it closes
+    this._snoozing = null; // the id whose snooze choices are open
     this._nextCursor = null;
     this._loaded = false;
     this._loading = false;
     this._loadError = null;
     this._unread = 0;
+    this._unseen = 0;
     this._maxSeq = 0;
     this._expired = false;
     this._markingAll = false;
     this._ws = null;
     this._attempt = 0;
+    this._greetings = 0;
     this._reconnectTimer = null;
     this._settings = null;
     this._vapidKey = null;
@@ -771,24 +897,42 @@ class HeraldInbox extends HTMLElement {
     return 'new';
   }
 
-  /** Un-bold what an `unread` frame says was read; drop what it says is hidden. */
+  /** Un-bold what an `unread` frame says was read; drop what it says is hidden, archived
+   * or snoozed (the archived view reloads instead: it holds what the frame moved there). */
   _applyUnread(msg) {
     const ids = new Set(Array.isArray(msg.read) ? msg.read : []);
+    const seen = new Set(Array.isArray(msg.seen) ? msg.seen : []);
+    const gone = new Set(Array.isArray(msg.archived) ? msg.archived : []);
+    for (const z of Array.isArray(msg.snoozed) ? msg.snoozed : []) if (z && z.id != null) gone.add(z.id);
     const readTo = Number(msg.read_up_to_seq);
     const hiddenTo = Number(msg.hidden_up_to_seq);
+    const archivedTo = Number(msg.archived_read_up_to_seq);
+    const archivedView = this._view === 'archived';
     for (const [id, it] of this._items) {
       const seq = Number(it.seq) || 0;
-      if (Number.isFinite(hiddenTo) && seq <= hiddenTo) this._items.delete(id);
-      else if (it.unread && (ids.has(id) || (Number.isFinite(readTo) && seq <= readTo))) {
-        this._items.set(id, Object.assign({}, it, { unread: false }));
+      const archivedNow = gone.has(id) || (Number.isFinite(archivedTo) && !it.unread && seq <= archivedTo);
+      if ((Number.isFinite(hiddenTo) && seq <= hiddenTo) || (archivedNow && !archivedView)) this._items.delete(id);
+      else if ((it.unread && (ids.has(id) || (Number.isFinite(readTo) && seq <= readTo))) || (seen.has(id) && !it.seen)) {
+        const unread = it.unread && !ids.has(id) && !(Number.isFinite(readTo) && seq <= readTo);
+        this._items.set(id, Object.assign({}, it, { unread, seen: it.seen || seen.has(id) }));
       }
     }
+    if (archivedView && (Array.isArray(msg.archived) || Number.isFinite(archivedTo))) this._reloadView();
   }
 
   _setUnread(n) {
     const v = Number(n);
     if (!Number.isFinite(v)) return;
     this._unread = Math.max(0, Math.floor(v));
+    this._unseen = Math.min(this._unseen, this._unread);
+  }
+
+  /** The counts of a frame or an answer: `unseen` is left out where it equals `unread`. */
+  _setCounts(msg) {
+    if (!msg || msg.unread == null) return;
+    const unseen = Number(msg.unseen != null ? msg.unseen : msg.unread);
+    this._unseen = Number.isFinite(unseen) ? Math.max(0, Math.floor(unseen)) : this._unseen;
+    this._setUnread(msg.unread);
   }
 
   _ring() {
@@ -803,7 +947,7 @@ class HeraldInbox extends HTMLElement {
     try {
       const res = await this._api('GET', '/v1/me/notifications/unread-count');
       if (gen !== this._gen) return 'ok';
-      if (res && res.unread != null) this._setUnread(res.unread);
+      this._setCounts(res);
       this._render();
       return 'ok';
     } catch (e) {
@@ -814,26 +958,200 @@ class HeraldInbox extends HTMLElement {
   async _loadPage(cursor) {
     if (this._loading || !this._token() || this._expired) return;
     const gen = this._gen;
+    const viewGen = this._viewGen;
+    const current = () => gen === this._gen && viewGen === this._viewGen;
     this._loading = true;
     this._loadError = null;
     this._render();
-    const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    const q = new URLSearchParams({ limit: String(PAGE_SIZE), view: this._view });
     if (cursor) q.set('cursor', cursor);
     try {
       const res = await this._api('GET', '/v1/me/notifications?' + q.toString());
-      if (gen !== this._gen) return;
+      if (!current()) return;
       const items = (res && Array.isArray(res.items) && res.items) || [];
       for (const it of items) this._upsert(it);
       this._nextCursor = (res && res.next_cursor) || null;
       this._loaded = true;
     } catch (e) {
-      if (gen !== this._gen) return;
+      if (!current()) return;
       this._loadError = e;
     } finally {
-      if (gen === this._gen) {
+      if (current()) {
         this._loading = false;
         this._render();
       }
+    }
+  }
+
+  // ---- views, seen, archive, snooze ------------------------------------
+
+  _wantedView() {
+    const v = (this.getAttribute('view') || '').trim().toLowerCase();
+    return VIEWS.includes(v) ? v : 'all';
+  }
+
+  /** Show another tab: its first page, from the server. */
+  _switchView(view) {
+    if (!VIEWS.includes(view)) return;
+    if (view === this._view && this._loaded) return;
+    this._view = view;
+    this._reloadView();
+  }
+
+  _reloadView() {
+    this._viewGen = (this._viewGen || 0) + 1;
+    this._items.clear();
+    this._snoozing = null;
+    this._nextCursor = null;
+    this._loaded = false;
+    this._loading = false;
+    this._loadError = null;
+    this._render();
+    if (this._token() && !this._expired) this._loadPage(null);
+  }
+
+  _onTabKey(e) {
+    const keys = { ArrowLeft: -1, ArrowRight: 1, Home: -Infinity, End: Infinity };
+    if (!(e.key in keys)) return;
+    e.preventDefault();
+    const step = keys[e.key];
+    const i = VIEWS.indexOf(this._view);
+    const next = step === -Infinity ? 0 : step === Infinity ? VIEWS.length - 1 : (i + step + VIEWS.length) % VIEWS.length;
+    this._switchView(VIEWS[next]);
+    this._tabFor(VIEWS[next]).focus();
+  }
+
+  _tabFor(view) {
+    return this._els.tabs.querySelector('[data-view="' + view + '"]');
+  }
+
+  /** Whether an item belongs in the current tab (a read item stays in "unread" until the
+   * tab is reloaded, so it does not jump away under the pointer). */
+  _fits(item) {
+    if (this._view === 'archived') return !!item.archived;
+    return !item.archived && !item.snoozed_until && (this._view !== 'unread' || !!item.unread);
+  }
+
+  /** The drawer closes (or the page goes): what it showed is seen now. */
+  _markShownSeen(leaving) {
+    const ids = [];
+    for (const id of this._shown) {
+      const it = this._items.get(id);
+      if (it && it.unread && !it.seen) {
+        ids.push(id);
+        this._items.set(id, Object.assign({}, it, { seen: true }));
+      }
+    }
+    this._shown.clear();
+    if (!ids.length || !this._token() || this._expired) return;
+    this._unseen = Math.max(0, this._unseen - ids.length);
+    if (!leaving) this._render();
+    for (let i = 0; i < ids.length; i += 100) {
+      const chunk = ids.slice(i, i + 100);
+      this._api('POST', '/v1/me/notifications/seen', { ids: chunk }, { keepalive: true })
+        .then((res) => this._setCounts(res))
+        .catch(() => {})
+        .then(() => !leaving && this._render());
+    }
+  }
+
+  _say(text) {
+    const a = this._els.announce;
+    a.textContent = '';
+    setTimeout(() => {
+      a.textContent = text;
+    }, 30);
+  }
+
+  /** Take a row out of the list, keeping the keyboard focus in the list. */
+  _dropRow(id) {
+    const rec = this._nodes.get(id);
+    const focused = rec && rec.el.contains(this._root.activeElement);
+    const next = rec && (rec.el.nextElementSibling || rec.el.previousElementSibling);
+    const had = this._items.get(id);
+    this._items.delete(id);
+    if (this._snoozing === id) this._snoozing = null;
+    this._render();
+    if (focused) {
+      const target = next && next.isConnected ? next.querySelector('[data-testid="item"]') : this._tabFor(this._view);
+      if (target) target.focus();
+    }
+    return had;
+  }
+
+  /** Archive, snooze or unarchive a row: it leaves the list at once; the counts are
+   * lowered at once too and then set by the frame every session gets (absolute counts,
+   * so it does not matter whether the frame or the answer comes first). */
+  async _act(id, path, body, said) {
+    const gen = this._gen;
+    const had = this._dropRow(id);
+    if (had && had.unread && path !== '/unarchive') {
+      if (!had.seen) this._unseen = Math.max(0, this._unseen - 1);
+      this._setUnread(this._unread - 1);
+      this._render();
+    }
+    try {
+      const res = await this._api('POST', '/v1/me/notifications/' + encodeURIComponent(id) + path, body);
+      if (gen !== this._gen) return;
+      this._say(said(res));
+    } catch (e) {
+      if (gen !== this._gen || this._expired) return;
+      if (had && this._fits(had)) this._items.set(id, had);
+      this._fetchUnread();
+      this._flashError();
+    }
+    this._render();
+  }
+
+  _archive(id) {
+    return this._act(id, '/archive', undefined, () => this._t('archived'));
+  }
+
+  _unarchive(id) {
+    return this._act(id, '/unarchive', undefined, () => this._t('unarchived'));
+  }
+
+  _snooze(id, until) {
+    const when = this._formatAt(until);
+    return this._act(id, '/snooze', { until: until.toISOString() }, () => this._t('snoozed').replace('{t}', when));
+  }
+
+  async _archiveRead() {
+    if (this._archivingRead || this._expired || !this._token()) return;
+    const gen = this._gen;
+    this._archivingRead = true;
+    this._render();
+    try {
+      const res = await this._api('POST', '/v1/me/notifications/archive-read');
+      if (gen !== this._gen) return;
+      if (this._view === 'archived') this._reloadView();
+      else for (const [id, it] of this._items) if (!it.unread) this._items.delete(id);
+      this._setCounts(res);
+      this._say(this._t('archivedRead', res && res.archived != null ? res.archived : 0));
+    } catch (e) {
+      if (gen === this._gen && !this._expired) this._flashError();
+    } finally {
+      if (gen === this._gen) {
+        this._archivingRead = false;
+        this._render();
+      }
+    }
+  }
+
+  /** The snooze presets, in the browser's own time zone. */
+  _snoozeTimes(now) {
+    const hour = new Date(now.getTime() + 3600 * 1000);
+    const tomorrow = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1, 9, 0, 0, 0);
+    const toMonday = ((8 - now.getDay()) % 7) || 7;
+    const week = new Date(now.getFullYear(), now.getMonth(), now.getDate() + toMonday, 9, 0, 0, 0);
+    return [['snoozeHour', hour], ['snoozeTomorrow', tomorrow], ['snoozeNextWeek', week]];
+  }
+
+  _formatAt(date) {
+    try {
+      return new Intl.DateTimeFormat(this._locale(), { dateStyle: 'medium', timeStyle: 'short' }).format(date);
+    } catch (_) {
+      return date.toISOString();
     }
   }
 
@@ -843,6 +1161,7 @@ class HeraldInbox extends HTMLElement {
     const gen = this._gen;
     const optimistic = Object.assign({}, cur, { unread: false });
     if (this._items.has(item.id)) this._items.set(item.id, optimistic);
+    if (!cur.seen) this._unseen = Math.max(0, this._unseen - 1);
     this._setUnread(this._unread - 1);
     this._render();
     try {
@@ -860,6 +1179,7 @@ class HeraldInbox extends HTMLElement {
       // Revert the optimistic update.
       if (this._items.get(item.id) === optimistic) this._items.set(item.id, cur);
       this._setUnread(this._unread + 1);
+      if (!cur.seen) this._unseen += 1;
       this._flashError();
     }
     this._render();
@@ -970,19 +1290,26 @@ class HeraldInbox extends HTMLElement {
   _onMessage(msg, ws) {
     switch (msg.type) {
       case 'hello':
-        if (msg.unread != null) this._setUnread(msg.unread);
+        this._setCounts(msg);
+        // A reconnect: what other sessions archived or snoozed meanwhile is not replayed.
+        if (this._greetings++ > 0 && this._loaded) this._reloadView();
         this._render();
         break;
       case 'unread':
-        // Another session (tab, phone) read items, or a code's notifications were cleared.
+        // Another session (tab, phone) read, saw, archived or snoozed items, or a code's
+        // notifications were cleared.
         this._applyUnread(msg);
-        if (msg.unread != null) this._setUnread(msg.unread);
+        this._setCounts(msg);
         this._render();
         break;
       case 'item': {
         const item = msg.item;
-        const result = this._upsert(item);
-        if (msg.unread != null) this._setUnread(msg.unread);
+        let result = 'stale';
+        this._trackSeq(item);
+        if (item && item.id != null && this._fits(item)) result = this._upsert(item);
+        else if (item && item.id != null && this._items.has(item.id)) this._items.delete(item.id); // left this tab
+        else if (item && item.unread) result = 'new'; // not for this tab, still announced
+        this._setCounts(msg);
         this._render();
         if ((result === 'new' || result === 'updated') && item.unread) this._showToast(item);
         if (item && item.id != null && ws.readyState === WebSocket.OPEN) {
@@ -1193,6 +1520,8 @@ class HeraldInbox extends HTMLElement {
     } else {
       document.removeEventListener('pointerdown', this._onDocPointer, true);
       document.removeEventListener('keydown', this._onDocKey);
+      this._snoozing = null;
+      this._markShownSeen(false);
     }
     this._render();
     if (open) this._position();
@@ -1341,9 +1670,62 @@ class HeraldInbox extends HTMLElement {
     return wrap;
   }
 
-  _buildItem(item) {
+  /** A row: the item (a link) and, beside it, its actions (never inside the link). */
+  _buildRow(item) {
     const unread = !!item.unread;
-    const li = el('li', {
+    const row = el('li', { class: 'row', part: 'row', 'data-testid': 'row', 'data-id': item.id, 'data-unread': unread ? 'true' : 'false' });
+    const titleId = 'herald-title-' + item.id;
+    row.appendChild(this._buildItem(item, titleId));
+    const actions = el('div', { class: 'actions', 'data-testid': 'actions' });
+    const button = (testid, icon, label, onClick, extra) => {
+      const b = el('button', Object.assign({ class: 'act', type: 'button', 'data-testid': testid, 'aria-describedby': titleId }, extra || {}));
+      b.appendChild(svgIcon(icon));
+      b.appendChild(el('span', null, label));
+      b.addEventListener('click', (e) => {
+        e.stopPropagation();
+        onClick(e);
+      });
+      actions.appendChild(b);
+      return b;
+    };
+    if (this._view === 'archived') {
+      button('unarchive', 'unarchive', this._t('unarchive'), () => this._unarchive(item.id));
+    } else {
+      const open = this._snoozing === item.id;
+      const menuId = 'herald-snooze-' + item.id;
+      button('snooze', 'clock', this._t('snooze'), () => {
+        this._snoozing = open ? null : item.id;
+        this._render();
+        const rec = this._nodes.get(item.id);
+        const first = rec && rec.el.querySelector(open ? '[data-testid="snooze"]' : '[data-testid="snooze-option"]');
+        if (first) first.focus();
+      }, { 'aria-expanded': open ? 'true' : 'false', 'aria-controls': menuId });
+      button('archive', 'archive', this._t('archive'), () => this._archive(item.id));
+    }
+    row.appendChild(actions);
+    if (this._snoozing === item.id && this._view !== 'archived') {
+      row.appendChild(this._buildSnoozeMenu(item, 'herald-snooze-' + item.id, titleId));
+    }
+    return row;
+  }
+
+  _buildSnoozeMenu(item, menuId, titleId) {
+    const menu = el('div', { class: 'snooze-menu', id: menuId, role: 'group', 'aria-label': this._t('snoozeUntil'), 'data-testid': 'snooze-menu' });
+    menu.appendChild(el('span', { class: 'snooze-label', 'aria-hidden': 'true' }, this._t('snoozeUntil')));
+    for (const [key, at] of this._snoozeTimes(new Date())) {
+      const chip = el('button', { class: 'chip', type: 'button', 'data-testid': 'snooze-option', 'data-choice': key, 'aria-describedby': titleId, title: this._formatAt(at) }, this._t(key));
+      chip.addEventListener('click', (e) => {
+        e.stopPropagation();
+        this._snooze(item.id, this._snoozeTimes(new Date()).find(([k]) => k === key)[1]);
+      });
+      menu.appendChild(chip);
+    }
+    return menu;
+  }
+
+  _buildItem(item, titleId) {
+    const unread = !!item.unread;
+    const li = el('div', {
       class: 'item',
       part: 'item',
       'data-testid': 'item',
@@ -1366,7 +1748,7 @@ class HeraldInbox extends HTMLElement {
     const iso = str(item.updated_at || item.created_at);
     meta.appendChild(el('time', { class: 'time', 'data-testid': 'time', datetime: iso, title: iso }, this._formatTime(item)));
     body.appendChild(meta);
-    body.appendChild(el('div', { class: 'title', 'data-testid': 'title' }, str(item.title)));
+    body.appendChild(el('div', { class: 'title', 'data-testid': 'title', id: titleId }, str(item.title)));
     body.appendChild(el('div', { class: 'message', 'data-testid': 'message' }, str(item.message)));
     li.appendChild(body);
     if (unread) li.appendChild(el('span', { class: 'dot', 'data-testid': 'unread-dot', title: this._t('unread'), 'aria-label': this._t('unread'), role: 'img' }));
@@ -1381,13 +1763,16 @@ class HeraldInbox extends HTMLElement {
     const active = this._root.activeElement;
     sorted.forEach((item, i) => {
       seen.add(item.id);
-      const sig = lang + '|' + JSON.stringify(item);
+      if (this._open) this._shown.add(item.id);
+      const sig = [lang, this._view, this._snoozing === item.id, JSON.stringify(item)].join('|');
       let rec = this._nodes.get(item.id);
       if (!rec || rec.sig !== sig) {
-        const node = this._buildItem(item);
+        const node = this._buildRow(item);
         if (rec && rec.el.parentNode) {
           rec.el.replaceWith(node);
-          if (rec.el === active) node.focus();
+          const was = active && rec.el.contains(active) ? active.getAttribute('data-testid') : null;
+          const again = was && node.querySelector('[data-testid="' + was + '"]');
+          if (again) again.focus();
         }
         rec = { sig, el: node };
         this._nodes.set(item.id, rec);
@@ -1424,7 +1809,10 @@ class HeraldInbox extends HTMLElement {
       s.appendChild(b);
       return;
     }
-    if (this._loaded && !this._loading && this._items.size === 0) return show('inbox', this._t('empty'), this._t('emptyHint'), '', 'empty');
+    if (this._loaded && !this._loading && this._items.size === 0) {
+      if (this._view === 'archived') return show('archive', this._t('emptyArchived'), this._t('emptyArchivedHint'), '', 'empty');
+      return show('inbox', this._t(this._view === 'unread' ? 'emptyUnread' : 'empty'), this._t('emptyHint'), '', 'empty');
+    }
     s.hidden = true;
     s.removeAttribute('data-state');
   }
@@ -1469,11 +1857,17 @@ class HeraldInbox extends HTMLElement {
     const e = this._els;
     const n = this._expired ? 0 : this._unread;
     const label = n > 99 ? '99+' : String(n);
-    e.badge.textContent = label;
-    e.badge.setAttribute('data-count', String(n));
-    e.badge.hidden = n <= 0;
+    // The badge counts what is new: unread items no opened drawer has shown yet.
+    const fresh = this._expired ? 0 : Math.min(this._unseen, n);
+    const freshLabel = fresh > 99 ? '99+' : String(fresh);
+    e.badge.textContent = freshLabel;
+    e.badge.setAttribute('data-count', String(fresh));
+    e.badge.hidden = fresh <= 0;
     e.bell.classList.toggle('expired', this._expired);
-    e.bell.setAttribute('aria-label', n > 0 ? this._t('bellLabelUnread', label) : this._t('bellLabel'));
+    let bellLabel = this._t('bellLabel');
+    if (fresh > 0 && fresh !== n) bellLabel = this._t('bellLabelNew', freshLabel).replace('{m}', label);
+    else if (n > 0) bellLabel = this._t('bellLabelUnread', label);
+    e.bell.setAttribute('aria-label', bellLabel);
     e.bell.setAttribute('aria-expanded', this._open ? 'true' : 'false');
     e.bell.title = this._t('notifications');
     e.drawer.hidden = !this._open;
@@ -1488,6 +1882,19 @@ class HeraldInbox extends HTMLElement {
     if (!anyUnread) for (const it of this._items.values()) if (it.unread) { anyUnread = true; break; }
     e.readAll.disabled = this._markingAll || this._expired || !this._token() || !anyUnread;
     e.readAll.hidden = this._expired || !this._token();
+    e.archiveReadText.textContent = this._t('archiveRead');
+    e.archiveRead.hidden = this._expired || !this._token() || this._view === 'archived';
+    e.archiveRead.disabled = !!this._archivingRead;
+    e.tabs.hidden = this._expired || !this._token();
+    e.tabs.setAttribute('aria-label', this._t('views'));
+    for (const tab of e.tabs.querySelectorAll('[role="tab"]')) {
+      const view = tab.getAttribute('data-view');
+      const on = view === this._view;
+      tab.textContent = this._t('view' + view.charAt(0).toUpperCase() + view.slice(1));
+      tab.setAttribute('aria-selected', on ? 'true' : 'false');
+      tab.tabIndex = on ? 0 : -1;
+      if (on) e.scroll.setAttribute('aria-labelledby', tab.id);
+    }
     this._renderList();
     this._renderStatus();
     e.loading.textContent = this._t('loading');

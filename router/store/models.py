@@ -305,6 +305,11 @@ class FeedItem(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     read_at: Mapped[datetime | None]
+    # inbox states (router/delivery/inbox.py): shown in an opened drawer; archived (and so
+    # read); hidden until the wake-up time, which is the durable timer of the wake-up
+    seen_at: Mapped[datetime | None]
+    archived_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_feed_receiver_updated", "tenant_id", "receiver_kind", "receiver_id",
@@ -317,6 +322,12 @@ class FeedItem(Base):
         Index("uq_feed_unread_stack", "tenant_id", "receiver_kind", "receiver_id", "event_type",
               "subject_kind", "subject_id", unique=True,
               postgresql_where=text("unread"), sqlite_where=text("unread")),
+        Index("ix_feed_archived", "tenant_id", "receiver_kind", "receiver_id", "updated_at", "id",
+              postgresql_where=text("archived_at is not null"),
+              sqlite_where=text("archived_at is not null")),
+        Index("ix_feed_snoozed", "snoozed_until",
+              postgresql_where=text("snoozed_until is not null"),
+              sqlite_where=text("snoozed_until is not null")),
     )
 
 

@@ -105,6 +105,8 @@ def _bodies(world) -> dict[tuple[str, str], object]:
         ("POST", "/v1/access-tokens:verify"): {"token": world["code_token"]},
         ("DELETE", "/v1/me/push-subscriptions"): {"endpoint": "https://push.example/x"},
         ("DELETE", "/v1/me/devices"): {"token": "fcm-token-of-someone"},
+        ("POST", "/v1/me/notifications/{item_id}/snooze"): {
+            "until": (datetime.now(UTC) + timedelta(hours=1)).isoformat()},
     }
 
 
