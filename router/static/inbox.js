@@ -9,8 +9,9 @@
 // Plain ES2020, no build step. All data is rendered with textContent; only
 // http(s) URLs are used for links and avatars.
 //
-// Inbox states (issue #16): the badge counts unseen items; the items shown while the
-// drawer was open are marked seen when it closes (or the page is left with it open).
+// Inbox states (issue #16): the badge counts unseen items; opening the drawer marks the
+// items it shows seen, and those that arrived while it was open are seen when it closes
+// (or the page is left with it open).
 // Tabs: unread / all / archived, scrolled page by page. Each row can be archived (or
 // moved back to the inbox) and snoozed; every open tab and device follows through the
 // live stream.
@@ -694,6 +695,7 @@ class HeraldInbox extends HTMLElement {
     this._items = new Map();
     this._view = this._wantedView();
     this._shown = new Set(); // ids rendered while the drawer is open: seen when it closes
+    this._seeOnOpen = false; // set on opening: the first page rendered is marked seen
     this._snoozing = null; // the id whose snooze choices are open
     this._nextCursor = null;
     this._loaded = false;
@@ -979,8 +981,17 @@ class HeraldInbox extends HTMLElement {
       if (current()) {
         this._loading = false;
         this._render();
+        if (this._open && this._seeOnOpen) this._seeNow();
       }
     }
+  }
+
+  /** Opening the drawer marks what it shows seen (issue #16): the badge counts unseen
+   *  items, so it clears; the items stay unread until clicked. Items that arrive while
+   *  the drawer stays open count as new until it closes. */
+  _seeNow() {
+    this._seeOnOpen = false;
+    this._markShownSeen(false);
   }
 
   // ---- views, seen, archive, snooze ------------------------------------
@@ -1516,6 +1527,7 @@ class HeraldInbox extends HTMLElement {
     if (open) {
       document.addEventListener('pointerdown', this._onDocPointer, true);
       document.addEventListener('keydown', this._onDocKey);
+      this._seeOnOpen = true;
       if (this._token() && !this._expired && !this._loaded && !this._loading) this._loadPage(null);
     } else {
       document.removeEventListener('pointerdown', this._onDocPointer, true);
@@ -1525,6 +1537,7 @@ class HeraldInbox extends HTMLElement {
     }
     this._render();
     if (open) this._position();
+    if (open && this._loaded && !this._loading) this._seeNow();
     this.dispatchEvent(new CustomEvent('herald-toggle', { detail: { open }, bubbles: true, composed: true }));
   }
 

@@ -131,7 +131,8 @@ def _open_tab(browser: Any, name: str, url: str, token: str) -> Tab:
 def _shows_nothing(tab: Tab) -> None:
     expect(tab.badge()).to_be_hidden(timeout=FOLLOW_S * 1000)
     expect(tab.bell()).to_have_accessible_name("Notifications")
-    expect(tab.page.get_by_test_id("status")).to_have_text(re.compile("No notifications"))
+    expect(tab.page.get_by_test_id("drawer").get_by_test_id("status")).to_have_text(
+        re.compile("No notifications"))
 
 
 def _screenshot(tab: Tab, state: str) -> None:
@@ -218,7 +219,8 @@ def test_clearing_a_codes_notifications_empties_its_code_users_open_tab(
         token = _code_user(client, pg, tenant_id, "C-9", "T-9")
         [item_id] = _publish(client, url_b, token, "T-9")  # code users get no live items
         tab = _open_tab(browser, "code-user", url_b, token)
-        expect(tab.badge()).to_have_text("1")
+        expect(tab.badge()).to_be_hidden()  # opening the drawer marked it seen, not read
+        expect(tab.bell()).to_have_accessible_name("Notifications, 1 unread")
         expect(tab.item(item_id)).to_have_attribute("data-unread", "true")
         expect(tab.page.get_by_test_id("push-switch")).to_be_hidden()  # no push settings
         _screenshot(tab, "unread")

@@ -361,14 +361,16 @@ def test_own_settings_round_trip_and_match_the_service_side_view(tenant, inbox):
     defaults = alice.get("/v1/me/settings")
     assert defaults.status_code == 200
     assert defaults.json() == {"push": True, "email": True, "customer_notifications": True,
-                               "advanced": {}, "quiet_hours": []}
+                               "advanced": {}, "quiet_hours": [],
+                               "email_digest": {"cadence": "immediate", "at": None}}
     body = {"push": False, "email": True, "customer_notifications": True,
             "advanced": {"all": {"channels": ["browser", "email"], "origin": ["others"],
                                  "strategy": "all"},
                          "ticket.created": {"channels": ["email", "browser"],
                                             "origin": ["me", "others"],
                                             "strategy": "first_success"}},
-            "quiet_hours": [{"days": ["sat", "sun"], "from": "23:00", "to": "08:30"}]}
+            "quiet_hours": [{"days": ["sat", "sun"], "from": "23:00", "to": "08:30"}],
+            "email_digest": {"cadence": "daily", "at": "07:30"}}
     response = alice.put("/v1/me/settings", json=body)
     assert response.status_code == 200 and response.json() == body
     assert alice.get("/v1/me/settings").json() == body

@@ -231,7 +231,8 @@ def test_settings_round_trip_and_bad_rows_are_refused(tenant):
     body = {"push": False, "email": True, "customer_notifications": True,
             "advanced": {"all": {"channels": ["email", "browser"], "origin": ["me", "others"],
                                  "strategy": "first_success"}},
-            "quiet_hours": [{"days": ["mon", "fri"], "from": "22:00", "to": "07:00:30"}]}
+            "quiet_hours": [{"days": ["mon", "fri"], "from": "22:00", "to": "07:00:30"}],
+            "email_digest": {"cadence": "hourly", "at": None}}
     assert client.put("/v1/users/sup1/settings", json=body).status_code == 200
     assert client.get("/v1/users/sup1/settings").json() == body
     bad = {"advanced": {"ticket.nope": {"channels": ["fax"]}}}
