@@ -622,6 +622,13 @@ class HeraldInbox extends HTMLElement {
     this._onDocPointer = (e) => {
       if (this._open && !e.composedPath().includes(this)) this._setOpen(false);
     };
+    // a preference center on the page saved the settings: the push switch follows
+    this._onOtherSave = (e) => {
+      const saved = e.detail && e.detail.settings;
+      if (e.target === this || !saved || typeof saved !== 'object' || this._settings == null) return;
+      this._settings = saved;
+      this._render();
+    };
     this._onOnline = () => {
       if (!this._ws && this._token() && !this._expired) {
         this._attempt = 0;
@@ -639,6 +646,7 @@ class HeraldInbox extends HTMLElement {
     window.addEventListener('online', this._onOnline);
     window.addEventListener('resize', this._onResize);
     window.addEventListener('pagehide', this._onPageHide);
+    document.addEventListener('herald-saved', this._onOtherSave);
     this._queueRestart();
   }
 
@@ -646,6 +654,7 @@ class HeraldInbox extends HTMLElement {
     window.removeEventListener('online', this._onOnline);
     window.removeEventListener('resize', this._onResize);
     window.removeEventListener('pagehide', this._onPageHide);
+    document.removeEventListener('herald-saved', this._onOtherSave);
     if (this._open) this._markShownSeen(true);
     document.removeEventListener('pointerdown', this._onDocPointer, true);
     document.removeEventListener('keydown', this._onDocKey);
@@ -1510,9 +1519,15 @@ class HeraldInbox extends HTMLElement {
   }
 
   async _putPush(value) {
-    const body = Object.assign({}, this._settings || {}, { push: value });
+    // read the settings again first: a preference center on the same page (or another
+    // device) may have saved since this component loaded them; only `push` changes here
+    const fresh = await this._api('GET', '/v1/me/settings').catch(() => null);
+    const base = fresh && typeof fresh === 'object' ? fresh : this._settings || {};
+    const body = Object.assign({}, base, { push: value });
     const res = await this._api('PUT', '/v1/me/settings', body);
     this._settings = res && typeof res === 'object' && 'push' in res ? res : body;
+    this.dispatchEvent(new CustomEvent('herald-saved', { bubbles: true, composed: true,
+      detail: { settings: this._settings } }));
   }
 
   // ---- drawer ----------------------------------------------------------

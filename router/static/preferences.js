@@ -346,12 +346,24 @@ class HeraldPreferences extends HTMLElement {
       delete this.token;
       this.token = v;
     }
+    document.addEventListener('herald-saved', this._onOtherSave);
     this._queueStart();
   }
 
   disconnectedCallback() {
     this._gen++;
+    document.removeEventListener('herald-saved', this._onOtherSave);
   }
+
+  /** Another component on the page saved settings (the inbox's push switch): take its
+   *  `push` so a later save here does not undo it; other unsaved edits are kept. */
+  _onOtherSave = (e) => {
+    const saved = e.detail && e.detail.settings;
+    if (e.target === this || !saved || !this._saved || !this._draft || !('push' in saved)) return;
+    this._saved.push = saved.push;
+    this._draft.push = saved.push;
+    this._render();
+  };
 
   attributeChangedCallback(name, oldValue, newValue) {
     if (oldValue === newValue || !this.isConnected) return;
