@@ -170,6 +170,7 @@ def _activity(row: m.EventRow, rows: list[m.Delivery],
         "matched_rules": plan.get("matched_rules", []),
         "receivers": plan.get("receivers", []), "dropped": plan.get("dropped", []),
         "notes": plan.get("notes", []),
+        "nobody": plan.get("nobody", []),  # selectors of matched rules that found nobody, and why
         "timing": plan.get("timing", []),  # the event type's delay / escalate steps
         "deliveries": sorted(
             [_delivery(r, history[r.id], (waiting or {}).get(r.id)) for r in rows]
