@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from router.api.console.base import json_or_page, routes
 from router.api.console.session import AdminDep, check_csrf, form
 from router.api.deps import RuntimeDep
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from router.core.errors import NotFound, Problem, ValidationFailed
 from router.delivery import redrive
 from router.runtime import Runtime
