@@ -9,7 +9,7 @@ from fastapi import Query, Request
 from fastapi.responses import Response
 
 from router.api.console import words
-from router.api.console.base import json_or_page, routes
+from router.api.console.base import json_or_page, language, routes
 from router.api.console.session import AdminDep, check_csrf, form
 from router.api.deps import RuntimeDep
 from router.core.enums import RulesChange
@@ -34,8 +34,6 @@ def _rules_in_words(ruleset: RuleSet, lang: str) -> list[dict[str, Any]]:
 @routes.get("/rules")
 def rules(request: Request, runtime: RuntimeDep, admin: AdminDep,
           version: Version = None) -> Response:
-    from router.api.console.base import language
-
     with runtime.db.session() as s:
         history = rv.history(s, 100)
         if not history:
