@@ -14,7 +14,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router import __version__
-from router.api import codes, demo, errors, me, openapi, preferences, service, stream, unsub
+from router.api import (
+    codes,
+    console,
+    demo,
+    errors,
+    me,
+    openapi,
+    preferences,
+    service,
+    stream,
+    unsub,
+)
 from router.api.deps import storable_params
 from router.api.errors import error_body
 from router.delivery.live import Hub
@@ -56,6 +67,7 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
     errors.install(app)
     for module in (service, codes, me, preferences, stream, unsub, demo):
         app.include_router(module.routes)
+    console.install(app)
     _static_routes(app)
     openapi.install(app, runtime)
     _body_limit(app, api.max_body_bytes)

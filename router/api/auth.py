@@ -13,10 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from router.core.enums import ReceiverKind
-from router.core.errors import AuthError
+from router.core.errors import AuthError, Forbidden
 from router.core.security import USER_TOKEN_ALGORITHM, hash_secret
 from router.delivery import access
 from router.delivery.feed import Reader
+from router.directory import console_keys
 from router.store import models as m
 
 
@@ -28,7 +29,15 @@ def bearer(request: Request) -> str:
     return token.strip()
 
 
+def not_a_console_key(token: str, wanted: str) -> None:
+    """A console key opens the admin console only: say so, not just 'unknown key'."""
+    if console_keys.looks_like(token):
+        raise Forbidden(f"a console key opens the admin console (/console) only; this API "
+                        f"takes {wanted}", code="auth.console_key")
+
+
 def tenant_for_key(s: Session, key: str) -> str:
+    not_a_console_key(key, "the tenant's service API key")
     tenant = s.scalars(select(m.Tenant.id).where(m.Tenant.api_key_hash == hash_secret(key))).first()
     if tenant is None:
         raise AuthError("unknown API key", code="auth.invalid_key")
@@ -46,6 +55,7 @@ class Principal:
 
 
 def principal(s: Session, token: str, grace_s: int) -> Principal:
+    not_a_console_key(token, "a user token or a code user's access token")
     if token.count(".") == 2:
         return _user(s, token, grace_s)
     return _code_user(s, token)

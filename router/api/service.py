@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from router.api.deps import RuntimeDep, TenantDep
 from router.api.errors import documented
@@ -146,16 +147,21 @@ def explain(runtime: RuntimeDep, tenant: TenantDep,
 def activity(runtime: RuntimeDep, tenant: TenantDep, event_id: str) -> dict[str, Any]:
     """What was matched, who got what on which channel, and each delivery's status."""
     with runtime.db.session() as s:
-        row = s.scalars(select(m.EventRow).where(m.EventRow.tenant_id == tenant,
-                                                 m.EventRow.event_id == event_id)).first()
-        if row is None:
-            raise NotFound(f"event {event_id!r} not found")
-        rows = list(s.scalars(select(m.Delivery).where(m.Delivery.event_pk == row.pk,
-                                                       m.Delivery.tenant_id == tenant)
-                              .order_by(m.Delivery.receiver_kind, m.Delivery.receiver_id,
-                                        m.Delivery.step, m.Delivery.id)))
-        waiting = folding.waiting(s, tenant, rows)
-        return _activity(row, rows, deliveries.history(s, rows), waiting)
+        return activity_of(s, tenant, event_id)
+
+
+def activity_of(s: Session, tenant: str, event_id: str) -> dict[str, Any]:
+    """The activity view of one of the tenant's events (the console's event page too)."""
+    row = s.scalars(select(m.EventRow).where(m.EventRow.tenant_id == tenant,
+                                             m.EventRow.event_id == event_id)).first()
+    if row is None:
+        raise NotFound(f"event {event_id!r} not found")
+    rows = list(s.scalars(select(m.Delivery).where(m.Delivery.event_pk == row.pk,
+                                                   m.Delivery.tenant_id == tenant)
+                          .order_by(m.Delivery.receiver_kind, m.Delivery.receiver_id,
+                                    m.Delivery.step, m.Delivery.id)))
+    waiting = folding.waiting(s, tenant, rows)
+    return _activity(row, rows, deliveries.history(s, rows), waiting)
 
 
 def _activity(row: m.EventRow, rows: list[m.Delivery],
@@ -164,12 +170,14 @@ def _activity(row: m.EventRow, rows: list[m.Delivery],
     plan = row.plan or {}
     return {
         "id": row.event_id, "type": row.type, "status": row.status,
+        "subject": (row.payload or {}).get("subject"),
         "received_at": row.received_at.isoformat(),
         "routed_at": row.routed_at.isoformat() if row.routed_at else None,
         "error": row.error, "attempts": row.attempts, "rules_version": row.rules_version,
         "matched_rules": plan.get("matched_rules", []),
         "receivers": plan.get("receivers", []), "dropped": plan.get("dropped", []),
         "notes": plan.get("notes", []),
+        "nobody": plan.get("nobody", []),  # selectors of matched rules that found nobody, and why
         "timing": plan.get("timing", []),  # the event type's delay / escalate steps
         "deliveries": sorted(
             [_delivery(r, history[r.id], (waiting or {}).get(r.id)) for r in rows]

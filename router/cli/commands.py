@@ -106,11 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", default="rules")
     p.add_argument("--cases", help="test case file or folder (default: PATH)")
     p.set_defaults(func=cmd_rules_test)
+    from router.cli import console as cli_console
     from router.cli import rules as cli_rules
     from router.cli import service as cli_service
 
     cli_rules.register(rules)
     cli_service.register(sub)
+    cli_console.register(sub)
     return parser
 
 

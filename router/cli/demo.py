@@ -14,7 +14,7 @@ from router.api.demo import MAILBOX
 from router.cli.fixtures import load_fixture
 from router.core.config import Config
 from router.core.security import hash_secret, new_secret
-from router.directory import tenants
+from router.directory import console_keys, tenants
 from router.runtime import Runtime
 from router.store.models import Tenant
 
@@ -70,6 +70,7 @@ DIRECTORY = {
 class DemoInfo:
     api_key: str
     user_token: str
+    console_key: str
 
 
 def load(runtime: Runtime) -> DemoInfo:
@@ -82,7 +83,10 @@ def load(runtime: Runtime) -> DemoInfo:
         load_fixture(s, DEMO_TENANT, DIRECTORY)
         key = tenants.new_api_key(s, DEMO_TENANT)
         token = tenants.user_token(s, DEMO_TENANT, DEMO_USER, timedelta(days=7))
-    return DemoInfo(key, token)
+        for old in console_keys.listing(s, DEMO_TENANT):  # a fresh one each run, like the key
+            console_keys.revoke(s, DEMO_TENANT, old.id)
+        _row, console = console_keys.create(s, DEMO_TENANT, "demo")
+    return DemoInfo(key, token, console)
 
 
 def banner(info: DemoInfo, config: Config) -> str:
@@ -94,9 +98,10 @@ def banner(info: DemoInfo, config: Config) -> str:
 Herald demo tenant "{DEMO_TENANT}" is loaded.
 
   API key (service side):  {info.api_key}
-  Inbox, settings (Ana):   {base}/demo?token={info.user_token}
-  API docs:                {base}/docs
-  Mailbox (local catcher): {base}/demo/mailbox   (files in ./{MAILBOX}/)
+  Inbox, settings (Ana, admin): {base}/demo?token={info.user_token}
+  Admin console:                {base}/console   (console key: {info.console_key})
+  API docs:                     {base}/docs
+  Mailbox (local catcher):      {base}/demo/mailbox   (files in ./{MAILBOX}/)
 
 Publish an event:
   curl -s -X POST {base}/v1/events -H "Authorization: Bearer {info.api_key}" \\

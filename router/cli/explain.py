@@ -71,6 +71,9 @@ def render_plan(plan: RoutingPlan) -> str:
             out.append(f"      email waits for their digest at {r.cadence.label}")
     if not plan.receivers:
         out.append("  (nobody)")
+    if plan.nobody:
+        out += ["", f"Selectors that found nobody ({len(plan.nobody)}):"]
+        out += [f"  ∅ {n.rule} ({n.selector}): {n.reason}" for n in plan.nobody]
     out += ["", f"Dropped ({len(plan.dropped)}):"]
     for d in plan.dropped:
         what = f"{d.kind} {d.id}" + (f", channel {d.channel}" if d.channel else "")

@@ -103,6 +103,17 @@ class DirectoryView:
             return GroupPick(None, f"template {template_id} has no {submodule} group")
         return GroupPick(groups[0], f"default group {groups[0]}")
 
+    def group_emptiness(self, template_id: str, submodule: str, wanted: str | None) -> str:
+        """Why the template's group for this submodule yields no employee, in words."""
+        pick = self.pick_group(template_id, submodule, wanted)
+        if pick.group_id is None:
+            return pick.note
+        members = self.group_members(template_id, submodule, pick.group_id)
+        if not members:
+            return f"group {pick.group_id} ({submodule} of template {template_id}) has no members"
+        return (f"the members of group {pick.group_id} ({submodule} of template {template_id}) "
+                f"are not employees in the directory")
+
     def group_members(self, template_id: str, submodule: str, group_id: str) -> list[str]:
         return self._memo(("members", template_id, submodule, group_id),
                           lambda: self._expand_group(template_id, submodule, group_id))

@@ -58,6 +58,19 @@ class PlannedReceiver:
     cadence: Deferral | None = None  # their email digest cadence: email waits until then
 
 
+@dataclass(frozen=True)
+class Nobody:
+    """A selector of a matched rule that found no receiver, and why (the directory does
+    not know the subject, the template has no such group, the group is empty, ...)."""
+
+    rule: str
+    selector: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "selector": self.selector, "reason": self.reason}
+
+
 class Dropped(NamedTuple):
     """A receiver (or one of its channels) left out, and the setting that did it (a
     tuple, not a dataclass: a fan-out drops 100,000 of these)."""
@@ -77,6 +90,7 @@ class RoutingPlan:
     receivers: list[PlannedReceiver] = field(default_factory=list)
     dropped: list[Dropped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    nobody: list[Nobody] = field(default_factory=list)  # selectors that found no receiver
     rules_version: int | None = None  # the deployed rule set version it was planned with
     timing: tuple[TimeStep, ...] = ()  # the event type's delay / escalate steps
     folds: tuple[Fold, ...] = ()  # the event type's digest / throttle
@@ -108,6 +122,7 @@ class RoutingPlan:
                          "setting": d.setting, "channel": str(d.channel) if d.channel else None}
                         for d in self.dropped],
             "notes": list(self.notes),
+            "nobody": [n.as_dict() for n in self.nobody],
             "rules_version": self.rules_version,
             "timing": [step.as_dict() for step in self.timing]
             + [fold.as_dict() for fold in self.folds],
@@ -187,12 +202,20 @@ class Planner:
         excluded = self._excluded(rule)
         for selector in rule.receivers:
             reason = Reason(rule.id, selector.label())
-            for kind, rid, sub in self._resolve(selector):
+            found = self._resolve(selector)
+            kept = 0
+            for kind, rid, sub in found:
                 if rid in excluded and kind != ReceiverKind.CODE_USER:
                     continue
+                kept += 1
                 cand = self.candidates.setdefault((kind, rid), _Candidate(kind, rid,
                                                                           subscription=sub))
                 cand.add(reason, rule.channels)
+            if not kept:
+                why = (f"found only {', '.join(sorted(excluded))}, whom the rule leaves out "
+                       f"(except: {', '.join(sorted(rule.excludes))})") if found else (
+                    self._why_nobody(selector))
+                self.plan.nobody.append(Nobody(rule.id, selector.label(), why))
 
     def _excluded(self, rule: Rule) -> set[str]:
         names = {"actor": self.actor_id, "creator": self.subject.get("creator_id")}
@@ -207,6 +230,15 @@ class Planner:
             return [(ReceiverKind(u.kind), u.id, None) for u in users.values()]
         return [(ReceiverKind.CODE_USER, sub.id, sub)
                 for sub in self.view.subscriptions(self.subject["kind"], self.subject["id"])]
+
+    def _why_nobody(self, selector: Selector) -> str:
+        """Why a selector found nobody, in words; asked only when it did (the view's
+        answers are memoised, so this costs no query the selector did not ask)."""
+        why = nobody_reason(selector, self.subject, self.view)
+        kind, sid = self.subject["kind"], self.subject["id"]
+        if selector.kind in SUBJECT_SELECTORS and self.view.subject(kind, sid) is None:
+            why += f" (the directory does not know {kind} {sid})"
+        return why
 
     def wanted_users(self, rules: list[Rule]) -> list[str]:
         """Every user id the selectors of these rules name (to load users in bulk)."""
@@ -358,6 +390,36 @@ class Planner:
             tenant = self.view.tenant_row()
             self._tenant_language = (tenant.default_language if tenant else None) or "en"
         return self._tenant_language
+
+
+SUBJECT_SELECTORS = ("template_group", "creator", "participants", "customer_org", "subscribers")
+
+
+def nobody_reason(selector: Selector, subject: dict[str, Any], view: DirectoryView) -> str:
+    """Why ``selector`` found nobody for this (enriched) subject."""
+    args = ", ".join(selector.args)
+    if selector.kind == "template_group":
+        template_id = subject.get("template_id")
+        if not template_id:
+            return "the subject has no template"
+        return "; ".join(view.group_emptiness(template_id, Submodule(submodule), subject.get("group"))
+                         for submodule in selector.args)
+    if selector.kind == "creator":
+        creator = subject.get("creator_id")
+        return (f"the creator {creator} is not in the directory" if creator
+                else "the subject names no creator")
+    if selector.kind == "participants":
+        return ("the subject has no participants" if not subject.get("participants")
+                else "none of its participants is in the directory")
+    if selector.kind == "role":
+        return f"no user has the role {args}"
+    if selector.kind == "users":
+        return f"none of the users {args} is in the directory"
+    if selector.kind == "customer_org":
+        org = subject.get("customer_org_id")
+        return (f"the organisation {org} has no customers in the directory" if org
+                else "the subject belongs to no customer organisation")
+    return f"no code user signed up for {subject['kind']} {subject['id']}"
 
 
 # why a user's channel is dropped: (reason, setting), checked in this order

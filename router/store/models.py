@@ -449,6 +449,25 @@ class RuleVersion(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     deployed_by: Mapped[str] = mapped_column(String(200), default="")
     deployed_at: Mapped[datetime] = mapped_column(default=utcnow)
+class ConsoleKey(Base):
+    """A tenant admin's key to the admin console (`herald console-key create`): only its
+    hash is stored. Console sessions are signed with the key's own session secret, so
+    revoking the key ends its sessions at once."""
+
+    __tablename__ = "console_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    session_secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_console_keys_tenant", "tenant_id"),)
+
+
 class WorkerHeartbeat(Base):
     """A live worker process: it beats every few seconds; a stale row means it died and
     another worker releases the deliveries it had claimed (exactly once: it deletes the row)."""
