@@ -19,7 +19,7 @@ def test_the_demo_prints_a_console_url_and_key_that_sign_in(tmp_path):
         assert done.returncode == 0, done.stderr
         found = re.search(r"Admin console:\s+(\S+)\s+\(console key: (hc_\S+)\)", done.stdout)
         assert found and found.group(1) == f"{herald.url}/console", done.stdout
-        assert "Inbox (Ana, admin)" in done.stdout
+        assert "Inbox, settings (Ana, admin)" in done.stdout
         old = re.search(r"console key: (hc_\S+)\)", first.stdout)
         assert old and old.group(1) != found.group(2)
         herald.start_api()
