@@ -72,8 +72,10 @@ def deliver(runtime: WorkerRuntime, channel: Channel, ids: list[int]) -> None:
     lease_end = time.monotonic() + cfg.lease_s * 0.9  # the record may be retried until then
     with runtime.db.session() as s:
         rows, gate = _claim(s, channel, ids, cfg)
+        if not gate.holds_all:  # a digest is claimed whole, by its key
+            rows = digests.gather(s, channel, ids, rows, cfg.lease_s, liveness.worker_id())
         later = _later(s, channel, ids, rows) if len(rows) < len(ids) else {}
-        rows = _not_moot(s, digests.gather(s, channel, rows, cfg.lease_s, liveness.worker_id()))
+        rows = _not_moot(s, rows)
         if rows:
             _observe_lag(channel, rows)
             claimed = digests.merge(deliveries.jobs_for(s, rows), rows)

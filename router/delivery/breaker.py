@@ -48,6 +48,11 @@ class Gate:
     def open(self) -> bool:
         return self.allowed is not None
 
+    @property
+    def holds_all(self) -> bool:
+        """Nothing may go now: the batch waits until ``until``."""
+        return self.allowed == 0 and self.until is not None
+
 
 ALL = Gate(None)
 

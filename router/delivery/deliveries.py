@@ -58,12 +58,13 @@ def log_lines(s: Session, lines: Iterable[tuple[int, str, str]]) -> None:
 def claim(s: Session, ids: list[int], channel: Channel, lease_s: float,
           worker: str | None = None) -> list[Any]:
     """Move due pending deliveries to sending under a lease, in the name of ``worker``;
-    returns only the rows this call moved. Until the lease ends (or the worker's
+    returns only the rows this call moved. Rows of a digest are left to
+    ``digests.gather``, which claims a digest's rows together. Until the lease ends (or the worker's
     heartbeat stops) the sweeper leaves them to this worker."""
     now = utcnow()
     rows = list(s.execute(
         update(D).where(one_of(s, D.c.id, ids), D.c.channel == channel,
-                        D.c.status == DeliveryStatus.PENDING,
+                        D.c.status == DeliveryStatus.PENDING, D.c.digest_key.is_(None),
                         or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now))
         .values(status=DeliveryStatus.SENDING, attempts=D.c.attempts + 1, updated_at=now,
                 lease_until=now + timedelta(seconds=lease_s), worker_id=worker)

@@ -1,7 +1,8 @@
 """Digests at release: the rows sharing a digest key go out as one message.
 
-When a worker claims a folded row (router.delivery.folding), it also claims the other
-due rows of its key, and freezes the group: the key becomes ``key#<leader id>`` on
+A message for any row of a digest makes the worker claim every due row of its key at
+once (under a transaction advisory lock on the key: two workers woken by two messages
+of one digest never split it), and freeze the group: the key becomes ``key#<leader id>`` on
 every member, so a retry (a failed send, a worker killed mid-send whose claim was
 released) claims exactly the same rows again and sends the same message with the same
 Message-ID. A row that comes later opens a new window under the plain key. Each event
@@ -16,13 +17,14 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, or_, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from router.core.enums import Channel, DeliveryStatus
 from router.delivery.contracts import DeliveryContent, DigestItem, Job, Outcome
 from router.delivery.deliveries import log_lines
 from router.store import models as m
+from router.store.db import one_of
 from router.store.models import utcnow
 
 D = cast(Table, m.Delivery.__table__)
@@ -33,24 +35,28 @@ ANY = {"en": "{count} new notifications", "de": "{count} neue Benachrichtigungen
 MAX_ITEMS = 50  # a digest lists at most this many events (the count says how many in all)
 
 
-def gather(s: Session, channel: Channel, rows: list[Any], lease_s: float,
+def gather(s: Session, channel: Channel, ids: list[int], rows: list[Any], lease_s: float,
            worker: str | None) -> list[Any]:
-    """Claim the other due rows of the claimed rows' digest keys and freeze each group;
-    returns the claimed rows, members included, as they now are."""
-    keys: dict[str, set[str]] = defaultdict(set)
-    for row in rows:
-        if row.digest_key:
-            keys[row.tenant_id].add(row.digest_key)
+    """Claim the due digests that these delivery ids belong to, each as a whole (every due
+    row of its key, under a transaction advisory lock on the key, so two workers woken by
+    two messages of one digest never split it), and freeze each group; returns ``rows``
+    (claimed already, outside digests) plus the digests' rows."""
+    now = utcnow()
+    keys = sorted(set(s.execute(select(D.c.tenant_id, D.c.digest_key).where(
+        one_of(s, D.c.id, ids), D.c.channel == channel, D.c.status == DeliveryStatus.PENDING,
+        D.c.digest_key.is_not(None), D.c.next_attempt_at <= now + GRACE)).tuples()))
     if not keys:
         return rows
-    now = utcnow()
+    postgres = s.get_bind().dialect.name == "postgresql"
     taken = {r.id: r for r in rows}
-    for tenant, tenant_keys in keys.items():
+    for tenant, key in keys:
+        if postgres:  # one order for every worker: no deadlock between two
+            s.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 11))"),
+                      {"k": f"digest|{tenant}|{key}"})
         more = list(s.execute(
-            update(D).where(D.c.tenant_id == tenant, D.c.digest_key.in_(tenant_keys),
+            update(D).where(D.c.tenant_id == tenant, D.c.digest_key == key,
                             D.c.channel == channel, D.c.status == DeliveryStatus.PENDING,
-                            or_(D.c.next_attempt_at.is_(None),
-                                D.c.next_attempt_at <= now + GRACE))
+                            D.c.next_attempt_at <= now + GRACE)
             .values(status=DeliveryStatus.SENDING, attempts=D.c.attempts + 1, updated_at=now,
                     lease_until=now + timedelta(seconds=lease_s), worker_id=worker)
             .returning(*D.c)))
