@@ -39,6 +39,10 @@ from workers.middleware import ActorContext
 log = logging.getLogger("herald.workers")
 ROUTE_BATCH = 100
 MAINTENANCE_PER_MILLION = 50_000
+# Dramatiq's worker threads take the prefetched message of the lowest priority first: a
+# backlog of due emails and pushes (a digest hour, quiet hours ending) never queues ahead
+# of routing and the live browser path inside a process
+LIVE, CONTROL, BACKGROUND = 0, 5, 10
 LOCAL_POLL_MS = 500  # worker threads' idle wait (in-process queues); the embedded broker's poll
 WAKE = "herald:wake:"  # + queue name: a one-element list that wakes an idle consumer
 
@@ -151,20 +155,23 @@ class Workers:
         self.broker = make_broker(config.broker_url,
                                   config.api.redis_timeout_s if runtime.publish_only else None)
         self.route = self._declare("route_events", Queue.ROUTE,
-                                   lambda pks: actors.route_events(runtime, pks))
+                                   lambda pks: actors.route_events(runtime, pks), LIVE)
         self.deliver = {
             channel: self._declare(f"deliver_{channel}", CHANNEL_QUEUES[channel],
-                                   _deliver_fn(runtime, channel))
+                                   _deliver_fn(runtime, channel),
+                                   LIVE if channel == Channel.BROWSER else BACKGROUND)
             for channel in Channel
         }
         self.expire = self._declare("expire_unacked", Queue.CONTROL,
-                                    lambda ids: actors.expire_unacked(runtime, ids))
+                                    lambda ids: actors.expire_unacked(runtime, ids), CONTROL)
         self.wake = self._declare("wake_snoozed", Queue.CONTROL,
-                                  lambda ids: snooze.wake_snoozed(runtime, ids))
+                                  lambda ids: snooze.wake_snoozed(runtime, ids), CONTROL)
         self._worker: dramatiq.Worker | None = None
 
-    def _declare(self, name: str, queue: Queue, fn: Any) -> dramatiq.Actor[Any, Any]:
-        return dramatiq.actor(actor_name=name, queue_name=str(queue), broker=self.broker)(fn)
+    def _declare(self, name: str, queue: Queue, fn: Any, priority: int
+                 ) -> dramatiq.Actor[Any, Any]:
+        return dramatiq.actor(actor_name=name, queue_name=str(queue), broker=self.broker,
+                              priority=priority)(fn)
 
     # ---------------------------------------------------------------- enqueueing
 
