@@ -42,9 +42,9 @@ def gather(s: Session, channel: Channel, ids: list[int], rows: list[Any], lease_
     two messages of one digest never split it), and freeze each group; returns ``rows``
     (claimed already, outside digests) plus the digests' rows."""
     now = utcnow()
-    keys = sorted(set(s.execute(select(D.c.tenant_id, D.c.digest_key).where(
+    keys = sorted({(r[0], r[1]) for r in s.execute(select(D.c.tenant_id, D.c.digest_key).where(
         one_of(s, D.c.id, ids), D.c.channel == channel, D.c.status == DeliveryStatus.PENDING,
-        D.c.digest_key.is_not(None), D.c.next_attempt_at <= now + GRACE)).tuples()))
+        D.c.digest_key.is_not(None), D.c.next_attempt_at <= now + GRACE))})
     if not keys:
         return rows
     postgres = s.get_bind().dialect.name == "postgresql"
