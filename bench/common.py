@@ -90,6 +90,8 @@ class Sizes:
     w6_minutes: float = 9.0
     w6_warmup: int = 20_000
     w6_chunk: int = 5000
+    # W8 idle
+    w8_seconds: float = 30.0
 
     @classmethod
     def for_mode(cls, smoke: bool) -> Sizes:
@@ -100,7 +102,7 @@ class Sizes:
                    w1_extra_rules=200, w2_admins=1000, w2_clients=20, w3_clients=20,
                    w3_rate=50, w3_seconds=2, w4_rows=20_000, w4_users=500, w4_samples=200,
                    w5_mails=100, w5_apprise_mails=5, w5_pushes=50, w6_events=750,
-                   w6_minutes=1.0, w6_warmup=250, w6_chunk=250)
+                   w6_minutes=1.0, w6_warmup=250, w6_chunk=250, w8_seconds=3.0)
 
 
 # ---------------------------------------------------------------- results
