@@ -33,25 +33,30 @@ class PrivateRedis:
         self.folder = folder
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1",
-                        "--port", str(self.port), "--save", "", "--appendonly", "no",
-                        "--dir", str(self.folder), "--pidfile", str(self.folder / "redis.pid"),
-                        "--logfile", str(self.folder / "redis.log")],
-                       check=True, capture_output=True)
+        # in the foreground, as our child: stop() kills it outright (a crash, as a Redis
+        # restart is; a SHUTDOWN took 4-12 s to let the port go on this machine)
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder),
+             "--logfile", str(self.folder / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait(up=True)
 
     def stop(self) -> None:
-        try:
-            redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2).shutdown(nosave=True)
-        except redis.RedisError:
-            pass  # shutdown closes the connection under us
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
         self._wait(up=False)
 
     def up(self) -> bool:
         try:
-            return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5).ping())
+            # retry=None: redis-py 8 retries a refused connection for ~4 s by default
+            return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5,
+                                    retry=None).ping())
         except redis.RedisError:
             return False
 
@@ -69,5 +74,4 @@ def private_redis(tmp_path):
     server = PrivateRedis(folder)
     server.start()
     yield server
-    if server.up():
-        server.stop()
+    server.stop()
