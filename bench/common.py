@@ -90,6 +90,12 @@ class Sizes:
     w6_minutes: float = 9.0
     w6_warmup: int = 20_000
     w6_chunk: int = 5000
+    # W7 timers (#15): timers due evenly over w7_seconds, a live probe beside them
+    w7_timers: int = 100_000
+    w7_seconds: float = 60.0
+    w7_rate: float = 20.0  # live probe: events/s
+    w7_clients: int = 50  # live probe: websockets
+    w7_baseline_seconds: float = 60.0  # the probe without timers
     # W8 idle
     w8_seconds: float = 30.0
 
@@ -102,7 +108,9 @@ class Sizes:
                    w1_extra_rules=200, w2_admins=1000, w2_clients=20, w3_clients=20,
                    w3_rate=50, w3_seconds=2, w4_rows=20_000, w4_users=500, w4_samples=200,
                    w5_mails=100, w5_apprise_mails=5, w5_pushes=50, w6_events=750,
-                   w6_minutes=1.0, w6_warmup=250, w6_chunk=250, w8_seconds=3.0)
+                   w6_minutes=1.0, w6_warmup=250, w6_chunk=250, w7_timers=2000,
+                   w7_seconds=5.0, w7_rate=20.0, w7_clients=10, w7_baseline_seconds=3.0,
+                   w8_seconds=3.0)
 
 
 # ---------------------------------------------------------------- results
@@ -112,7 +120,7 @@ class Sizes:
 class Row:
     """One line of the final table."""
 
-    workload: str  # "W1" ... "W6", "raw"
+    workload: str  # "W1" ... "W8", "raw"
     figure: str  # what was measured, with its value
     target: str
     raw: str  # the raw limit it is compared with (same run), or "-"

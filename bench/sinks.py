@@ -36,8 +36,9 @@ def _serve(port: int, count: Any, stop: Any, ready: Any) -> None:
 
 
 class SmtpSinkProcess:
-    def __init__(self, port: int, count: Any) -> None:
+    def __init__(self, port: int, count: Any, pid: int | None = None) -> None:
         self.host, self.port, self._count = "127.0.0.1", port, count
+        self.pid = pid or 0  # the sink's process (its CPU time: /proc/<pid>/stat)
 
     @property
     def count(self) -> int:
@@ -62,7 +63,7 @@ def smtp_sink() -> Iterator[SmtpSinkProcess]:
     try:
         if not ready.wait(60):
             raise RuntimeError("the SMTP sink did not start")
-        yield SmtpSinkProcess(port, count)
+        yield SmtpSinkProcess(port, count, proc.pid)
     finally:
         stop.set()
         proc.join(timeout=10)
