@@ -29,11 +29,16 @@ browser-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || { echo "could not install chromium: run 'apt-get install chromium' as root" >&2; exit 1; }; }
 
+# Two test processes (pytest-xdist), a test file each at a time: most end-to-end tests wait
+# on timers, not on the CPU (decision "Two test processes"). PYTEST_WORKERS=0 runs in one.
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadfile)
+
 test: setup browser-deps
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS)
 
 test-fast: setup
-	$(BIN)/python -m pytest -p no:cacheprovider -m "not slow and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider $(XDIST) -m "not slow and not browser" $(PYTEST_ARGS)
 
 # make bench: every workload of issue #8 with its peers (django-notifications-hq, apprise:
 # the `bench` extra, kept out of Herald's own dependencies), ~20 min; results in

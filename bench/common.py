@@ -205,6 +205,7 @@ class Deployment(Herald):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.redis_db = REDIS_DB
+        self._db_lock = None  # the bench's own DB, not one of the tests'
         self.config = {
             "database_url": database_url,
             "broker_url": REDIS_URL,

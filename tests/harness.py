@@ -3,13 +3,17 @@ subprocesses against the machine's PostgreSQL and Redis (or embedded SQLite)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,32 @@ import yaml
 from tests.conftest import PG_URL, ROOT, RULES
 
 REDIS_BASE = "redis://127.0.0.1:6379"
+REDIS_DBS = range(1, 15)  # 0 holds the in-process tests' keys, 15 is the benchmark's
+
+
+def claim_redis_db() -> tuple[int, int]:
+    """A Redis DB of the machine's server that no other running deployment holds, in this
+    test process or another (pytest-xdist workers, a second developer's run): an exclusive
+    lock on a file per DB, held until ``release_redis_db`` closes the returned descriptor
+    (or the process ends). Blocks only when all 14 are held."""
+    folder = Path(tempfile.gettempdir())
+    order = random.sample(list(REDIS_DBS), len(REDIS_DBS))
+    for db in order:
+        fd = os.open(folder / f"herald-test-redis-db-{db}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return db, fd
+        except BlockingIOError:
+            os.close(fd)
+    fd = os.open(folder / f"herald-test-redis-db-{order[0]}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return order[0], fd
+
+
+def release_redis_db(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):  # closed already
+            os.close(fd)
 
 
 def free_port() -> int:
@@ -49,7 +79,13 @@ class Herald:
         self.tmp = tmp
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.redis_db = 1 + (uuid.uuid4().int % 14)
+        self._db_lock: weakref.finalize | None = None
+        if embedded or redis_base != REDIS_BASE:
+            self.redis_db = 0  # embedded: no Redis; a private server: all of it is ours
+        else:
+            self.redis_db, fd = claim_redis_db()
+            # stop() gives the DB back; a deployment a test forgets to stop, when collected
+            self._db_lock = weakref.finalize(self, release_redis_db, fd)
         self.config: dict[str, Any] = {
             "database_url": f"sqlite:///{tmp}/herald.db" if embedded else PG_URL,
             "broker_url": "" if embedded else f"{redis_base}/{self.redis_db}",
@@ -144,6 +180,8 @@ class Herald:
         if self.rules_deployed:
             self.rules_deployed = False
             self.cli("rules", "deploy", RULES, "-m", "shipped rules again")
+        if self._db_lock is not None:
+            self._db_lock()  # runs once
 
 
 def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
