@@ -43,6 +43,7 @@ MAINTENANCE_PER_MILLION = 50_000
 # backlog of due emails and pushes (a digest hour, quiet hours ending) never queues ahead
 # of routing and the live browser path inside a process
 LIVE, CONTROL, BACKGROUND = 0, 5, 10
+REDIS_PY_SOCKET_TIMEOUT_S = 5.0  # a redis.Redis made without socket_timeout (redis-py 8)
 LOCAL_POLL_MS = 500  # worker threads' idle wait (in-process queues); the embedded broker's poll
 WAKE = "herald:wake:"  # + queue name: a one-element list that wakes an idle consumer
 
@@ -116,6 +117,9 @@ class _WakingConsumer(_RedisConsumer):
         self.stop_key = broker.stop_key
         self.etas: list[int] = []  # ms: delayed messages handed out, not yet due when seen
         self.handled_until = 0  # ms: the consumer thread moved what was due by then
+        # a BLPOP must answer before the client's socket timeout (redis-py 8: 5 s unless set),
+        # or the read times out and Dramatiq restarts the consumer with a CRITICAL log
+        self.wait_cap_ms = _blocking_cap_ms(broker.client)
 
     def __next__(self) -> Any:
         cached = len(self.message_cache)
@@ -130,9 +134,11 @@ class _WakingConsumer(_RedisConsumer):
             self.handled_until = current_millis()
             return message
         self.idle_misses, backoff_ms = compute_backoff(self.idle_misses, max_backoff=self.idle_ms)
+        wait_ms = min(self._until_due(backoff_ms), self.wait_cap_ms)
         try:  # BLPOP's timeout 0 would block for good: never below 1 ms
-            self.broker.client.blpop([self.wake_key, self.stop_key],
-                                     timeout=max(self._until_due(backoff_ms), 1) / 1000)
+            self.broker.client.blpop([self.wake_key, self.stop_key], timeout=max(wait_ms, 1) / 1000)
+        except redis.TimeoutError:
+            pass  # a slow answer ends the wait like an empty one: the next fetch asks again
         except redis.ConnectionError as exc:
             raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
         self.handled_until = current_millis()  # the thread moves what is due after we return
@@ -144,6 +150,15 @@ class _WakingConsumer(_RedisConsumer):
         if not self.etas:
             return backoff_ms
         return min(backoff_ms, self.etas[0] - current_millis())
+
+
+def _blocking_cap_ms(client: redis.Redis[Any]) -> int:
+    """The longest BLPOP this client can wait for: its socket timeout less a second (read
+    from the pool's settings, without connecting; 5 s is redis-py 8's default)."""
+    timeout = client.connection_pool.connection_kwargs.get("socket_timeout", REDIS_PY_SOCKET_TIMEOUT_S)
+    if not timeout:
+        return 60_000
+    return max(100, int((float(timeout) - 1.0) * 1000))
 
 
 class Workers:

@@ -131,3 +131,19 @@ def test_a_stopping_worker_does_not_wait_out_its_consumers_idle_backoff(queue):
     broker.release_consumers(len(worker.consumers))
     worker.stop(timeout=10_000)
     assert time.monotonic() - started < 3, "the stop waited for the idle backoff"
+
+
+def test_an_idle_wait_longer_than_the_socket_timeout_ends_quietly(queue):
+    """redis-py 8 gives a client a 5 s socket timeout: a 30 s idle wait must not turn into a
+    read timeout (Dramatiq logs it CRITICAL and restarts the consumer after a pause)."""
+    broker, _actor, name = queue
+    consumer = broker.consume(name, prefetch=1, timeout=IDLE_MS)
+    consumer.idle_misses = 20  # the next wait would be 15-30 s
+    started = time.monotonic()
+    try:
+        assert next(consumer) is None
+    finally:
+        consumer.close()
+    waited = time.monotonic() - started
+    assert waited < 5, f"waited {waited:.1f} s: longer than the client's socket timeout"
+    assert waited > 2, f"waited {waited:.1f} s: an idle consumer should wait, not spin"
