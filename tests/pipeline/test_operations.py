@@ -82,6 +82,12 @@ def test_metrics_add_up_across_api_and_worker_processes(tmp_path, pg, new_tenant
                     "kind": "code", "id": "Q", "number": "Q"}})
                 assert json.loads(ws.recv(timeout=20))["type"] == "item"
             client.wait_terminal("m1")
+            # the actor's time is observed once it returns, which may be after its deliveries
+            # are terminal (a busy machine): wait for it rather than read once
+            done = re.compile(r'herald_actor_seconds_bucket\{actor="route_events",'
+                              r'le="[0-9.+Inf]+",outcome="done"\} [1-9]')
+            wait_until(lambda: done.search(client.get("/metrics").text), 15,
+                       what="the route actor's time in /metrics")
             text = client.get("/metrics").text
         # (the schema is shared by the session's tests, so the sweeper may find others' work)
         routed = re.search(r'herald_events_routed_total\{status="routed"\} ([0-9.]+)', text)
