@@ -80,6 +80,25 @@ class WakingRedisBroker(RedisBroker):
     def consumer_class(self) -> type[_RedisConsumer]:
         return _WakingConsumer
 
+    def waiting_client(self, longest_ms: int) -> redis.Redis[Any]:
+        """The client an idle consumer blocks on: the broker's own when its socket timeout
+        outlasts the wait, else one (per wait length, shared by the consumers) whose socket
+        timeout does; enqueues keep the broker's shorter timeout."""
+        if longest_ms <= _blocking_cap_ms(self.client):
+            return self.client
+        clients: dict[int, redis.Redis[Any]] = self.__dict__.setdefault("_waiting", {})
+        if longest_ms not in clients:
+            pool = self.client.connection_pool
+            settings = {**pool.connection_kwargs, "socket_timeout": longest_ms / 1000 + 2.0}
+            clients[longest_ms] = redis.Redis(connection_pool=redis.ConnectionPool(
+                connection_class=pool.connection_class, **settings))
+        return clients[longest_ms]
+
+    def close(self) -> None:
+        for client in self.__dict__.pop("_waiting", {}).values():
+            client.close()
+        super().close()
+
     def release_consumers(self, count: int) -> None:
         """Make this process's waiting consumers return at once (a stopping worker)."""
         if count:
@@ -117,9 +136,10 @@ class _WakingConsumer(_RedisConsumer):
         self.stop_key = broker.stop_key
         self.etas: list[int] = []  # ms: delayed messages handed out, not yet due when seen
         self.handled_until = 0  # ms: the consumer thread moved what was due by then
-        # a BLPOP must answer before the client's socket timeout (redis-py 8: 5 s unless set),
+        # a BLPOP must answer before its client's socket timeout (redis-py 8: 5 s unless set),
         # or the read times out and Dramatiq restarts the consumer with a CRITICAL log
-        self.wait_cap_ms = _blocking_cap_ms(broker.client)
+        self.waits = broker.waiting_client(self.idle_ms)
+        self.wait_cap_ms = _blocking_cap_ms(self.waits)
 
     def __next__(self) -> Any:
         cached = len(self.message_cache)
@@ -136,7 +156,7 @@ class _WakingConsumer(_RedisConsumer):
         self.idle_misses, backoff_ms = compute_backoff(self.idle_misses, max_backoff=self.idle_ms)
         wait_ms = min(self._until_due(backoff_ms), self.wait_cap_ms)
         try:  # BLPOP's timeout 0 would block for good: never below 1 ms
-            self.broker.client.blpop([self.wake_key, self.stop_key], timeout=max(wait_ms, 1) / 1000)
+            self.waits.blpop([self.wake_key, self.stop_key], timeout=max(wait_ms, 1) / 1000)
         except redis.TimeoutError:
             pass  # a slow answer ends the wait like an empty one: the next fetch asks again
         except redis.ConnectionError as exc:
@@ -276,6 +296,14 @@ class Workers:
         self.broker.close()
 
 
+def recovery_interval(heartbeat_s: float, lost_after_s: float) -> float:
+    """How often a worker looks for dead workers' claims and lost messages: half of
+    lost_after_s, so a loss is found between lost_after_s and 1.5x that, but never more
+    often than it beats (each pass is four transactions and a few Redis calls: at every
+    2 s beat they were most of an idle worker's CPU)."""
+    return max(heartbeat_s, lost_after_s / 2)
+
+
 def _deliver_fn(runtime: WorkerRuntime, channel: Channel) -> Any:
     def deliver(ids: list[int]) -> None:
         actors.deliver(runtime, channel, ids)
@@ -285,8 +313,10 @@ def _deliver_fn(runtime: WorkerRuntime, channel: Channel) -> Any:
 
 
 class Sweeper(threading.Thread):
-    """Re-enqueues work left behind: every heartbeat it beats, releases dead workers'
-    claims and re-enqueues lost messages; every sweep interval it runs the full sweep."""
+    """Re-enqueues work left behind: every heartbeat it beats; every recovery interval
+    (half of lost_after_s, never below the heartbeat) it releases dead workers' claims,
+    re-enqueues lost messages and wakes overdue snoozes; every sweep interval it runs the
+    full sweep."""
 
     def __init__(self, runtime: WorkerRuntime) -> None:
         super().__init__(name="herald-sweeper", daemon=True)
@@ -296,16 +326,21 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         cfg = self.runtime.config.delivery
         tick = min(cfg.heartbeat_s, cfg.sweep_interval_s)
+        recover_every = recovery_interval(cfg.heartbeat_s, cfg.lost_after_s)
         next_sweep = time.monotonic() + cfg.sweep_interval_s
-        self._each_beat()
-        while not self.stopping.wait(tick):
-            self._each_beat()
+        next_recovery = time.monotonic()
+        while True:
+            self._guarded("heartbeat.failed", liveness.beat)
+            if time.monotonic() >= next_recovery:
+                next_recovery = time.monotonic() + recover_every
+                self._recover()
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + cfg.sweep_interval_s
                 self._guarded("sweep.failed", actors.sweep)
+            if self.stopping.wait(tick):
+                return
 
-    def _each_beat(self) -> None:
-        self._guarded("heartbeat.failed", liveness.beat)
+    def _recover(self) -> None:
         self._guarded("release.failed", liveness.release_dead)
         self._guarded("requeue.failed", liveness.requeue_lost)
         self._guarded("requeue_events.failed", liveness.requeue_lost_events)

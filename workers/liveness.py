@@ -30,7 +30,7 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{_instance()}"
 
 
-COUNT_EVERY_S = 5.0  # how often a worker counts the pending timers for /metrics
+COUNT_EVERY_S = 15.0  # how often a worker counts the pending timers for /metrics (a scrape interval)
 _counted = [0.0]
 
 

@@ -98,7 +98,7 @@ class DeliveryConfig(BaseModel):
     breaker_cooldown_s: float = 30.0
     breaker_cooldown_max_s: float = 300.0
     breaker_probe_s: float = 15.0  # half-open: others hold this long for the probe's answer
-    idle_poll_ms: int = 5000  # longest wait of an idle Redis consumer between polls; an
+    idle_poll_ms: int = 15000  # longest wait of an idle Redis consumer between polls; an
     #                           enqueue wakes it at once, a delayed message when due
     #                           (workers.broker.WakingRedisBroker)
 

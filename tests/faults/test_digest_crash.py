@@ -63,20 +63,21 @@ def test_a_worker_killed_while_sending_digests_leaves_each_event_in_exactly_one(
         deployment.start_worker("w3", threads=2)
 
         def every_event_mailed() -> bool:
-            found = {t for msg in list(smtp_sink.messages) for t in TITLE.findall(body(msg))}
+            found = {t for msg in ours(smtp_sink) for t in TITLE.findall(body(msg))}
             return found >= set(titles)
         wait_until(every_event_mailed, 90, 0.5, what="every event in a received digest")
         time.sleep(2)  # a late duplicate would arrive now
     in_mails: dict[str, set[str]] = collections.defaultdict(set)
     lists: dict[str, set[frozenset[str]]] = collections.defaultdict(set)
-    for msg in smtp_sink.messages:
+    mails = ours(smtp_sink)
+    for msg in mails:
         listed = frozenset(TITLE.findall(body(msg)))
         lists[msg["Message-ID"]].add(listed)
         for title in listed:
             in_mails[title].add(msg["Message-ID"])
-    resent = len(smtp_sink.messages) - len(lists)
+    resent = len(mails) - len(lists)
     record("sigkill_during_digest_send", receivers=RECEIVERS, events=len(titles),
-           digests=len(lists), mails_received=len(smtp_sink.messages), resent_same_mail=resent,
+           digests=len(lists), mails_received=len(mails), resent_same_mail=resent,
            settle_s=round(time.monotonic() - killed_at, 1))
     assert sorted(in_mails) == sorted(titles), "an event is missing from every digest"
     assert all(len(ids) == 1 for ids in in_mails.values()), \
@@ -84,6 +85,12 @@ def test_a_worker_killed_while_sending_digests_leaves_each_event_in_exactly_one(
     assert all(len(versions) == 1 for versions in lists.values()), \
         "a re-sent digest listed other events than its first send"
     assert len(lists) == RECEIVERS  # one digest per receiver: the window gathered all five
+
+
+def ours(sink) -> list:
+    """This test's mails: the session's tests share a schema, so a sweeping worker may also
+    send another test's leftover pending mail to this sink."""
+    return [m for m in list(sink.messages) if str(m["To"]).endswith("@crash.example")]
 
 
 def body(msg) -> str:
