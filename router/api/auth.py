@@ -54,6 +54,21 @@ class Principal:
     reader: Reader
 
 
+def user_only(who: Principal) -> Principal:
+    """The caller, when it is a user (a code user's access token is refused: 403)."""
+    if who.kind == ReceiverKind.CODE_USER:
+        raise Forbidden("this endpoint needs a user token", code="auth.user_required")
+    return who
+
+
+def code_user_only(who: Principal) -> Principal:
+    """The caller, when it is a code user (a user token is refused: 403)."""
+    if who.kind != ReceiverKind.CODE_USER:
+        raise Forbidden("this endpoint needs a code user's access token",
+                        code="auth.code_user_required")
+    return who
+
+
 def principal(s: Session, token: str, grace_s: int) -> Principal:
     not_a_console_key(token, "a user token or a code user's access token")
     if token.count(".") == 2:

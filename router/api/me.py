@@ -11,12 +11,12 @@ from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import delete
 
-from router.api.auth import Principal
+from router.api.auth import Principal, user_only
 from router.api.deps import PrincipalDep, RuntimeDep
 from router.api.errors import documented
 from router.api.service import check_settings
-from router.core.enums import FeedView, PushKind, ReceiverKind
-from router.core.errors import Forbidden, NotFound, Problem, ValidationFailed
+from router.core.enums import FeedView, PushKind
+from router.core.errors import NotFound, Problem, ValidationFailed
 from router.core.inputs import BIGINT_MAX, Input
 from router.delivery import feed, frames, inbox
 from router.directory import directory as d
@@ -242,22 +242,16 @@ def _tell(runtime: Runtime, who: Principal, change: feed.ReadChange) -> None:
                             "frame": change.frame}])
 
 
-def _user_only(who: Principal) -> Principal:
-    if who.kind == ReceiverKind.CODE_USER:
-        raise Forbidden("this endpoint needs a user token", code="auth.user_required")
-    return who
-
-
 @routes.get("/settings", response_model=SettingsIn)
 def get_settings(runtime: RuntimeDep, who: PrincipalDep) -> SettingsIn:
-    _user_only(who)
+    user_only(who)
     with runtime.db.session() as s:
         return d.get_settings(s, who.tenant, who.id)
 
 
 @routes.put("/settings", response_model=SettingsIn)
 def put_settings(runtime: RuntimeDep, who: PrincipalDep, body: SettingsIn) -> SettingsIn:
-    _user_only(who)
+    user_only(who)
     check_settings(runtime, body)
     with runtime.db.session() as s:
         return d.put_settings(s, who.tenant, who.id, body)
@@ -279,7 +273,7 @@ def add_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
     refused = endpoint_problems(runtime.config.outbound.allow, body.endpoint, "endpoint")
     if refused:
         raise ValidationFailed(refused)
-    _register(runtime, _user_only(who), PushKind.WEBPUSH, body.endpoint,
+    _register(runtime, user_only(who), PushKind.WEBPUSH, body.endpoint,
               p256dh=body.keys.p256dh, auth=body.keys.auth)
     return {"endpoint": body.endpoint, "registered": True}
 
@@ -287,20 +281,20 @@ def add_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
 @routes.delete("/push-subscriptions", status_code=204)
 def remove_push_subscription(runtime: RuntimeDep, who: PrincipalDep,
                              body: Annotated[EndpointRef, Body()]) -> Response:
-    _remove_target(runtime, _user_only(who), PushKind.WEBPUSH, body.endpoint)
+    _remove_target(runtime, user_only(who), PushKind.WEBPUSH, body.endpoint)
     return Response(status_code=204)
 
 
 @routes.post("/devices", status_code=201)
 def add_device(runtime: RuntimeDep, who: PrincipalDep, body: DeviceIn) -> dict[str, Any]:
-    _register(runtime, _user_only(who), PushKind.FCM, body.token)
+    _register(runtime, user_only(who), PushKind.FCM, body.token)
     return {"token": body.token, "registered": True}
 
 
 @routes.delete("/devices", status_code=204)
 def remove_device(runtime: RuntimeDep, who: PrincipalDep,
                   body: Annotated[DeviceIn, Body()]) -> Response:
-    _remove_target(runtime, _user_only(who), PushKind.FCM, body.token)
+    _remove_target(runtime, user_only(who), PushKind.FCM, body.token)
     return Response(status_code=204)
 
 

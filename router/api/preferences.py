@@ -17,11 +17,11 @@ from fastapi import APIRouter, Body, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
-from router.api.auth import Principal
+from router.api.auth import Principal, code_user_only, user_only
 from router.api.deps import PrincipalDep, RuntimeDep
 from router.api.errors import documented
 from router.core.enums import Channel, Origin, PrefsSource, ReceiverKind, Strategy, SubjectKind, UserKind
-from router.core.errors import Forbidden, NotFound
+from router.core.errors import NotFound
 from router.core.inputs import Input
 from router.directory import directory as d
 from router.directory.quiet import DEFAULT_ZONE, check_zone, zone_for
@@ -107,19 +107,13 @@ class Subscription(BaseModel):
     language: str
 
 
-def _user(who: Principal) -> Principal:
-    if who.kind == ReceiverKind.CODE_USER:
-        raise Forbidden("this endpoint needs a user token", code="auth.user_required")
-    return who
-
-
 @routes.get("/preferences", response_model=Preferences)
 def preferences(runtime: RuntimeDep, who: PrincipalDep) -> Preferences:
     """Everything the preference center shows besides the settings document: the event
     types this user can get, each row's effective value and its source, the time zone."""
     ruleset = runtime.engine.ruleset
     with runtime.db.session() as s:
-        user, tenant = _directory_user(s, _user(who))
+        user, tenant = _directory_user(s, user_only(who))
         settings = d.get_settings(s, who.tenant, who.id)
     advanced = {key: row.model_dump() for key, row in settings.advanced.items()}
     language = user.language or tenant.default_language or FALLBACK_LANGUAGE
@@ -166,7 +160,7 @@ def zones() -> list[str]:
 @routes.get("/time-zone", response_model=TimeZone)
 def get_time_zone(runtime: RuntimeDep, who: PrincipalDep) -> TimeZone:
     with runtime.db.session() as s:
-        return _zone_of(*_directory_user(s, _user(who)))
+        return _zone_of(*_directory_user(s, user_only(who)))
 
 
 @routes.put("/time-zone", response_model=TimeZone)
@@ -175,23 +169,16 @@ def put_time_zone(runtime: RuntimeDep, who: PrincipalDep,
     """Set the user's own time zone (quiet hours and the daily digest are in it); null
     follows the tenant's. A directory upsert that leaves `time_zone` out keeps it."""
     with runtime.db.session() as s:
-        user, tenant = _directory_user(s, _user(who))
+        user, tenant = _directory_user(s, user_only(who))
         d.set_time_zone(s, who.tenant, who.id, body.time_zone)
         return _zone_of(user, tenant)
-
-
-def _code_user(who: Principal) -> Principal:
-    if who.kind != ReceiverKind.CODE_USER:
-        raise Forbidden("this endpoint needs a code user's access token",
-                        code="auth.code_user_required")
-    return who
 
 
 @routes.get("/subscription", response_model=Subscription)
 def subscription(runtime: RuntimeDep, who: PrincipalDep) -> Subscription:
     """A code user's sign-up for the one ticket or video session of their access token."""
     with runtime.db.session() as s:
-        sub = s.get(m.Subscription, (who.tenant, _code_user(who).id))
+        sub = s.get(m.Subscription, (who.tenant, code_user_only(who).id))
         if sub is None:
             raise NotFound("the subscription of this access token is gone")
         return _subscription_out(s, sub)
@@ -202,7 +189,7 @@ def unsubscribe(runtime: RuntimeDep, who: PrincipalDep) -> Response:
     """End the code user's subscription: no more email or push about the subject. The
     access token keeps showing what already arrived until it expires."""
     with runtime.db.session() as s:
-        d.end_subscription(s, who.tenant, _code_user(who).id)
+        d.end_subscription(s, who.tenant, code_user_only(who).id)
     return Response(status_code=204)
 
 

@@ -9,9 +9,11 @@ tokens signed by the tenant's signing secret.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Self
 
 import httpx
@@ -150,6 +152,46 @@ def start(herald: Herald, replicas: int = 0) -> list[str]:
         for job in jobs:
             job.result()
         return [job.result() for job in extra]
+
+
+@contextmanager
+def deployed(folder: Path, replicas: int = 0, **config: Any) -> Iterator[Herald]:
+    """A module's deployment without SMTP: API (plus replicas) and a worker, stopped at
+    the end whatever happens."""
+    herald = Herald(folder, smtp={"port": 1}, **config)
+    try:
+        start(herald, replicas)
+        yield herald
+    finally:
+        herald.stop()
+
+
+@contextmanager
+def people_tenant(url: str, new_tenant_key: Callable[[], tuple[str, str, str]],
+                  seed: Callable[[Client], None] | None = None
+                  ) -> Iterator[tuple[str, str, Client]]:
+    """(tenant id, signing secret, service client) of a fresh tenant with people in it."""
+    tenant_id, key, secret = new_tenant_key()
+    with Client(url, key) as client:
+        (seed or seed_people)(client)
+        yield tenant_id, secret, client
+
+
+@contextmanager
+def receivers(url: str, tenant: tuple[str, str, Client]) -> Iterator[Callable[[str], Inbox]]:
+    """Open a receiver's own client by user id: open("alice"); all closed at the end."""
+    tenant_id, secret, _ = tenant
+    opened: list[Inbox] = []
+
+    def open_as(user_id: str) -> Inbox:
+        opened.append(Inbox(url, user_token(secret, tenant_id, user_id)))
+        return opened[-1]
+
+    try:
+        yield open_as
+    finally:
+        for box in opened:
+            box.close()
 
 
 def frame_checker(document: dict[str, Any]) -> Callable[[dict[str, Any]], str | None]:

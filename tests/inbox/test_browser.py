@@ -10,14 +10,14 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import ROOT
-from tests.harness import Client, Herald
+from tests.harness import Client
 from tests.inbox import (
     AVATAR,
     Inbox,
+    deployed,
     event,
     publish,
     seed_people,
-    start,
     user_token,
     wait_delivered,
 )
@@ -44,12 +44,8 @@ def executable() -> str:
 @pytest.fixture(scope="module")
 def deployment(executable, tmp_path_factory, pg):
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    herald = Herald(tmp_path_factory.mktemp("browser"), smtp={"port": 1})
-    try:
-        start(herald)
+    with deployed(tmp_path_factory.mktemp("browser")) as herald:
         yield herald
-    finally:
-        herald.stop()
 
 
 @pytest.fixture

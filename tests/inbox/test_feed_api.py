@@ -13,44 +13,41 @@ from sqlalchemy import update
 
 from router.delivery import access
 from router.store import models as m
-from tests.harness import Client, Herald
-from tests.inbox import AVATAR, LINKS, Inbox, event, publish, seed_people, start, user_token
+from tests.harness import Client
+from tests.inbox import (
+    AVATAR,
+    LINKS,
+    Inbox,
+    deployed,
+    event,
+    people_tenant,
+    publish,
+    receivers,
+    seed_people,
+    user_token,
+)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, pg):
-    herald = Herald(tmp_path_factory.mktemp("feed"), smtp={"port": 1}, links=LINKS)
-    try:
-        start(herald)
+    with deployed(tmp_path_factory.mktemp("feed"), links=LINKS) as herald:
         yield herald
-    finally:
-        herald.stop()
 
 
 @pytest.fixture
 def tenant(deployment, new_tenant_key):
     """(tenant id, signing secret, service client) of a fresh tenant with people in it."""
-    tenant_id, key, secret = new_tenant_key()
-    with Client(deployment.url, key) as client:
-        seed_people(client)
-        yield tenant_id, secret, client
+    with people_tenant(deployment.url, new_tenant_key) as made:
+        yield made
 
 
 @pytest.fixture
 def inbox(deployment, tenant):
     """Open a receiver's inbox: inbox("alice")."""
-    tenant_id, secret, _ = tenant
-    opened: list[Inbox] = []
-
-    def open_inbox(user_id: str) -> Inbox:
-        opened.append(Inbox(deployment.url, user_token(secret, tenant_id, user_id)))
-        return opened[-1]
-
-    yield open_inbox
-    for box in opened:
-        box.close()
+    with receivers(deployment.url, tenant) as open_inbox:
+        yield open_inbox
 
 
 def _when(stamp: str) -> datetime:

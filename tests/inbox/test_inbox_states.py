@@ -21,43 +21,40 @@ from router.directory import tenants
 from router.store.db import Database
 from tests.conftest import own_schema
 from tests.harness import REDIS_BASE, Client, Herald, wait_until
-from tests.inbox import Inbox, event, frame_checker, publish, seed_people, start, user_token
+from tests.inbox import (
+    Inbox,
+    deployed,
+    event,
+    frame_checker,
+    people_tenant,
+    publish,
+    receivers,
+    seed_people,
+    start,
+    user_token,
+)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, pg) -> Iterator[Herald]:
-    herald = Herald(tmp_path_factory.mktemp("states"), smtp={"port": 1})
-    try:
-        start(herald)
+    with deployed(tmp_path_factory.mktemp("states")) as herald:
         yield herald
-    finally:
-        herald.stop()
 
 
 @pytest.fixture
 def tenant(deployment, new_tenant_key) -> Iterator[tuple[str, str, Client]]:
     """(tenant id, signing secret, service client) of a fresh tenant with people in it."""
-    tenant_id, key, secret = new_tenant_key()
-    with Client(deployment.url, key) as client:
-        seed_people(client)
-        yield tenant_id, secret, client
+    with people_tenant(deployment.url, new_tenant_key) as made:
+        yield made
 
 
 @pytest.fixture
 def inbox(deployment, tenant) -> Iterator[Any]:
     """Open a receiver's inbox: inbox("alice")."""
-    tenant_id, secret, _ = tenant
-    opened: list[Inbox] = []
-
-    def open_inbox(user_id: str) -> Inbox:
-        opened.append(Inbox(deployment.url, user_token(secret, tenant_id, user_id)))
-        return opened[-1]
-
-    yield open_inbox
-    for box in opened:
-        box.close()
+    with receivers(deployment.url, tenant) as open_inbox:
+        yield open_inbox
 
 
 def _counts(box: Inbox) -> dict[str, int]:

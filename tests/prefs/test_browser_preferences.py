@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.harness import Client, Herald
-from tests.inbox import Inbox, user_token
+from tests.harness import Herald
+from tests.inbox import Inbox, people_tenant, user_token
 from tests.inbox.browser import chromium, require_chromium, watch_errors
 from tests.prefs import seed_people, sign_up_code_user
 from tests.prefs.browser import (
@@ -54,10 +54,8 @@ def browser(executable):
 
 @pytest.fixture
 def tenant(deployment, new_tenant_key):
-    tenant_id, key, secret = new_tenant_key()
-    with Client(deployment.url, key) as client:
-        seed_people(client)
-        yield tenant_id, secret, client
+    with people_tenant(deployment.url, new_tenant_key, seed_people) as made:
+        yield made
 
 
 # Answers a page may get: the refusals these tests provoke, and the demo page's inbox asking

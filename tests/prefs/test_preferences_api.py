@@ -10,43 +10,29 @@ import pytest
 from sqlalchemy import update
 
 from router.store import models as m
-from tests.harness import Client, Herald
-from tests.inbox import Inbox, event, publish, start, user_token
+from tests.harness import Client
+from tests.inbox import Inbox, deployed, event, people_tenant, publish, receivers, user_token
 from tests.prefs import CODE_TYPES, problems, seed_people, sign_up_code_user
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, pg):
-    herald = Herald(tmp_path_factory.mktemp("prefs"), smtp={"port": 1})
-    try:
-        start(herald)
+    with deployed(tmp_path_factory.mktemp("prefs")) as herald:
         yield herald
-    finally:
-        herald.stop()
 
 
 @pytest.fixture
 def tenant(deployment, new_tenant_key):
     """(tenant id, signing secret, service client) of a fresh tenant with people in it."""
-    tenant_id, key, secret = new_tenant_key()
-    with Client(deployment.url, key) as client:
-        seed_people(client)
-        yield tenant_id, secret, client
+    with people_tenant(deployment.url, new_tenant_key, seed_people) as made:
+        yield made
 
 
 @pytest.fixture
 def me(deployment, tenant):
     """Open a receiver's own client: me("alice")."""
-    tenant_id, secret, _ = tenant
-    opened: list[Inbox] = []
-
-    def open_as(user_id: str) -> Inbox:
-        opened.append(Inbox(deployment.url, user_token(secret, tenant_id, user_id)))
-        return opened[-1]
-
-    yield open_as
-    for client in opened:
-        client.close()
+    with receivers(deployment.url, tenant) as open_as:
+        yield open_as
 
 
 def _preferences(client: Inbox) -> dict:
