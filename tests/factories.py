@@ -99,5 +99,9 @@ def quiet_window_around(now: datetime, zone: str, before_s: int, after_s: int) -
     tz = ZoneInfo(zone)
     start = (now - timedelta(seconds=before_s)).astimezone(tz)
     end = (now + timedelta(seconds=after_s)).astimezone(tz)
-    return {"days": [WEEKDAYS[start.weekday()]], "from": f"{start:%H:%M:%S}",
-            "to": f"{end:%H:%M:%S}"}
+    return {"days": [WEEKDAYS[start.weekday()]], "from": _clock(start), "to": _clock(end)}
+
+
+def _clock(at: datetime) -> str:
+    """HH:MM:SS, or HH:MM on a whole minute: the way Herald says a local time back."""
+    return f"{at:%H:%M:%S}"[:8 if at.second else 5]
