@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser_tools import artifacts, axe_violations
-from tests.harness import Client, Herald
+from tests.harness import Client, Herald, wait_until
 from tests.inbox import Inbox, event, publish, seed_people, start, user_token, wait_delivered
 from tests.inbox.browser import chromium, png, require_chromium, wait_for, watch_errors
 
@@ -137,8 +137,11 @@ def test_the_badge_counts_unseen_items_and_opening_the_drawer_sees_what_it_shows
         tab.close_drawer()
         expect(tab.badge()).to_be_hidden()
         expect(tab.bell()).to_have_accessible_name("Notifications, 2 unread")  # seen, not read
-        with _api(deployment.url, alice) as box:
-            counts = box.get("/v1/me/notifications/unread-count").json()
+        with _api(deployment.url, alice) as box:  # the server has it too (the badge goes
+            # before the component's seen request is answered: wait for that, not longer)
+            counts = wait_until(
+                lambda: (c := box.get("/v1/me/notifications/unread-count").json())["unseen"] == 0
+                and c, 10, what="the seen mark on the server")
         assert counts == {"unread": 2, "unseen": 0}
 
         publish(client, event("B-3"))
