@@ -61,7 +61,7 @@ def make_broker(url: str, timeout_s: float | None = None) -> dramatiq.Broker:
         connection = {"client": publish_path_redis(url, timeout_s)}
     # maintenance recovers a SIGKILLed worker's unacked messages; the chance is per million
     # commands: 5% here (Dramatiq's default 0.1% left messages stranded for minutes)
-    return WakingRedisBroker(  # type: ignore[no-untyped-call]  # Dramatiq's brokers are untyped
+    return WakingRedisBroker(
         middleware=middleware, maintenance_chance=MAINTENANCE_PER_MILLION,
         heartbeat_timeout=15_000, dead_message_ttl=7 * 86_400_000, **connection)
 
@@ -76,6 +76,11 @@ class WakingRedisBroker(RedisBroker):
     idle_ms: int | None = None  # an idle consumer's longest wait (None: the worker timeout)
     stop_key = f"herald:stop:{uuid.uuid4().hex}"  # this process's consumers: return now
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+        self._waiting: dict[int, redis.Redis[Any]] = {}  # idle waits' clients, by wait length
+        self._waiting_lock = threading.Lock()
+
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
         return _WakingConsumer
@@ -86,16 +91,18 @@ class WakingRedisBroker(RedisBroker):
         timeout does; enqueues keep the broker's shorter timeout."""
         if longest_ms <= _blocking_cap_ms(self.client):
             return self.client
-        clients: dict[int, redis.Redis[Any]] = self.__dict__.setdefault("_waiting", {})
-        if longest_ms not in clients:
-            pool = self.client.connection_pool
-            settings = {**pool.connection_kwargs, "socket_timeout": longest_ms / 1000 + 2.0}
-            clients[longest_ms] = redis.Redis(connection_pool=redis.ConnectionPool(
-                connection_class=pool.connection_class, **settings))
-        return clients[longest_ms]
+        with self._waiting_lock:  # consumer threads start side by side
+            if longest_ms not in self._waiting:
+                pool = self.client.connection_pool
+                settings = {**pool.connection_kwargs, "socket_timeout": longest_ms / 1000 + 2.0}
+                self._waiting[longest_ms] = redis.Redis(connection_pool=redis.ConnectionPool(
+                    connection_class=pool.connection_class, **settings))
+            return self._waiting[longest_ms]
 
     def close(self) -> None:
-        for client in self.__dict__.pop("_waiting", {}).values():
+        with self._waiting_lock:
+            clients, self._waiting = list(self._waiting.values()), {}
+        for client in clients:
             client.close()
         super().close()
 
