@@ -23,7 +23,7 @@ from router.directory.push_validation import endpoint_problems
 from router.directory.settings import SettingsIn
 from router.routing.events import Event, problems_from, unknown_type
 from router.routing.pipeline import Published, publish, store_signups
-from router.routing.planner import plan_event
+from router.routing.planner import expand, plan_event
 from router.runtime import Runtime
 from router.store import models as m
 
@@ -167,7 +167,7 @@ def activity_of(s: Session, tenant: str, event_id: str) -> dict[str, Any]:
 def _activity(row: m.EventRow, rows: list[m.Delivery],
               history: dict[int, list[dict[str, str]]],
               waiting: dict[int, str] | None = None) -> dict[str, Any]:
-    plan = row.plan or {}
+    plan = expand(row.plan or {})
     return {
         "id": row.event_id, "type": row.type, "status": row.status,
         "subject": (row.payload or {}).get("subject"),

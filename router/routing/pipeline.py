@@ -276,7 +276,7 @@ class EventRouter:
         for row, _doc, plan in planned:
             row.status, row.routed_at, row.error = EventStatus.ROUTED, now, None
             row.attempts += 1
-            row.plan = plan.as_dict()
+            row.plan = plan.stored()
             row.rules_version = rules.version
             result.routed.append(row.pk)
 

@@ -18,6 +18,7 @@ from router.api.deps import RuntimeDep
 from router.api.service import activity_of
 from router.core.errors import Problem, ValidationFailed
 from router.core.inputs import INT_MAX
+from router.routing.planner import receiver_count
 from router.store import models as m
 
 Text = Annotated[str, Query(max_length=200)]
@@ -43,9 +44,11 @@ def _receiver_filter(s: Session, receiver: str) -> Any:
                                m.Delivery.tenant_id == m.EventRow.tenant_id,
                                m.Delivery.receiver_id == receiver)
     if s.get_bind().dialect.name == "postgresql":
-        planned = cast(m.EventRow.plan, JSONB).contains({"receivers": [{"id": receiver}]})
-    else:
-        planned = cast(m.EventRow.plan, String).contains(f'"id": "{receiver}"')
+        plan = cast(m.EventRow.plan, JSONB)
+        planned = or_(plan.contains({"receiver_groups": [{"ids": [receiver]}]}),
+                      plan.contains({"receivers": [{"id": receiver}]}))  # stored ungrouped
+    else:  # the embedded SQLite: a text search (may also match a name equal to the id)
+        planned = cast(m.EventRow.plan, String).contains(f'"{receiver}"')
     return or_(delivered, planned)
 
 
@@ -71,7 +74,7 @@ def search(s: Session, tenant: str, q: dict[str, str], before: int | None) -> li
     return [{"pk": r.pk, "id": r.event_id, "type": r.type, "status": r.status,
              "subject": (r.payload or {}).get("subject") or {},
              "received_at": r.received_at.isoformat(timespec="seconds"),
-             "receivers": len((r.plan or {}).get("receivers", [])),
+             "receivers": receiver_count(r.plan),
              "nobody": len((r.plan or {}).get("nobody", []))} for r in rows]
 
 
