@@ -35,9 +35,9 @@ from typing import Any  # noqa: E402
 
 from bench.common import ROOT, Row, Sizes, machine, progress  # noqa: E402
 
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9")
 NAMES = {"W1": "routing", "W2": "fan-out", "W3": "live latency", "W4": "feed reads",
-         "W5": "channels", "W6": "memory", "W7": "timers", "W8": "idle"}
+         "W5": "channels", "W6": "memory", "W7": "timers", "W8": "idle", "W9": "fairness"}
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
 
 
@@ -87,12 +87,13 @@ def run_workload(wid: str, sizes: Sizes, raw: dict[str, Any], args: argparse.Nam
         w6_memory,
         w7_timers,
         w8_idle,
+        w9_fairness,
     )
 
     if wid == "W8":
         return w8_idle.run(sizes, raw)
     modules = {"W1": w1_routing, "W2": w2_fanout, "W3": w3_live, "W4": w4_feed,
-               "W5": w5_channels, "W6": w6_memory, "W7": w7_timers}
+               "W5": w5_channels, "W6": w6_memory, "W7": w7_timers, "W9": w9_fairness}
     rows: list[Row] = modules[wid].run(sizes, raw, profile_dir=args.profile or None,
                                        peers=not args.no_peers)
     return rows

@@ -98,6 +98,13 @@ class Sizes:
     w7_baseline_seconds: float = 60.0  # the probe without timers
     # W8 idle
     w8_seconds: float = 30.0
+    # W9 fairness (#17): a burst of one tenant's events beside another tenant's live probe
+    w9_burst: int = 20_000  # bulk tenant's events, published in batches of 1,000
+    w9_rate: float = 10.0  # quiet tenant's live probe: events/s
+    w9_clients: int = 20  # quiet tenant's live probe: websockets
+    w9_baseline_seconds: float = 20.0  # the probe without the burst
+    w9_cap_seconds: float = 120.0  # the probe beside the burst stops then at the latest
+    w9_bulk_clients: int = 3  # bulk tenant's websockets (receivers of every bulk event)
 
     @classmethod
     def for_mode(cls, smoke: bool) -> Sizes:
@@ -110,7 +117,8 @@ class Sizes:
                    w5_mails=100, w5_apprise_mails=5, w5_pushes=50, w6_events=750,
                    w6_minutes=1.0, w6_warmup=250, w6_chunk=250, w7_timers=2000,
                    w7_seconds=5.0, w7_rate=20.0, w7_clients=10, w7_baseline_seconds=3.0,
-                   w8_seconds=3.0)
+                   w8_seconds=3.0, w9_burst=2000, w9_rate=10.0, w9_clients=5,
+                   w9_baseline_seconds=2.0, w9_cap_seconds=30.0, w9_bulk_clients=2)
 
 
 # ---------------------------------------------------------------- results
@@ -120,7 +128,7 @@ class Sizes:
 class Row:
     """One line of the final table."""
 
-    workload: str  # "W1" ... "W8", "raw"
+    workload: str  # "W1" ... "W9", "raw"
     figure: str  # what was measured, with its value
     target: str
     raw: str  # the raw limit it is compared with (same run), or "-"

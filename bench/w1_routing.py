@@ -67,14 +67,17 @@ def docs(tenant: str, n: int, prefix: str) -> list[dict[str, Any]]:
 
 
 def post_all(url: str, key: str, batch_docs: list[dict[str, Any]], parallel: int = 2) -> float:
-    """POST the docs in batches of 1,000 with `parallel` requests in flight; returns
-    when the last answer arrived (perf_counter)."""
+    """POST the docs in batches of 1,000 with `parallel` requests in flight, waiting out a
+    429's Retry-After; returns when the last answer arrived (perf_counter)."""
     chunks = [batch_docs[i:i + BATCH] for i in range(0, len(batch_docs), BATCH)]
 
     def post(chunk: list[dict[str, Any]]) -> None:
         with httpx.Client(base_url=url, timeout=300,
                           headers={"Authorization": f"Bearer {key}"}) as http:
             response = http.post("/v1/events:batch", json=chunk)
+            while response.status_code == 429:  # over the tenant's rate: as a client should
+                time.sleep(float(response.headers.get("Retry-After", "1")))
+                response = http.post("/v1/events:batch", json=chunk)
             if response.status_code != 202:
                 raise RuntimeError(f"publish answered {response.status_code}: "
                                    f"{response.text[:500]}")

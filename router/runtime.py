@@ -20,6 +20,7 @@ from router.routing.pipeline import EventRouter
 from router.routing.texts import TextCatalogue
 from router.ruleset.rulesync import RuleSync
 from router.store.db import Database
+from workers.lanes import RouteLanes
 
 if TYPE_CHECKING:
     from workers.broker import Sweeper, Workers
@@ -63,10 +64,12 @@ class Runtime:
                                         batch=config.delivery.route_batch)
         # route jobs run at most this many at a time per process: more only split the
         # waiting events into smaller (costlier) batches and contend for the GIL
-        self.route_slots = threading.BoundedSemaphore(config.delivery.route_concurrency)
+        # (per lane: a bursting tenant's backlog never holds a quiet tenant's slots)
+        self.route_lanes = RouteLanes(config.delivery.route_concurrency)
         self.key_cache = TtlCache(ttl_s=30.0, size=1024)  # API key -> tenant (keys rotate rarely)
         self.limiter = Limiter(config.api.publish_rate_per_s, config.api.publish_burst,
-                               config.pubsub_url, config.api.redis_timeout_s)
+                               config.pubsub_url, config.api.redis_timeout_s,
+                               config.api.bulk_lane_window_s)
         # set by the API app when no workers run here: the broker then only enqueues, and
         # gets the publish path's short Redis timeouts (consumers block on Redis for longer)
         self.publish_only = False

@@ -31,7 +31,7 @@ def test_bench_smoke_runs_every_workload(tmp_path: Path) -> None:
     assert result["mode"] == "smoke"
     assert result["crashed"] == []
     ids = {row["workload"] for row in result["rows"]}
-    assert {"raw", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"} <= ids
-    assert set(result["workloads"]) == {"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"}
+    assert {"raw", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"} <= ids
+    assert set(result["workloads"]) == {"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"}
     assert all(result["workloads"][w] for w in result["workloads"])
     assert "verdict" in proc.stdout and "raw limit (same run)" in proc.stdout

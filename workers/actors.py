@@ -27,13 +27,17 @@ from workers.host import WorkerRuntime
 log = logging.getLogger("herald.workers")
 
 
-def route_events(runtime: WorkerRuntime, pks: list[int]) -> None:
-    with runtime.route_slots:
+def route_events(runtime: WorkerRuntime, pks: list[int], bulk: bool = False) -> None:
+    """Route a batch of stored events, on the live or the bulk lane (workers.lanes)."""
+    lanes = runtime.route_lanes
+    with lanes.bulk() if bulk else lanes.live():
         started = time.perf_counter()
         with runtime.db.session() as s:
-            result = runtime.event_router.route(s, pks)
+            result = runtime.event_router.route(s, pks, lanes.give_way if bulk else None)
             routed = result.timed("route", started)
         result.timed("commit", routed)
+    if bulk:
+        lanes.give_way()
     metrics.EVENTS_ROUTED.labels("routed").inc(len(result.routed))
     metrics.EVENTS_ROUTED.labels("failed").inc(len(result.failed))
     committed = time.perf_counter()

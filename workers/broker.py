@@ -4,7 +4,8 @@ Actors take ids, never database objects. They are declared per broker (not at
 import time), so the embedded in-process broker and the Redis broker can never
 be mixed up by import order.
 
-Queues: ``herald.route`` (batches of event pks), ``herald.browser|push|email``
+Queues: ``herald.route`` (batches of event pks; ``herald.route.bulk`` for a tenant
+publishing in bulk: fair lanes), ``herald.browser|push|email``
 (batches of delivery ids, one generic deliver actor per channel queue) and
 ``herald.control`` (ack expiry, sweeps, snoozed items' wake-ups).
 """
@@ -42,9 +43,10 @@ MAINTENANCE_PER_MILLION = 50_000
 # Dramatiq's worker threads take the prefetched message of the lowest priority first: a
 # backlog of due emails and pushes (a digest hour, quiet hours ending) never queues ahead
 # of routing and the live browser path inside a process
-LIVE, CONTROL, BACKGROUND = 0, 5, 10
+LIVE, CONTROL, BULK, BACKGROUND = 0, 5, 7, 10
 REDIS_PY_SOCKET_TIMEOUT_S = 5.0  # a redis.Redis made without socket_timeout (redis-py 8)
 LOCAL_POLL_MS = 500  # worker threads' idle wait (in-process queues); the embedded broker's poll
+AT_PREFETCH_LIMIT_S = 0.01  # a consumer holding all it may: its wait for an ack
 WAKE = "herald:wake:"  # + queue name: a one-element list that wakes an idle consumer
 
 
@@ -80,10 +82,20 @@ class WakingRedisBroker(RedisBroker):
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self._waiting: dict[int, redis.Redis[Any]] = {}  # idle waits' clients, by wait length
         self._waiting_lock = threading.Lock()
+        # queue -> most messages its consumer holds at once (Dramatiq: 2 x threads for all)
+        self.prefetch_caps: dict[str, int] = {}
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
         return _WakingConsumer
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> _RedisConsumer:
+        """The bulk lane holds hardly more messages than it has route slots: a held message
+        blocks its worker thread on the slots, and threads are what a quiet tenant's route
+        job needs (fair lanes)."""
+        cap = self.prefetch_caps.get(queue_name)
+        return _WakingConsumer(self, queue_name, min(prefetch, cap) if cap else prefetch,
+                               timeout)
 
     def waiting_client(self, longest_ms: int) -> redis.Redis[Any]:
         """The client an idle consumer blocks on: the broker's own when its socket timeout
@@ -160,6 +172,12 @@ class _WakingConsumer(_RedisConsumer):
                 heapq.heappush(self.etas, int(eta))
             self.handled_until = current_millis()
             return message
+        if self.outstanding_message_count >= self.prefetch:
+            # every message it may hold is still being worked on: the next fetch is due as
+            # soon as one is acked, which our consumer thread does between two answers, so
+            # a wait on the wake list here would only stall a backlog (no Redis call)
+            time.sleep(AT_PREFETCH_LIMIT_S)
+            return None
         self.idle_misses, backoff_ms = compute_backoff(self.idle_misses, max_backoff=self.idle_ms)
         wait_ms = min(self._until_due(backoff_ms), self.wait_cap_ms)
         try:  # BLPOP's timeout 0 would block for good: never below 1 ms
@@ -177,6 +195,15 @@ class _WakingConsumer(_RedisConsumer):
         if not self.etas:
             return backoff_ms
         return min(backoff_ms, self.etas[0] - current_millis())
+
+
+def with_lanes(queues: Iterable[str]) -> set[str]:
+    """The queues a worker consumes: the route queue brings its bulk lane along, so a
+    route-only worker (`--queues herald.route`) routes every tenant's events."""
+    chosen = set(queues)
+    if str(Queue.ROUTE) in chosen:
+        chosen.add(str(Queue.ROUTE_BULK))
+    return chosen
 
 
 def _blocking_cap_ms(client: redis.Redis[Any]) -> int:
@@ -198,6 +225,11 @@ class Workers:
                                   config.api.redis_timeout_s if runtime.publish_only else None)
         self.route = self._declare("route_events", Queue.ROUTE,
                                    lambda pks: actors.route_events(runtime, pks), LIVE)
+        # fair lanes: a bursting tenant's events wait on their own queue, behind every live
+        # route job in a worker, on their own route slots (docs/decisions.md, "Fair lanes")
+        self.route_bulk = self._declare(
+            "route_bulk", Queue.ROUTE_BULK,
+            lambda pks: actors.route_events(runtime, pks, bulk=True), BULK)
         self.deliver = {
             channel: self._declare(f"deliver_{channel}", CHANNEL_QUEUES[channel],
                                    _deliver_fn(runtime, channel),
@@ -217,9 +249,11 @@ class Workers:
 
     # ---------------------------------------------------------------- enqueueing
 
-    def enqueue_route(self, pks: list[int]) -> None:
+    def enqueue_route(self, pks: list[int], bulk: bool = False) -> None:
+        """Route jobs for these events, on the bulk lane for a bursting tenant."""
+        actor = self.route_bulk if bulk else self.route
         for start in range(0, len(pks), ROUTE_BATCH):
-            self.route.send(pks[start:start + ROUTE_BATCH])
+            actor.send(pks[start:start + ROUTE_BATCH])
 
     def enqueue_deliveries(self, by_channel: dict[Channel, list[int]], delay_s: float = 0) -> None:
         for channel, ids in by_channel.items():
@@ -283,10 +317,13 @@ class Workers:
         self.check_channels()
         if isinstance(self.broker, WakingRedisBroker):  # an enqueue wakes it; etas bound it
             self.broker.idle_ms = self.runtime.config.delivery.idle_poll_ms
+            # one more than its slots: the next job is at hand when a slot frees
+            self.broker.prefetch_caps = {
+                str(Queue.ROUTE_BULK): self.runtime.config.delivery.route_concurrency + 1}
         # the worker threads' and the in-process broker's wait: short, so a stop is quick
         self._worker = dramatiq.Worker(self.broker, worker_threads=threads,
                                        worker_timeout=LOCAL_POLL_MS,
-                                       queues=set(queues) if queues else None)
+                                       queues=with_lanes(queues) if queues else None)
         self._worker.start()
 
     def close(self) -> None:

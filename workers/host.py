@@ -4,7 +4,6 @@ the other way round."""
 
 from __future__ import annotations
 
-import threading
 from typing import Protocol
 
 from router.core.config import Config
@@ -13,12 +12,13 @@ from router.delivery.contracts import Adapter
 from router.delivery.live import Live
 from router.routing.pipeline import EventRouter
 from router.store.db import Database
+from workers.lanes import RouteLanes
 
 
 class Enqueuer(Protocol):
     """The broker side the actors use: enqueue work, read a queue's depth."""
 
-    def enqueue_route(self, pks: list[int]) -> None: ...
+    def enqueue_route(self, pks: list[int], bulk: bool = False) -> None: ...
 
     def enqueue_deliveries(self, by_channel: dict[Channel, list[int]], delay_s: float = 0) -> None: ...
 
@@ -32,7 +32,7 @@ class WorkerRuntime(Protocol):
     db: Database
     live: Live
     event_router: EventRouter
-    route_slots: threading.BoundedSemaphore
+    route_lanes: RouteLanes
     publish_only: bool
 
     @property

@@ -78,7 +78,7 @@ def requeue_lost(runtime: WorkerRuntime) -> dict[Channel, list[int]]:
 def requeue_lost_events(runtime: WorkerRuntime) -> list[int]:
     """Events whose route message was lost (e.g. a publish whose enqueue timed out while
     Redis stalled) are routed within seconds instead of waiting for the full sweep."""
-    if runtime.workers.queue_depth(Queue.ROUTE) != 0:
+    if any(runtime.workers.queue_depth(q) != 0 for q in (Queue.ROUTE, Queue.ROUTE_BULK)):
         return []  # a backlog (or an unknown depth) is not a loss
     with runtime.db.session() as s:
         lost = deliveries.lost_events(s, runtime.config.delivery.lost_after_s)

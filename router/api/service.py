@@ -7,7 +7,9 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
-from pydantic import BaseModel, Field, ValidationError
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -92,13 +94,14 @@ def _check_tenant(event: Event, tenant: str, prefix: str) -> Event:
 
 
 def _publish(runtime: Runtime, tenant: str, events: list[Event]) -> list[Published]:
-    runtime.limiter.take(tenant, len(events))
+    recent = runtime.limiter.take(tenant, len(events))
+    after = runtime.config.api.bulk_lane_after
     with runtime.db.session() as s:
         published = publish(s, tenant, events)
     fresh = [p.pk for p in published if p.new]
     if fresh:
         try:
-            runtime.workers.enqueue_route(fresh)
+            runtime.workers.enqueue_route(fresh, bulk=0 < after <= recent)
         except Exception as exc:  # noqa: BLE001 - stored is accepted: the sweeper enqueues later
             log.warning("publish.enqueue_failed", extra={"tenant": tenant, "error": str(exc),
                                                           "events": len(fresh)})
@@ -117,14 +120,43 @@ def publish_event(runtime: RuntimeDep, tenant: TenantDep,
     return _accepted(_publish(runtime, tenant, _events(runtime, tenant, [body], False))[0])
 
 
-@routes.post("/events:batch", status_code=202, response_model=BatchAccepted, tags=["events"])
-def publish_batch(runtime: RuntimeDep, tenant: TenantDep,
-                  body: Annotated[list[Event], Body(max_length=MAX_BATCH)]
-                  ) -> BatchAccepted:
+BATCH = TypeAdapter(Annotated[list[Event], Field(max_length=MAX_BATCH)])
+BATCH_BODY: dict[str, Any] = {"required": True, "content": {"application/json": {"schema": {
+    "type": "array", "maxItems": MAX_BATCH, "items": {"$ref": "#/components/schemas/Event"},
+    "title": "Body"}}}}
+
+
+@routes.post("/events:batch", status_code=202, response_model=BatchAccepted, tags=["events"],
+             openapi_extra={"requestBody": BATCH_BODY})
+async def publish_batch(request: Request, runtime: RuntimeDep, tenant: TenantDep) -> Response:
     """Publish up to 1,000 events at once; one bad event refuses the whole batch. An id
     given twice is published once: later copies answer like a republished event."""
+    raw = await request.body()
+    return await run_in_threadpool(_publish_batch, runtime, tenant, raw)
+
+
+def _publish_batch(runtime: Runtime, tenant: str, raw: bytes) -> Response:
+    """The body is parsed and validated, and the answer written, here in a worker thread,
+    not by FastAPI on the event loop: 1,000 events held the loop for ~100 ms, and every
+    websocket and request of the process waited (W9: another tenant's live p99)."""
+    if not raw.strip():
+        raise RequestValidationError([{"type": "missing", "loc": ("body",),
+                                       "msg": "Field required", "input": None}])
+    try:  # Python's parser, as FastAPI's: a lone surrogate reaches the field's own check
+        doc = json.loads(raw)
+    except ValueError as exc:
+        pos = exc.pos if isinstance(exc, json.JSONDecodeError) else 0
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", pos),
+                                       "msg": "JSON decode error", "input": {},
+                                       "ctx": {"error": str(exc)}}]) from None
+    try:
+        body = BATCH.validate_python(doc)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()],
+                                     body=doc) from None
     events = _events(runtime, tenant, body, True)
-    return BatchAccepted(accepted=[_accepted(p) for p in _publish(runtime, tenant, events)])
+    answer = BatchAccepted(accepted=[_accepted(p) for p in _publish(runtime, tenant, events)])
+    return Response(answer.model_dump_json(), status_code=202, media_type="application/json")
 
 
 @routes.post("/events:explain", tags=["events"])

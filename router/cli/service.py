@@ -288,7 +288,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--processes", type=int, default=1)
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--queues", default="",
-                   help="comma-separated queues to consume (default: all), e.g. herald.route")
+                   help="comma-separated queues to consume (default: all), e.g. herald.route "
+                   "(its bulk lane herald.route.bulk comes with it)")
     p.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="create or upgrade the schema").set_defaults(func=cmd_migrate)
     p = sub.add_parser("publish", help="publish an event from a JSON file")

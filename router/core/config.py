@@ -113,6 +113,12 @@ class ApiConfig(BaseModel):
     # longest wait on Redis while publishing (rate limit, enqueue); past it the limiter
     # lets the event through and the sweeper enqueues it: the database commit is the answer
     redis_timeout_s: float = 0.2
+    # fair lanes: a tenant that published this many events or more in about the last
+    # bulk_lane_window_s (each weighed down by e^(-age/window)) routes on the bulk lane, so
+    # its backlog never delays other tenants' live notifications (a batch of 500, or ~50
+    # events/s sustained); 0 turns the lanes off
+    bulk_lane_after: int = Field(default=500, ge=0)
+    bulk_lane_window_s: float = Field(default=10.0, gt=0)
 
 
 class Config(BaseSettings):

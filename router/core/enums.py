@@ -145,6 +145,7 @@ class FeedView(StrEnum):
 
 class Queue(StrEnum):
     ROUTE = "herald.route"
+    ROUTE_BULK = "herald.route.bulk"  # a bursting tenant's events (fair lanes)
     BROWSER = "herald.browser"
     PUSH = "herald.push"
     EMAIL = "herald.email"

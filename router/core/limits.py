@@ -4,11 +4,17 @@ The Redis bucket is one Lua script (atomic across API replicas). If Redis is
 unreachable the limiter lets the request through and logs it: publishing
 depends on the database, not on the limiter. A batch costs one token per event;
 one larger than the burst could never be admitted and is refused outright.
+
+The same call keeps the tenant's recent volume: the events it published, each
+weighed down by e^(-age / window_s), so a steady r events/s reads about r x window_s.
+The API routes a tenant above ``api.bulk_lane_after`` on the bulk lane (fair lanes,
+docs/decisions.md), in the same round trip as the rate limit.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 
@@ -23,14 +29,19 @@ log = logging.getLogger("herald.limits")
 _LUA = """
 local tokens = tonumber(redis.call('HGET', KEYS[1], 't') or ARGV[2])
 local stamp = tonumber(redis.call('HGET', KEYS[1], 's') or ARGV[4])
+local recent = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
 local rate, burst, now, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[3])
-tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
+local window = tonumber(ARGV[5])
+local age = math.max(0, now - stamp)
+tokens = math.min(burst, tokens + age * rate)
+recent = recent * math.exp(-age / window)
 if tokens < cost then
-  return tostring((cost - tokens) / rate)
+  return {tostring((cost - tokens) / rate), tostring(recent)}
 end
-redis.call('HSET', KEYS[1], 't', tokens - cost, 's', now)
-redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 10)
-return '0'
+recent = recent + cost
+redis.call('HSET', KEYS[1], 't', tokens - cost, 's', now, 'r', recent)
+redis.call('EXPIRE', KEYS[1], math.ceil(math.max(burst / rate, 5 * window)) + 10)
+return {'0', tostring(recent)}
 """
 
 
@@ -42,40 +53,47 @@ def publish_path_redis(url: str, timeout_s: float) -> redis.Redis[bytes]:
 
 
 class Limiter:
-    def __init__(self, rate: float, burst: int, redis_url: str = "", timeout_s: float = 0.2) -> None:
-        self.rate, self.burst = rate, burst
+    def __init__(self, rate: float, burst: int, redis_url: str = "", timeout_s: float = 0.2,
+                 window_s: float = 10.0) -> None:
+        self.rate, self.burst, self.window_s = rate, burst, window_s
         self._redis = publish_path_redis(redis_url, timeout_s) if redis_url else None
         self._script = self._redis.register_script(_LUA) if self._redis else None
-        self._local: dict[str, tuple[float, float]] = {}
+        self._local: dict[str, tuple[float, float, float]] = {}  # tokens, stamp, recent
         self._lock = threading.Lock()
 
     def close(self) -> None:
         if self._redis is not None:
             self._redis.close()
 
-    def take(self, tenant: str, cost: int = 1) -> None:
-        """Spend `cost` tokens or raise RateLimited with the seconds to wait."""
+    def take(self, tenant: str, cost: int = 1) -> float:
+        """Spend `cost` tokens or raise RateLimited with the seconds to wait. Returns the
+        tenant's recent volume, these events included (0 when Redis did not answer)."""
         if cost > self.burst:
             raise BatchOverBurst(cost, self.burst)
-        wait = self._take_redis(tenant, cost) if self._script else self._take_local(tenant, cost)
+        take = self._take_redis if self._script else self._take_local
+        wait, recent = take(tenant, cost)
         if wait > 0:
             raise RateLimited(wait)
+        return recent
 
-    def _take_redis(self, tenant: str, cost: int) -> float:
+    def _take_redis(self, tenant: str, cost: int) -> tuple[float, float]:
         try:
             assert self._script is not None
-            return float(self._script(keys=[f"herald:rate:{tenant}"],
-                                      args=[self.rate, self.burst, cost, time.time()]))
+            wait, recent = self._script(keys=[f"herald:rate:{tenant}"],
+                                        args=[self.rate, self.burst, cost, time.time(),
+                                              self.window_s])
+            return float(wait), float(recent)
         except redis.RedisError as exc:
             log.warning("limits.redis_unavailable", extra={"error": str(exc)})
-            return 0.0
+            return 0.0, 0.0
 
-    def _take_local(self, tenant: str, cost: int) -> float:
+    def _take_local(self, tenant: str, cost: int) -> tuple[float, float]:
         now = time.monotonic()
         with self._lock:
-            tokens, stamp = self._local.get(tenant, (float(self.burst), now))
+            tokens, stamp, recent = self._local.get(tenant, (float(self.burst), now, 0.0))
             tokens = min(self.burst, tokens + (now - stamp) * self.rate)
+            recent *= math.exp(-(now - stamp) / self.window_s)
             if tokens < cost:
-                return (cost - tokens) / self.rate
-            self._local[tenant] = (tokens - cost, now)
-            return 0.0
+                return (cost - tokens) / self.rate, recent
+            self._local[tenant] = (tokens - cost, now, recent + cost)
+            return 0.0, recent + cost

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -146,13 +147,16 @@ class EventRouter:
         self.links = links
         self.batch = batch  # events per route transaction, at most
 
-    def route(self, s: Session, pks: list[int]) -> RouteResult:
+    def route(self, s: Session, pks: list[int], between: Callable[[], None] | None = None
+              ) -> RouteResult:
+        """Route these events (and others of their tenants waiting, see _claim); `between`
+        is called between planning and writing (a bulk job gives way to live ones)."""
         started = time.perf_counter()
         rows = self._claim(s, pks)
         claimed_ms = round((time.perf_counter() - started) * 1000, 1)
         try:
             with s.begin_nested():
-                result = self._route_batch(s, rows)
+                result = self._route_batch(s, rows, between)
                 result.timings_ms["claim"] = claimed_ms
                 return result
         except OperationalError:
@@ -163,20 +167,23 @@ class EventRouter:
 
     def _claim(self, s: Session, pks: list[int]) -> list[m.EventRow]:
         """Lock the job's events that still wait for routing, then top the batch up with
-        other waiting first-attempt events (PostgreSQL, SKIP LOCKED): under a stream of
-        single-event publishes one job routes many events at batch cost, and the jobs of
-        the events it took find nothing left to do. Retried events wait for their own
-        job, so a failing event keeps its backoff and cannot stall other batches."""
+        other waiting first-attempt events of the same tenants (PostgreSQL, SKIP LOCKED):
+        under a stream of single-event publishes one job routes many events at batch
+        cost, and the jobs of the events it took find nothing left to do. Only the same
+        tenants': a quiet tenant's job on the live lane must not take on a bursting
+        tenant's backlog (fair lanes). Retried events wait for their own job, so a
+        failing event keeps its backoff and cannot stall other batches."""
         query = select(m.EventRow).where(one_of(s, m.EventRow.pk, pks),
                                          m.EventRow.status == EventStatus.RECEIVED)
         if s.get_bind().dialect.name != "postgresql":
             return list(s.scalars(query.order_by(m.EventRow.pk)))
         rows = list(s.scalars(query.order_by(m.EventRow.pk).with_for_update(skip_locked=True)))
         room = self.batch - len(rows)
-        if room > 0 and self.batch > 1:
+        if room > 0 and self.batch > 1 and rows:
             rows += s.scalars(select(m.EventRow).where(
                 m.EventRow.status == EventStatus.RECEIVED, m.EventRow.attempts == 0,
-                m.EventRow.pk.not_in([r.pk for r in rows] or [0]))
+                m.EventRow.tenant_id.in_({r.tenant_id for r in rows}),
+                m.EventRow.pk.not_in([r.pk for r in rows]))
                 .order_by(m.EventRow.received_at, m.EventRow.pk).limit(room)
                 .with_for_update(skip_locked=True))
         return rows
@@ -190,12 +197,13 @@ class EventRouter:
         log.error("route.failed", extra={"event_id": row.event_id, "tenant": row.tenant_id,
                                          "error": row.error, "attempts": row.attempts})
 
-    def _route_batch(self, s: Session, rows: list[m.EventRow]) -> RouteResult:
+    def _route_batch(self, s: Session, rows: list[m.EventRow],
+                     between: Callable[[], None] | None = None) -> RouteResult:
         with self.engine.pinned() as rules:  # one rule set version for the whole batch
-            return self._route_pinned(s, rows, rules)
+            return self._route_pinned(s, rows, rules, between)
 
-    def _route_pinned(self, s: Session, rows: list[m.EventRow], rules: PinnedRules
-                      ) -> RouteResult:
+    def _route_pinned(self, s: Session, rows: list[m.EventRow], rules: PinnedRules,
+                      between: Callable[[], None] | None = None) -> RouteResult:
         result = RouteResult()
         started = time.perf_counter()
         planned: list[tuple[m.EventRow, dict[str, Any], RoutingPlan]] = []
@@ -206,6 +214,9 @@ class EventRouter:
             planned += self._plan_group(s, tenant, group, rules, result)
         result.tenants = sorted(by_tenant)
         started = result.timed("plan", started)
+        if between is not None:
+            between()
+            started = result.timed("gave_way", started)
         self._write(s, planned, rules, result)
         result.timed("write", started)
         return result

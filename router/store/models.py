@@ -278,6 +278,10 @@ class EventRow(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "event_id", name="uq_events_tenant_event"),
         Index("ix_events_status", "status", "received_at"),
+        # a route job's top-up: its tenants' waiting events (fair lanes)
+        Index("ix_events_waiting", "tenant_id", "received_at", "pk",
+              postgresql_where=text("status = 'received'"),
+              sqlite_where=text("status = 'received'")),
     )
 
 

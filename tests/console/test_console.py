@@ -279,7 +279,8 @@ def test_health_shows_this_tenants_deliveries_per_minute_queues_and_timers(heral
                        headers={"Authorization": f"Bearer {acme.console_key}"})
     data = answer.json()
     assert sum(data["per_minute"]["email"]["sent"]) >= 2
-    assert set(data["queues"]) == {"herald.route", "herald.browser", "herald.push", "herald.email"}
+    assert set(data["queues"]) == {"herald.route", "herald.route.bulk", "herald.browser",
+                                   "herald.push", "herald.email"}
     assert data["timers"]["due"] == 0 and data["failure_rate"]["email"]["sent"] >= 2
     page = console.page("/console/health")
     assert '<svg width="300"' in page and 'id="chart-email"' in page
