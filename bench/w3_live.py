@@ -13,6 +13,7 @@ first and is not counted.
 from __future__ import annotations
 
 import asyncio
+import time
 from argparse import Namespace
 from datetime import timedelta
 from typing import Any
@@ -58,10 +59,12 @@ def run(sizes: Sizes, raw: dict[str, Any], profile_dir: str | None = None,
             progress(f"W3: warm-up {warm.seconds:g} s at {args.rate:g} events/s")
             asyncio.run(live_bench.measure(urls, created.api_key, tokens, warm))
             before = (dep.cpu_seconds(), pg_backend_cpu(schema.name), machine_cpu())
+            generator = time.process_time()  # this process is the load generator
             with profiled(profile_dir, "w3-api", dep.pid("api-1")), \
                     profiled(profile_dir, "w3-worker", dep.pid("worker")):
                 result, elapsed = asyncio.run(
                     live_bench.measure(urls, created.api_key, tokens, args))
+            generator = time.process_time() - generator
             after = (dep.cpu_seconds(), pg_backend_cpu(schema.name), machine_cpu())
         finally:
             dep.stop()
@@ -81,10 +84,14 @@ def run(sizes: Sizes, raw: dict[str, Any], profile_dir: str | None = None,
                "post_ms": {"p50": round(quantile(result.post_ms, 0.5), 1),
                            "p99": round(quantile(result.post_ms, 0.99), 1)},
                "cpu_ms_per_event": cpu,
+               # the POSTs and the 500 websockets, measured apart from Herald's processes
+               "load_generator": {"cpu_ms_per_event": round(generator * 1000 / max(sent, 1), 3),
+                                  "cpu_share_of_one_core": round(generator / elapsed, 3)},
                "machine_busy": round(busy_share(before[2], after[2]), 3)}
     progress(f"W3: {sent:,} events in {elapsed:.1f} s ({sent / elapsed:,.0f}/s), lost {lost}; "
              f"publish -> websocket p50 {p50:.1f} ms, p99 {p99:.1f} ms; POST p50 "
-             f"{details['post_ms']['p50']} ms; CPU ms/event {cpu}")
+             f"{details['post_ms']['p50']} ms; CPU ms/event {cpu}; load generator "
+             f"{generator / elapsed:.0%} of a core")
     ok = lost == 0 and result.failed_posts == 0
     suffix = "" if ok else f" ({lost} lost, {result.failed_posts} failed POSTs)"
     return [

@@ -46,7 +46,9 @@ MAINTENANCE_PER_MILLION = 50_000
 LIVE, CONTROL, BULK, BACKGROUND = 0, 5, 7, 10
 REDIS_PY_SOCKET_TIMEOUT_S = 5.0  # a redis.Redis made without socket_timeout (redis-py 8)
 LOCAL_POLL_MS = 500  # worker threads' idle wait (in-process queues); the embedded broker's poll
-AT_PREFETCH_LIMIT_S = 0.01  # a consumer holding all it may: its wait for an ack
+# a consumer holding all it may: its wait for an ack (a capped one holds a few messages,
+# each maybe a quick job: 10 ms held W3's bulk lane to ~250 single-event jobs/s)
+AT_PREFETCH_LIMIT_S, AT_CAP_S = 0.01, 0.002
 WAKE = "herald:wake:"  # + queue name: a one-element list that wakes an idle consumer
 
 
@@ -159,6 +161,7 @@ class _WakingConsumer(_RedisConsumer):
         # or the read times out and Dramatiq restarts the consumer with a CRITICAL log
         self.waits = broker.waiting_client(self.idle_ms)
         self.wait_cap_ms = _blocking_cap_ms(self.waits)
+        self.capped = queue_name in broker.prefetch_caps
 
     def __next__(self) -> Any:
         cached = len(self.message_cache)
@@ -176,7 +179,7 @@ class _WakingConsumer(_RedisConsumer):
             # every message it may hold is still being worked on: the next fetch is due as
             # soon as one is acked, which our consumer thread does between two answers, so
             # a wait on the wake list here would only stall a backlog (no Redis call)
-            time.sleep(AT_PREFETCH_LIMIT_S)
+            time.sleep(AT_CAP_S if self.capped else AT_PREFETCH_LIMIT_S)
             return None
         self.idle_misses, backoff_ms = compute_backoff(self.idle_misses, max_backoff=self.idle_ms)
         wait_ms = min(self._until_due(backoff_ms), self.wait_cap_ms)
@@ -317,9 +320,10 @@ class Workers:
         self.check_channels()
         if isinstance(self.broker, WakingRedisBroker):  # an enqueue wakes it; etas bound it
             self.broker.idle_ms = self.runtime.config.delivery.idle_poll_ms
-            # one more than its slots: the next job is at hand when a slot frees
-            self.broker.prefetch_caps = {
-                str(Queue.ROUTE_BULK): self.runtime.config.delivery.route_concurrency + 1}
+            # half the threads at most (and one more than its slots): the next job is at
+            # hand when a slot frees, and the other half is free for live work
+            slots = self.runtime.config.delivery.route_concurrency
+            self.broker.prefetch_caps = {str(Queue.ROUTE_BULK): max(slots + 1, threads // 2)}
         # the worker threads' and the in-process broker's wait: short, so a stop is quick
         self._worker = dramatiq.Worker(self.broker, worker_threads=threads,
                                        worker_timeout=LOCAL_POLL_MS,

@@ -165,6 +165,14 @@ class EventRouter:
             log.warning("route.batch_fallback", extra={"events": len(rows)}, exc_info=True)
             return self._route_each(s, rows)
 
+    @staticmethod
+    def waiting(s: Session, pks: list[int]) -> bool:
+        """Whether any of these events still waits for routing (a job whose events another
+        job's top-up took has nothing to do, and need not wait for a route slot)."""
+        return s.scalar(select(m.EventRow.pk).where(
+            one_of(s, m.EventRow.pk, pks), m.EventRow.status == EventStatus.RECEIVED)
+            .limit(1)) is not None
+
     def _claim(self, s: Session, pks: list[int]) -> list[m.EventRow]:
         """Lock the job's events that still wait for routing, then top the batch up with
         other waiting first-attempt events of the same tenants (PostgreSQL, SKIP LOCKED):
