@@ -23,7 +23,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -103,8 +103,12 @@ async def listen(ws: ClientConnection, run: Run) -> None:
 
 
 async def publish(url: str, key: str, rate: float, seconds: float, clients: int,
-                  run: Run, first: int = 0) -> float:
+                  run: Run, first: int = 0,
+                  stop: Callable[[int, float], bool] | None = None) -> float:
+    """POST events at `rate` on a fixed schedule for `seconds` (or until `stop(n, elapsed)`
+    says so); returns the seconds it POSTed for."""
     total = int(rate * seconds)
+    done = stop or (lambda n, _elapsed: n >= total)
     # POSTs beyond IN_FLIGHT wait on a semaphore, not in the client's pool. aiohttp, not
     # httpx: an httpx POST cost the load generator ~1 ms of CPU, on the cores the server
     # under test needed (W3 ran with the machine 96% busy)
@@ -130,18 +134,22 @@ async def publish(url: str, key: str, rate: float, seconds: float, clients: int,
 
         posts = []
         started = time.perf_counter()
-        for n in range(total):
+        n = 0
+        while not done(n, time.perf_counter() - started):
             delay = started + n / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             posts.append(asyncio.create_task(post(n)))
+            n += 1
         await asyncio.gather(*posts)
         return time.perf_counter() - started
 
 
-async def measure(urls: list[str], key: str, tokens: list[str], args: argparse.Namespace
-                  ) -> tuple[Run, float]:
-    run = Run()
+async def watch(urls: list[str], tokens: list[str], run: Run,
+                posting: Callable[[], Awaitable[float]],
+                on_open: Callable[[], None] | None = None) -> float:
+    """One websocket per token (spread over the replicas) listening while `posting` runs,
+    then until every event sent arrived or DRAIN_S passed; returns posting's seconds."""
     sockets = []
     for i, token in enumerate(tokens):
         base = urls[i % len(urls)].replace("http://", "ws://")
@@ -149,11 +157,10 @@ async def measure(urls: list[str], key: str, tokens: list[str], args: argparse.N
         assert json.loads(await ws.recv())["type"] == "hello"
         sockets.append(ws)
     readers = [asyncio.create_task(listen(ws, run)) for ws in sockets]
-    print(f"==> {len(sockets)} websockets open over {len(urls)} replica(s); publishing "
-          f"{args.rate:g}/s for {args.seconds:g} s", flush=True)
     try:
-        elapsed = await publish(urls[0], key, args.rate, args.seconds, args.clients, run,
-                                getattr(args, "first", 0))
+        if on_open is not None:
+            on_open()
+        elapsed = await posting()
         deadline = time.perf_counter() + DRAIN_S
         while len(run.received) < len(run.sent) and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
@@ -161,6 +168,20 @@ async def measure(urls: list[str], key: str, tokens: list[str], args: argparse.N
         for ws in sockets:
             await ws.close()
         await asyncio.gather(*readers, return_exceptions=True)
+    return elapsed
+
+
+async def measure(urls: list[str], key: str, tokens: list[str], args: argparse.Namespace
+                  ) -> tuple[Run, float]:
+    run = Run()
+
+    def opened() -> None:
+        print(f"==> {len(tokens)} websockets open over {len(urls)} replica(s); publishing "
+              f"{args.rate:g}/s for {args.seconds:g} s", flush=True)
+
+    elapsed = await watch(urls, tokens, run, lambda: publish(
+        urls[0], key, args.rate, args.seconds, args.clients, run, getattr(args, "first", 0)),
+        opened)
     return run, elapsed
 
 

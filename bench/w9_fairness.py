@@ -39,7 +39,6 @@ lost (no frame missing, no POST failed).
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import os
 import threading
@@ -51,7 +50,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -81,7 +79,6 @@ BULK, QUIET = "bulk", "quiet"
 BULK_EMPLOYEES = 1200  # routing_bench.events names creators u100..u599, participants u900..u1199
 BULK_PREFIX = "b"
 POLL_S = 0.2
-DRAIN_S = 15.0  # after the probe's last POST, for its last frames
 ROUTE_WAIT_S = 600.0  # after the probe: how long to still wait for the burst to be routed
 WORKER_THREADS = 8
 
@@ -109,63 +106,13 @@ class Stop:
                 or (self.cap_s is not None and elapsed >= self.cap_s))
 
 
-async def _paced(url: str, key: str, rate: float, clients: int, run: live_bench.Run,
-                 first: int, stop: Callable[[int, float], bool]) -> float:
-    """live_bench.publish with an open end: POSTs at RATE on a fixed schedule until
-    STOP says so; returns the seconds it POSTed for."""
-    limits = httpx.Limits(max_connections=live_bench.IN_FLIGHT,
-                          max_keepalive_connections=live_bench.IN_FLIGHT)
-    slots = asyncio.Semaphore(live_bench.IN_FLIGHT)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=None,
-                                 headers={"Authorization": f"Bearer {key}"}) as http:
-        async def post(n: int) -> None:
-            doc = live_bench.event(first + n, f"u{n % clients}")
-            run.sent[doc["subject"]["id"]] = sent = time.perf_counter()
-            try:
-                async with slots:
-                    response = await asyncio.wait_for(http.post("/v1/events", json=doc), 30)
-            except (httpx.HTTPError, TimeoutError):
-                run.failed_posts += 1
-                return
-            run.post_ms.append((time.perf_counter() - sent) * 1000)
-            if response.status_code != 202:
-                run.failed_posts += 1
-
-        posts = []
-        started = time.perf_counter()
-        n = 0
-        while not stop(n, time.perf_counter() - started):
-            delay = started + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            posts.append(asyncio.create_task(post(n)))
-            n += 1
-        await asyncio.gather(*posts)
-        return time.perf_counter() - started
-
-
 async def _measure(url: str, key: str, tokens: list[str], rate: float, first: int,
                    stop: Callable[[int, float], bool], on_open: Callable[[], None] | None
                    ) -> tuple[live_bench.Run, float]:
+    """live_bench's probe with an open end: POSTs at RATE until STOP says so."""
     run = live_bench.Run()
-    sockets: list[ClientConnection] = []
-    base = url.replace("http://", "ws://")
-    for token in tokens:
-        ws = await connect(f"{base}/v1/me/stream?token={token}")
-        assert json.loads(await ws.recv())["type"] == "hello"
-        sockets.append(ws)
-    readers = [asyncio.create_task(live_bench.listen(ws, run)) for ws in sockets]
-    try:
-        if on_open is not None:
-            on_open()
-        elapsed = await _paced(url, key, rate, len(tokens), run, first, stop)
-        deadline = time.perf_counter() + DRAIN_S
-        while len(run.received) < len(run.sent) and time.perf_counter() < deadline:
-            await asyncio.sleep(0.05)
-    finally:
-        for ws in sockets:
-            await ws.close()
-        await asyncio.gather(*readers, return_exceptions=True)
+    elapsed = await live_bench.watch([url], tokens, run, lambda: live_bench.publish(
+        url, key, rate, 0.0, len(tokens), run, first, stop), on_open)
     return run, elapsed
 
 
