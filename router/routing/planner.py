@@ -240,6 +240,8 @@ class Planner:
                                 folds=ruleset.folds(doc["type"]))
         self.rules: list[Rule] = []
         self._default_prefs: tuple[ChannelPrefs, str] | None = None
+        self._channel_memo: dict[Any, tuple[tuple[Channel, ...],
+                                            tuple[tuple[str, str, Channel], ...]]] = {}
         self._tenant_language: str | None = None
 
     # -- selectors ---------------------------------------------------------------
@@ -393,18 +395,20 @@ class Planner:
 
     def _user_channels(self, cand: _Candidate, wanted: Iterable[Channel], user: Any,
                        row: Any | None, has_push: bool) -> list[Channel]:
-        kept: list[Channel] = []
-        for channel in wanted:
-            if cand.restrict is not None and channel not in cand.restrict:
-                self._drop(cand, f"the matching rules allow only {sorted(cand.restrict)}",
-                           "rule channels", channel)
-                continue
-            blocked = _blocked(channel, user, row, has_push)
-            if blocked:
-                self._drop(cand, *blocked, channel)
-                continue
-            kept.append(channel)
-        return kept
+        """The channels left, each dropped one noted. Users without settings rows are alike
+        but for their address and registrations: worked out once per kind of them (a
+        fan-out to 50,000 has one or two)."""
+        restrict = None if cand.restrict is None else frozenset(cand.restrict)
+        key = (restrict, tuple(wanted), bool(user.email), has_push) if row is None else None
+        found = self._channel_memo.get(key) if key is not None else None
+        if found is None:
+            found = _channels(restrict, wanted, user, row, has_push)
+            if key is not None:
+                self._channel_memo[key] = found
+        kept, drops = found
+        for reason, setting, channel in drops:
+            self._drop(cand, reason, setting, channel)
+        return list(kept)
 
     def _settle_code_user(self, cand: _Candidate) -> None:
         sub = cand.subscription
@@ -473,6 +477,25 @@ PUSH_OFF = ("the push switch is off", "push = off")
 NO_PUSH_TARGET = ("no browser subscription or app device registered", "push registrations")
 EMAIL_OFF = ("the email switch is off", "email = off")
 NO_EMAIL = ("the user has no email address", "directory: email")
+
+
+def _channels(restrict: frozenset[Channel] | None, wanted: Iterable[Channel], user: Any,
+              row: Any | None, has_push: bool
+              ) -> tuple[tuple[Channel, ...], tuple[tuple[str, str, Channel], ...]]:
+    """The wanted channels a user keeps, and why each other one is dropped."""
+    kept: list[Channel] = []
+    drops: list[tuple[str, str, Channel]] = []
+    for channel in wanted:
+        if restrict is not None and channel not in restrict:
+            drops.append((f"the matching rules allow only {sorted(restrict)}", "rule channels",
+                          channel))
+            continue
+        blocked = _blocked(channel, user, row, has_push)
+        if blocked:
+            drops.append((*blocked, channel))
+            continue
+        kept.append(channel)
+    return tuple(kept), tuple(drops)
 
 
 def _blocked(channel: Channel, user: Any, row: Any | None, has_push: bool
