@@ -41,7 +41,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -p no:cacheprovider $(XDIST) -m "not slow and not browser" $(PYTEST_ARGS)
 
 # make bench: every workload of issue #8 with its peers (django-notifications-hq, apprise:
-# the `bench` extra, kept out of Herald's own dependencies), ~23 min; results in
+# the `bench` extra, kept out of Herald's own dependencies), ~20 min; results in
 # bench/results/latest.json. make bench-smoke: tiny sizes, checks the command works (< 90 s).
 BENCH_STAMP := $(VENV)/.bench-installed
 
