@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -226,3 +227,21 @@ class Client:
             return wait_until(done, timeout, 0.2, what=f"event {event_id} to finish")
         except AssertionError as e:
             raise AssertionError(f"{e}; its activity: {seen}") from None
+
+
+DELIVERY_ID = re.compile(r"<herald\.(\d+)\.")  # a mail's Message-ID names its delivery
+
+
+def own_mails(sink: Any, pg: Any, tenant: str) -> list[Any]:
+    """The mails of this test's tenant: the session's tests share a schema, so a sweeping
+    worker may also send another test's leftover pending mail to this sink."""
+    from sqlalchemy import select
+
+    from router.store import models as m
+
+    with pg.session() as s:
+        ours = {str(i) for i in s.scalars(select(m.Delivery.id).where(
+            m.Delivery.tenant_id == tenant, m.Delivery.channel == "email"))}
+    return [msg for msg in list(sink.messages)
+            if (found := DELIVERY_ID.search(str(msg["Message-ID"]))) and found.group(1) in ours]
+

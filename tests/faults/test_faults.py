@@ -5,7 +5,6 @@ delivery terminal; nothing lost, no duplicate feed items."""
 from __future__ import annotations
 
 import collections
-import re
 import threading
 import time
 
@@ -15,14 +14,11 @@ from sqlalchemy import func, select, text, update
 
 from router.store import models as m
 from tests.faults.conftest import record
-from tests.harness import Client, Herald, wait_until
+from tests.harness import DELIVERY_ID, Client, Herald, own_mails, wait_until
 from tests.servers.smtp import SmtpSink
 
 pytestmark = pytest.mark.slow
 STAFF = [f"e{i}" for i in range(4)]
-DELIVERY_ID = re.compile(r"<herald\.(\d+)\.")
-
-
 @pytest.fixture
 def sink():
     with SmtpSink() as server:
@@ -106,16 +102,6 @@ def all_done(pg, tenant: str, events: int) -> Progress:
     c.done = (c["events_routed"] == events and c["browser_open"] == 0
               and terminal + c["feed_items"] == events * len(STAFF) * 2)
     return c
-
-
-def own_mails(sink: SmtpSink, pg, tenant: str) -> list:
-    """The mails of this test's tenant: the session's tests share a schema, so a sweeping
-    worker may also send another test's leftover pending mail to this sink."""
-    with pg.session() as s:
-        ours = {str(i) for i in s.scalars(select(m.Delivery.id).where(
-            m.Delivery.tenant_id == tenant, m.Delivery.channel == "email"))}
-    return [msg for msg in list(sink.messages)
-            if DELIVERY_ID.search(str(msg["Message-ID"])).group(1) in ours]
 
 
 def duplicate_mails(mails: list) -> int:
