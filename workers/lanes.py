@@ -48,7 +48,3 @@ class RouteLanes:
         waiting, it holds no GIL, so a live job runs as if alone."""
         with self._quiet:
             self._quiet.wait_for(lambda: not self._live, self.patience_s)
-
-    @property
-    def live_jobs(self) -> int:
-        return self._live
