@@ -1,4 +1,5 @@
-"""A requests session that connects only where the outbound policy allows.
+"""HTTP clients that connect only where the outbound policy allows: a requests session
+(FCM, OAuth tokens) and an aiohttp resolver (web push, channels/web_push.py).
 
 Each new connection resolves its host once, checks every address with
 :class:`router.core.outbound.OutboundPolicy` and connects to an address it checked,
@@ -11,14 +12,23 @@ nor requests wraps or retries it); a name that does not resolve raises urllib3's
 ``NameResolutionError`` like any DNS failure (a transient ``ConnectionError``).
 Through a proxy (``HTTPS_PROXY``) the proxy resolves the name: the URL is checked
 right before each request instead, which leaves the proxy's own lookup unchecked.
+
+aiohttp hands every host name to :class:`GuardedResolver`, which answers with the
+addresses the policy checked (or raises); it never asks the resolver about an IP literal,
+so those, like plain http and proxied URLs, are checked before the request
+(:func:`checked_before_request`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+from aiohttp.abc import AbstractResolver, ResolveResult
 from requests.adapters import HTTPAdapter
 from requests.utils import select_proxy
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -26,7 +36,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from router.core.enums import Reach
-from router.core.outbound import OutboundPolicy, Verdict
+from router.core.outbound import OutboundPolicy, Verdict, is_ip_literal
 
 
 class OutboundRefused(Exception):
@@ -112,3 +122,39 @@ class GuardedSession(requests.Session):
 
     def get_redirect_target(self, resp: requests.Response) -> str | None:
         return None  # hand the 3xx to the caller: a push must not go anywhere else
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver for host names: the policy's checked addresses, or an error.
+
+    A refused host raises :class:`OutboundRefused`, which aiohttp lets through; a name that
+    does not resolve raises ``socket.gaierror``, which aiohttp reports as a DNS error."""
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self.policy = policy
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        check = partial(self.policy.check_host, host, port, secure=True)
+        verdict = await asyncio.get_running_loop().run_in_executor(None, check)
+        if verdict.reach == Reach.REFUSED:
+            raise OutboundRefused(verdict.reason)
+        if verdict.reach == Reach.UNRESOLVED:
+            raise socket.gaierror(socket.EAI_NONAME, verdict.reason)
+        return [_result(host, address, port) for address in verdict.addresses]
+
+    async def close(self) -> None:
+        """Nothing held: lookups run in the loop's default executor."""
+
+
+def _result(host: str, address: str, port: int) -> ResolveResult:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return ResolveResult(hostname=host, host=address, port=port, family=family, proto=0,
+                         flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
+
+
+def checked_before_request(url: str, proxied: bool) -> bool:
+    """Whether ``url`` must pass ``policy.check_url`` before an aiohttp request: aiohttp
+    resolves only https host names itself (through :class:`GuardedResolver`)."""
+    parts = urlsplit(url)
+    return proxied or parts.scheme != "https" or is_ip_literal(parts.hostname or "")

@@ -14,8 +14,11 @@ Web push answers: 2xx sent; 404/410 gone; 429, 5xx and connection errors retry
 (Retry-After honoured); 400, 413 and the rest fail permanently, redirects too
 (never followed). An endpoint outside the outbound policy (router.core.outbound) fails
 permanently without a connection; one whose name does not resolve retries.
-FCM answers: see ``channels/fcm_client.py``. Missing VAPID keys fail web push deliveries
-permanently with the fix in the reason; ``check()`` raises the same message.
+Web pushes are encrypted in the calling thread (pywebpush) and posted by one aiohttp
+loop thread per process (``channels/web_push.py``); FCM messages go through requests on a
+thread pool meanwhile. FCM answers: see ``channels/fcm_client.py``. Missing VAPID keys
+fail web push deliveries permanently with the fix in the reason; ``check()`` raises the
+same message.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ import logging
 import threading
 import time
 import urllib.request
+import weakref
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
@@ -39,6 +45,7 @@ from sqlalchemy.orm import Session
 from channels import fcm_client, links
 from channels import push_payload as pp
 from channels.guarded_http import GuardedSession, OutboundRefused
+from channels.web_push import Answer, NotAttempted, Request, Result, Unreachable, WebPushSender
 from router.core.config import PushConfig
 from router.core.enums import Channel, OutcomeStatus, PushKind, ReceiverKind
 from router.core.errors import ChannelOff, ConfigError
@@ -58,6 +65,22 @@ MAX_DETAIL = 1000
 
 
 Target = addresses.PushAddress
+AES128GCM = "aes128gcm"  # RFC 8188, the content encoding RFC 8291 prescribes
+NOT_ATTEMPTED = "not attempted: the batch ran out of time"
+
+
+@dataclass
+class Push:
+    """One target's push: a web request or an FCM message to send, or its outcome already."""
+
+    target: Target
+    request: Request | None = None
+    message: dict[str, Any] | None = None
+    outcome: Outcome | None = None
+
+    def result(self) -> Outcome:
+        assert self.outcome is not None, "every push gets an outcome in send()"
+        return self.outcome
 
 
 def subscription_info(target: Target) -> dict[str, Any]:
@@ -126,6 +149,7 @@ class PushAdapter(Adapter):
         self.fcm_error: ConfigError | None = None
         self.outbound = policy_for(tuple(self.config.outbound.allow))
         self._executor: ThreadPoolExecutor | None = None
+        self._sender: WebPushSender | None = None
         self._pool_lock = threading.Lock()
         self._local = threading.local()
         self._signed: dict[str, tuple[int, dict[str, str]]] = {}  # aud -> (exp, headers)
@@ -170,40 +194,28 @@ class PushAdapter(Adapter):
     # ------------------------------------------------------------------ send (I/O)
 
     def send(self, jobs: list[Job]) -> dict[int, Outcome]:
-        """Push a batch, `push.concurrency` requests in flight: a push is one HTTPS round
-        trip to the push service (tens of ms to a real one), so one at a time left the
-        worker waiting (173 pushes/s to a local service, CPU mostly idle)."""
+        """Push a batch: web pushes encrypted here, then posted on the sender's loop
+        (``push.concurrency`` in flight); FCM messages on a thread pool meanwhile. A push is
+        one HTTPS round trip to the push service (tens of ms to a real one)."""
         # stay well inside the claim's lease: the sweeper takes rows back once it ends
         budget = min(self.time_budget_s, self.config.delivery.lease_s / 2)
         deadline = time.monotonic() + budget
+        planned = {job.id: self._pushes(job) for job in jobs}
+        pushes = [p for ps in planned.values() if not isinstance(ps, Outcome) for p in ps]
+        fcm = [p for p in pushes if p.message is not None]
+        fcm_done = self._pool().map(partial(self._fcm_one, deadline), fcm) if fcm else iter(())
+        web = [p for p in pushes if p.request is not None]
+        if web:
+            answers = self._web_sender().post_all([p.request for p in web if p.request], deadline)
+            for push, answer in zip(web, answers, strict=True):
+                push.outcome = web_outcome(push.target.address, answer)
+        for push, outcome in zip(fcm, fcm_done, strict=True):
+            push.outcome = outcome
+        return {job_id: ps if isinstance(ps, Outcome) else combine([p.result() for p in ps])
+                for job_id, ps in planned.items()}
 
-        def one(job: Job) -> Outcome:
-            if time.monotonic() >= deadline:
-                return Outcome.retry("not attempted: the batch ran out of time")
-            return self._send_job(self._session(), job)
-
-        return dict(zip((j.id for j in jobs), self._pool().map(one, jobs), strict=True))
-
-    def _pool(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max(1, self.config.push.concurrency),
-                                                    thread_name_prefix="herald-push")
-            return self._executor
-
-    def _session(self) -> requests.Session:
-        """One HTTP session (keep-alive pool) per sending thread; it connects only to
-        addresses the outbound policy allows, checked at connect time (DNS can change)."""
-        http: requests.Session | None = getattr(self._local, "http", None)
-        if http is None:
-            http = self._local.http = GuardedSession(self.outbound)
-            # proxies from the environment once, not per request: with trust_env requests
-            # re-read the environment and looked for ~/.netrc on every push (~10% of it)
-            http.trust_env = False
-            http.proxies.update(urllib.request.getproxies())
-        return http
-
-    def _send_job(self, http: requests.Session, job: Job) -> Outcome:
+    def _pushes(self, job: Job) -> Outcome | list[Push]:
+        """The job's pushes, one per target, web pushes encrypted; an Outcome if none can go."""
         targets: list[Target] = job.extra.get("targets") or []
         if not targets:
             return Outcome.failed(job.extra.get("why_none") or NO_TARGETS)
@@ -212,8 +224,8 @@ class PushAdapter(Adapter):
             return Outcome.failed(f"expired: the push may live {ttl} s and that time has passed")
         item: pp.Notice = job.extra["notice"]
         payload = pp.web_payload(item)
-        return combine([self._web(http, t, payload, how) if t.kind == WEBPUSH
-                        else self._fcm(http, t, item, how) for t in targets])
+        return [self._web(t, payload, how) if t.kind == WEBPUSH else self._fcm(t, item, how)
+                for t in targets]
 
     def _options(self, job: Job) -> tuple[int, pp.PushOptions | None]:
         """The event type's TTL (catalogue, else the default), and the options; None: expired."""
@@ -227,31 +239,53 @@ class PushAdapter(Adapter):
                                    pp.topic(job.tenant, str(subject.get("kind", "")),
                                             str(subject.get("id", ""))))
 
-    def _web(self, http: requests.Session, target: Target, payload: bytes,
-             how: pp.PushOptions) -> Outcome:
+    def _web(self, target: Target, payload: bytes, how: pp.PushOptions) -> Push:
+        """A web push encrypted for its subscription (RFC 8291) and signed (VAPID)."""
         name = pp.label(WEBPUSH, target.address)
         if self.vapid is None:
-            return Outcome.failed(f"{name}: {self.vapid_problem}")
+            return Push(target, outcome=Outcome.failed(f"{name}: {self.vapid_problem}"))
         if len(payload) > pp.MAX_PLAINTEXT:
-            return Outcome.failed(f"{name}: {len(payload)} bytes even with the text shortened "
-                                  "(the link alone is too long for a push)")
+            return Push(target, outcome=Outcome.failed(
+                f"{name}: {len(payload)} bytes even with the text shortened (the link alone is "
+                "too long for a push)"))
         try:
-            headers = {"Urgency": how.urgency, "Topic": how.topic,
+            body = WebPusher(subscription_info(target)).encode(payload, AES128GCM)["body"]
+            headers = {"TTL": str(how.ttl), "Content-Encoding": AES128GCM,
+                       "Urgency": how.urgency, "Topic": how.topic,
                        **self._vapid_headers(target.address)}
-            response: Any = WebPusher(subscription_info(target), requests_session=http).send(
-                payload.decode(), headers, ttl=how.ttl, content_encoding="aes128gcm",
-                timeout=self.config.push.timeout_s)
         except WebPushException as exc:
-            if exc.response is None:
-                return Outcome.failed(f"{name}: {exc.message}")
-            response = exc.response
-        except OutboundRefused as exc:
-            return Outcome.failed(f"{name}: not sent: {exc.reason}")
-        except requests.RequestException as exc:
-            return Outcome.retry(f"{name}: cannot reach the push service: {exc}")
+            return Push(target, outcome=Outcome.failed(f"{name}: {exc.message}"))
         except (ValueError, VapidException) as exc:  # keys not on the curve, unsignable aud
-            return Outcome.failed(f"{name}: cannot encrypt or sign for this subscription: {exc}")
-        return web_answer(target.address, response)
+            return Push(target, outcome=Outcome.failed(
+                f"{name}: cannot encrypt or sign for this subscription: {exc}"))
+        return Push(target, request=Request(target.address, body, headers))
+
+    def _web_sender(self) -> WebPushSender:
+        with self._pool_lock:
+            if self._sender is None:
+                self._sender = WebPushSender(self.outbound, self.config.push.concurrency,
+                                             self.config.push.timeout_s)
+                weakref.finalize(self, self._sender.close)
+            return self._sender
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max(1, self.config.push.concurrency),
+                                                    thread_name_prefix="herald-push")
+            return self._executor
+
+    def _session(self) -> requests.Session:
+        """One HTTP session (keep-alive pool) per FCM sending thread; it connects only to
+        addresses the outbound policy allows, checked at connect time (DNS can change)."""
+        http: requests.Session | None = getattr(self._local, "http", None)
+        if http is None:
+            http = self._local.http = GuardedSession(self.outbound)
+            # proxies from the environment once, not per request: with trust_env requests
+            # re-read the environment and looked for ~/.netrc on every push (~10% of it)
+            http.trust_env = False
+            http.proxies.update(urllib.request.getproxies())
+        return http
 
     def _vapid_headers(self, endpoint: str) -> dict[str, str]:
         """The VAPID Authorization header for a push service, signed once per service and
@@ -271,11 +305,17 @@ class PushAdapter(Adapter):
             self._signed[aud] = (expires, headers)
         return headers
 
-    def _fcm(self, http: requests.Session, target: Target, item: pp.Notice,
-             how: pp.PushOptions) -> Outcome:
+    def _fcm(self, target: Target, item: pp.Notice, how: pp.PushOptions) -> Push:
         if self.fcm is None:
-            return Outcome.failed(f"{pp.label(FCM, target.address)}: {self.fcm_problem or FCM_OFF}")
-        return self.fcm.send(http, pp.fcm_message(target.address, item, how))
+            name = pp.label(FCM, target.address)
+            return Push(target, outcome=Outcome.failed(f"{name}: {self.fcm_problem or FCM_OFF}"))
+        return Push(target, message=pp.fcm_message(target.address, item, how))
+
+    def _fcm_one(self, deadline: float, push: Push) -> Outcome:
+        assert self.fcm is not None and push.message is not None
+        if time.monotonic() >= deadline:
+            return Outcome.retry(NOT_ATTEMPTED)
+        return self.fcm.send(self._session(), push.message)
 
     # ------------------------------------------------------------------ after (DB)
 
@@ -296,18 +336,30 @@ class PushAdapter(Adapter):
 # ------------------------------------------------------------------ helpers
 
 
-def web_answer(address: str, response: requests.Response) -> Outcome:
+def web_outcome(address: str, result: Result) -> Outcome:
+    """Translate what became of one web push: the push service's answer, or why none came."""
+    name = pp.label(WEBPUSH, address)
+    if isinstance(result, OutboundRefused):
+        return Outcome.failed(f"{name}: not sent: {result.reason}")
+    if isinstance(result, NotAttempted):
+        return Outcome.retry(NOT_ATTEMPTED)
+    if isinstance(result, Unreachable):
+        return Outcome.retry(f"{name}: cannot reach the push service: {result}")
+    return web_answer(address, result)
+
+
+def web_answer(address: str, answer: Answer) -> Outcome:
     """Translate a push service's answer for one subscription."""
-    status = response.status_code
-    detail = f"{pp.label(WEBPUSH, address)}: {status} {response.reason or ''}".rstrip()
+    status = answer.status
+    detail = f"{pp.label(WEBPUSH, address)}: {status} {answer.reason}".rstrip()
     if 200 <= status < 300:
-        return Outcome.sent(detail, provider_ref=response.headers.get("Location"))
-    text = (response.text or "").strip()[:200]
+        return Outcome.sent(detail, provider_ref=answer.headers.get("Location"))
+    text = answer.text.strip()[:200]
     detail = f"{detail}: {text}" if text else detail
     if status in (404, 410):
         return Outcome(OutcomeStatus.GONE, detail, gone=(address,))
     if status == 429 or status >= 500:
-        return Outcome.retry(detail, pp.parse_retry_after(response.headers.get("Retry-After")))
+        return Outcome.retry(detail, pp.parse_retry_after(answer.headers.get("Retry-After")))
     return Outcome.failed(detail)
 
 

@@ -98,6 +98,11 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def is_ip_literal(host: str) -> bool:
+    """``host`` is an IP address as written (``[v6]`` brackets allowed), not a name."""
+    return _ip(host.strip("[]")) is not None
+
+
 def _ip(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host)

@@ -1,12 +1,14 @@
-"""The push channel's HTTP session (channels/guarded_http.py) against real servers on
-loopback: it connects only to addresses the outbound policy checked, never follows a
-redirect, and a refused host gets no connection at all. Names are resolved by a fake
+"""The push channel's HTTP clients (channels/guarded_http.py: the requests session of
+FCM, the aiohttp sender of web push) against real servers on loopback: each connects only
+to addresses the outbound policy checked, never follows a redirect, and a refused host gets
+no connection at all. Names are resolved by a fake
 resolver, so nothing here asks a DNS server."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -15,6 +17,7 @@ import pytest
 import requests
 
 from channels.guarded_http import GuardedSession, OutboundRefused
+from channels.web_push import Answer, NotAttempted, Request, Result, Unreachable, WebPushSender
 from router.core.outbound import OutboundPolicy
 
 
@@ -126,3 +129,68 @@ def test_a_name_that_does_not_resolve_is_a_connection_error_that_may_be_retried(
     with GuardedSession(policy) as http, pytest.raises(requests.ConnectionError,
                                                         match="cannot resolve push.example.com"):
         http.post("https://push.example.com/push/1", data=b"x", timeout=5)
+
+
+# ====================================================================== the web push sender
+# The same guarantees through aiohttp (channels/web_push.py), which resolves host names
+# through GuardedResolver and never asks it about IP literals.
+
+
+def post(policy: OutboundPolicy, url: str) -> Result:
+    sender = WebPushSender(policy, concurrency=2, timeout_s=5)
+    try:
+        [result] = sender.post_all([Request(url, b"x", {})], time.monotonic() + 5)
+    finally:
+        sender.close()
+    return result
+
+
+def test_the_sender_connects_to_the_address_that_was_checked(other_service):
+    port = other_service.server_address[1]
+    policy = OutboundPolicy(["localhost"], resolve=resolver({"localhost": ["127.0.0.2"]}))
+    answer = post(policy, f"http://localhost:{port}/push/1")
+    assert isinstance(answer, Answer) and answer.status == 201
+    assert other_service.paths == ["/push/1"]
+
+
+def test_the_sender_refuses_a_name_that_now_resolves_to_loopback_without_a_connection(
+        push_service):
+    port = push_service.server_address[1]
+    policy = OutboundPolicy(resolve=resolver({"push.example.com": ["127.0.0.1"]}))
+    refused = post(policy, f"https://push.example.com:{port}/push/1")
+    assert isinstance(refused, OutboundRefused)
+    assert "resolves to a loopback address 127.0.0.1" in refused.reason
+    assert push_service.connections == 0
+
+
+@pytest.mark.parametrize(("scheme", "why"), [
+    ("http", "must be an https URL (plain http only for hosts in outbound.allow)"),
+    ("https", "127.0.0.1 is a loopback address; add it to outbound.allow")])
+def test_the_sender_refuses_a_loopback_literal_without_an_allow_entry(push_service, scheme, why):
+    port = push_service.server_address[1]
+    refused = post(OutboundPolicy(), f"{scheme}://127.0.0.1:{port}/push/1")
+    assert isinstance(refused, OutboundRefused) and why in refused.reason
+    assert push_service.connections == 0
+
+
+def test_the_sender_hands_a_redirect_back_and_never_follows_it(push_service, other_service):
+    push_service.redirect_to = f"{other_service.origin}/internal/admin"
+    answer = post(OutboundPolicy(["127.0.0.1", "127.0.0.2"]), f"{push_service.origin}/push/1")
+    assert isinstance(answer, Answer) and answer.status == 307
+    assert push_service.paths == ["/push/1"] and other_service.connections == 0
+
+
+def test_the_sender_reports_a_name_that_does_not_resolve_as_unreachable():
+    unreachable = post(OutboundPolicy(resolve=resolver({})), "https://push.example.com/push/1")
+    assert isinstance(unreachable, Unreachable)
+    assert "cannot resolve push.example.com" in str(unreachable)
+
+
+def test_the_sender_starts_nothing_after_the_batch_deadline(push_service):
+    sender = WebPushSender(OutboundPolicy(["127.0.0.1"]), concurrency=1, timeout_s=5)
+    try:
+        late = sender.post_all([Request(f"{push_service.origin}/push/1", b"x", {})],
+                               time.monotonic() - 1)
+    finally:
+        sender.close()
+    assert [type(r) for r in late] == [NotAttempted] and push_service.connections == 0
