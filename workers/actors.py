@@ -27,21 +27,29 @@ from workers.host import WorkerRuntime
 log = logging.getLogger("herald.workers")
 
 
-def route_events(runtime: WorkerRuntime, pks: list[int], bulk: bool = False) -> None:
-    """Route a batch of stored events, on the live or the bulk lane (workers.lanes)."""
+def route_events(runtime: WorkerRuntime, pks: list[int], bulk: bool = False,
+                 tenant: str | None = None) -> None:
+    """Route a batch of stored events, on the live or the bulk lane (workers.lanes); with
+    `tenant`, a job the route gate let stand for that tenant's small publishes
+    (workers.broker.RouteGate): it routes what the tenant has waiting."""
     lanes = runtime.route_lanes
+    if tenant is not None:  # from here on, the tenant's next small publish needs a new job
+        runtime.workers.route_job_started(tenant, bulk)
     if bulk:  # most of a single-event stream's jobs find their event routed by a top-up
         with runtime.db.session() as s:
-            if not runtime.event_router.waiting(s, pks):
+            if not runtime.event_router.waiting(s, pks, tenant):
                 return
     with lanes.bulk() if bulk else lanes.live():
         started = time.perf_counter()
         with runtime.db.session() as s:
-            result = runtime.event_router.route(s, pks, lanes.give_way if bulk else None)
+            result = runtime.event_router.route(s, pks, lanes.give_way if bulk else None,
+                                                tenant)
             routed = result.timed("route", started)
         result.timed("commit", routed)
     if bulk:
         lanes.give_way()
+    if tenant is not None and result.full:  # more may wait than one claim takes
+        runtime.workers.enqueue_route([], bulk, tenant)
     metrics.EVENTS_ROUTED.labels("routed").inc(len(result.routed))
     metrics.EVENTS_ROUTED.labels("failed").inc(len(result.failed))
     committed = time.perf_counter()

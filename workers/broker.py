@@ -39,6 +39,8 @@ from workers.middleware import ActorContext
 
 log = logging.getLogger("herald.workers")
 ROUTE_BATCH = 100
+GATED_UP_TO = 10  # a publish of at most this many events may join a tenant's queued route job
+GATE_TTL_MS = 5_000  # a gate whose job was lost opens again after this
 MAINTENANCE_PER_MILLION = 50_000
 # Dramatiq's worker threads take the prefetched message of the lowest priority first: a
 # backlog of due emails and pushes (a digest hour, quiet hours ending) never queues ahead
@@ -218,6 +220,36 @@ def _blocking_cap_ms(client: redis.Redis[Any]) -> int:
     return max(100, int((float(timeout) - 1.0) * 1000))
 
 
+class RouteGate:
+    """At most one queued route job per tenant and lane for small publishes.
+
+    A publish of a few events enqueues a route job only if it sets the tenant's gate key
+    (SET NX, after its commit); a job clears the key before its claim (a top-up of the
+    tenant's waiting events, router.routing.pipeline). A publish that finds the key set
+    was committed before the job that set it clears it, so that job's claim sees its
+    events: a stream of single publishes makes a few route jobs of many events, not one
+    job per event (docs/decisions.md, "Small publishes share a queued route job"). A job
+    that claims a whole batch asks for the next (``RouteResult.full``). Without Redis (the
+    in-process broker) every publish enqueues its own job."""
+
+    def __init__(self, client: redis.Redis[Any] | None) -> None:
+        self.client = client
+
+    def open(self, tenant: str, bulk: bool) -> bool:
+        """Whether the caller should enqueue a job (no job of this lane is waiting)."""
+        if self.client is None:
+            return True
+        return bool(self.client.set(self._key(tenant, bulk), b"1", nx=True, px=GATE_TTL_MS))
+
+    def close(self, tenant: str, bulk: bool) -> None:
+        if self.client is not None:
+            self.client.delete(self._key(tenant, bulk))
+
+    @staticmethod
+    def _key(tenant: str, bulk: bool) -> str:
+        return f"herald:route-gate:{Queue.ROUTE_BULK if bulk else Queue.ROUTE}:{tenant}"
+
+
 class Workers:
     """The broker plus the actors, and helpers that enqueue work in batches."""
 
@@ -226,13 +258,16 @@ class Workers:
         config = runtime.config
         self.broker = make_broker(config.broker_url,
                                   config.api.redis_timeout_s if runtime.publish_only else None)
-        self.route = self._declare("route_events", Queue.ROUTE,
-                                   lambda pks: actors.route_events(runtime, pks), LIVE)
+        self.route = self._declare(
+            "route_events", Queue.ROUTE,
+            lambda pks, tenant=None: actors.route_events(runtime, pks, tenant=tenant), LIVE)
         # fair lanes: a bursting tenant's events wait on their own queue, behind every live
         # route job in a worker, on their own route slots (docs/decisions.md, "Fair lanes")
         self.route_bulk = self._declare(
             "route_bulk", Queue.ROUTE_BULK,
-            lambda pks: actors.route_events(runtime, pks, bulk=True), BULK)
+            lambda pks, tenant=None: actors.route_events(runtime, pks, True, tenant), BULK)
+        self.route_gate = RouteGate(self.broker.client if isinstance(self.broker, RedisBroker)
+                                    else None)
         self.deliver = {
             channel: self._declare(f"deliver_{channel}", CHANNEL_QUEUES[channel],
                                    _deliver_fn(runtime, channel),
@@ -252,11 +287,26 @@ class Workers:
 
     # ---------------------------------------------------------------- enqueueing
 
-    def enqueue_route(self, pks: list[int], bulk: bool = False) -> None:
-        """Route jobs for these events, on the bulk lane for a bursting tenant."""
+    def enqueue_route(self, pks: list[int], bulk: bool = False, tenant: str | None = None
+                      ) -> None:
+        """Route jobs for these events, on the bulk lane for a bursting tenant. A small
+        publish of `tenant`'s joins its queued route job instead, if one is queued and has
+        not claimed yet (RouteGate); with no `pks`, a job for whatever `tenant` has waiting."""
         actor = self.route_bulk if bulk else self.route
+        if tenant is not None and len(pks) <= GATED_UP_TO:
+            if self.route_gate.open(tenant, bulk):
+                try:
+                    actor.send(pks, tenant)
+                except Exception:
+                    self.route_gate.close(tenant, bulk)  # no job holds it: don't strand others
+                    raise
+            return
         for start in range(0, len(pks), ROUTE_BATCH):
             actor.send(pks[start:start + ROUTE_BATCH])
+
+    def route_job_started(self, tenant: str, bulk: bool) -> None:
+        """A gated route job is about to claim: the tenant's next small publish needs a job."""
+        self.route_gate.close(tenant, bulk)
 
     def enqueue_deliveries(self, by_channel: dict[Channel, list[int]], delay_s: float = 0) -> None:
         for channel, ids in by_channel.items():

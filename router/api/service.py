@@ -101,7 +101,7 @@ def _publish(runtime: Runtime, tenant: str, events: list[Event]) -> list[Publish
     fresh = [p.pk for p in published if p.new]
     if fresh:
         try:
-            runtime.workers.enqueue_route(fresh, bulk=0 < after <= recent)
+            runtime.workers.enqueue_route(fresh, 0 < after <= recent, tenant)
         except Exception as exc:  # noqa: BLE001 - stored is accepted: the sweeper enqueues later
             log.warning("publish.enqueue_failed", extra={"tenant": tenant, "error": str(exc),
                                                           "events": len(fresh)})

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, and_, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -123,6 +123,7 @@ class RouteResult:
     later: dict[Channel, dict[int, datetime]] = field(  # timers (time steps, quiet hours): id -> due
         default_factory=lambda: defaultdict(dict))
     tenants: list[str] = field(default_factory=list)
+    full: bool = False  # the claim took a whole batch: more of its tenants' events may wait
     announce: Announcement = field(default_factory=Announcement)  # the browser channel's part
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> ms (for the log)
 
@@ -147,17 +148,19 @@ class EventRouter:
         self.links = links
         self.batch = batch  # events per route transaction, at most
 
-    def route(self, s: Session, pks: list[int], between: Callable[[], None] | None = None
-              ) -> RouteResult:
-        """Route these events (and others of their tenants waiting, see _claim); `between`
-        is called between planning and writing (a bulk job gives way to live ones)."""
+    def route(self, s: Session, pks: list[int], between: Callable[[], None] | None = None,
+              tenant: str | None = None) -> RouteResult:
+        """Route these events (and others of their tenants waiting, see _claim; with
+        `tenant`, that tenant's waiting events even if these were taken); `between` is
+        called between planning and writing (a bulk job gives way to live ones)."""
         started = time.perf_counter()
-        rows = self._claim(s, pks)
+        rows = self._claim(s, pks, tenant)
         claimed_ms = round((time.perf_counter() - started) * 1000, 1)
         try:
             with s.begin_nested():
                 result = self._route_batch(s, rows, between)
                 result.timings_ms["claim"] = claimed_ms
+                result.full = len(rows) >= self.batch
                 return result
         except OperationalError:
             raise  # the database is gone: the whole message is retried later
@@ -166,31 +169,39 @@ class EventRouter:
             return self._route_each(s, rows)
 
     @staticmethod
-    def waiting(s: Session, pks: list[int]) -> bool:
-        """Whether any of these events still waits for routing (a job whose events another
-        job's top-up took has nothing to do, and need not wait for a route slot)."""
+    def waiting(s: Session, pks: list[int], tenant: str | None = None) -> bool:
+        """Whether any of these events (or, with `tenant`, any of its events on a first
+        attempt) still waits for routing: a job whose events another job's top-up took has
+        nothing to do, and need not wait for a route slot."""
+        mine = one_of(s, m.EventRow.pk, pks)
+        if tenant is not None:
+            mine = or_(mine, and_(m.EventRow.tenant_id == tenant, m.EventRow.attempts == 0))
         return s.scalar(select(m.EventRow.pk).where(
-            one_of(s, m.EventRow.pk, pks), m.EventRow.status == EventStatus.RECEIVED)
-            .limit(1)) is not None
+            mine, m.EventRow.status == EventStatus.RECEIVED).limit(1)) is not None
 
-    def _claim(self, s: Session, pks: list[int]) -> list[m.EventRow]:
+    def _claim(self, s: Session, pks: list[int], tenant: str | None = None
+               ) -> list[m.EventRow]:
         """Lock the job's events that still wait for routing, then top the batch up with
         other waiting first-attempt events of the same tenants (PostgreSQL, SKIP LOCKED):
         under a stream of single-event publishes one job routes many events at batch
         cost, and the jobs of the events it took find nothing left to do. Only the same
         tenants': a quiet tenant's job on the live lane must not take on a bursting
         tenant's backlog (fair lanes). Retried events wait for their own job, so a
-        failing event keeps its backoff and cannot stall other batches."""
+        failing event keeps its backoff and cannot stall other batches. `tenant`: a job
+        the route gate (workers.broker.RouteGate) let stand for that tenant's small
+        publishes tops up from its events even when its own were taken."""
         query = select(m.EventRow).where(one_of(s, m.EventRow.pk, pks),
                                          m.EventRow.status == EventStatus.RECEIVED)
         if s.get_bind().dialect.name != "postgresql":
             return list(s.scalars(query.order_by(m.EventRow.pk)))
-        rows = list(s.scalars(query.order_by(m.EventRow.pk).with_for_update(skip_locked=True)))
+        rows = list(s.scalars(query.order_by(m.EventRow.pk).with_for_update(skip_locked=True))
+                    ) if pks else []
         room = self.batch - len(rows)
-        if room > 0 and self.batch > 1 and rows:
+        tenants = {r.tenant_id for r in rows} | ({tenant} if tenant is not None else set())
+        if room > 0 and self.batch > 1 and tenants:
             rows += s.scalars(select(m.EventRow).where(
                 m.EventRow.status == EventStatus.RECEIVED, m.EventRow.attempts == 0,
-                m.EventRow.tenant_id.in_({r.tenant_id for r in rows}),
+                m.EventRow.tenant_id.in_(tenants),
                 m.EventRow.pk.not_in([r.pk for r in rows]))
                 .order_by(m.EventRow.received_at, m.EventRow.pk).limit(room)
                 .with_for_update(skip_locked=True))
