@@ -48,11 +48,12 @@ class EmailAdapter(Adapter):
         tokens = unsubscribe.issue_many(s, [(j.tenant, j.receiver_kind, j.receiver_id)
                                             for j in jobs])
         base = f"{self.config.public_url.rstrip('/')}/v1/unsubscribe/"
+        rendered: dict[str, tuple[str, str]] = {}  # bodies by group: one render per event
         for job, token in zip(jobs, tokens, strict=True):
             link, expires = links.content_link(s, job, self.config.access_token_days)
             url = base + token
             ctx = self.renderer.context(job, link, expires, url, names.get(job.tenant, ""))
-            job.extra["message"] = self.renderer.build(job, ctx, self.mail)
+            job.extra["message"] = self.renderer.build(job, ctx, self.mail, rendered)
 
     # ------------------------------------------------------------------ send (I/O)
 

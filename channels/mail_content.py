@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from babel.dates import format_datetime
 
+from channels import mail_slots
 from router.core.templating import environment
 from router.delivery.contracts import Job
 
@@ -66,6 +67,7 @@ class MailRenderer:
 
     def __init__(self) -> None:
         self.env = environment(autoescape=True)
+        self._plainly: dict[str, bool] = {}  # template name -> prints its slots plainly
 
     @cached_property
     def _cache(self) -> dict[tuple[str, str, str], jinja2.Template | None]:
@@ -113,15 +115,38 @@ class MailRenderer:
             **_digest(job, lang),
         }
 
-    def build(self, job: Job, ctx: dict[str, Any], cfg: MailSettings) -> Mail:
+    def build(self, job: Job, ctx: dict[str, Any], cfg: MailSettings,
+              rendered: dict[str, tuple[str, str]] | None = None) -> Mail:
+        """The job's mail. ``rendered`` holds the bodies already rendered for a batch,
+        by group (channels.mail_slots): a mail of a known group is not rendered again."""
         etype = DIGEST if "digest" in job.content else job.event.get("type", "")
-        text = self.template(ctx["lang"], etype, "txt").render(ctx)
-        html = self.template(ctx["lang"], etype, "html").render(ctx)
+        text, html = self.bodies(ctx["lang"], etype, ctx, {} if rendered is None else rendered)
         return compose(cfg, Envelope(
             job.content.get("email") or "", _one_line(ctx["title"]), ctx["lang"],
             message_id(job.tenant, job.id, cfg.domain),
             thread_id(job.tenant, ctx["subject"], cfg.domain), ctx["unsubscribe_url"]),
             text, html)
+
+    def bodies(self, lang: str, etype: str, ctx: dict[str, Any],
+               rendered: dict[str, tuple[str, str]]) -> tuple[str, str]:
+        """The text and HTML bodies; a group's are rendered once into ``rendered``."""
+        text, html = self.template(lang, etype, "txt"), self.template(lang, etype, "html")
+        key = mail_slots.group_key(etype, ctx) if self._plain(text) and self._plain(html) \
+            else None
+        if key is None:
+            return text.render(ctx), html.render(ctx)
+        if key not in rendered:
+            marked = mail_slots.marked(ctx)
+            rendered[key] = text.render(marked), html.render(marked)
+        marked_text, marked_html = rendered[key]
+        return (mail_slots.fill(marked_text, ctx, html=False),
+                mail_slots.fill(marked_html, ctx, html=True))
+
+    def _plain(self, template: jinja2.Template) -> bool:
+        name = template.name or ""
+        if name not in self._plainly:
+            self._plainly[name] = mail_slots.prints_slots_plainly(self.env, name)
+        return self._plainly[name]
 
 
 @dataclass(frozen=True)
@@ -220,6 +245,7 @@ def _qp_line(line: bytes) -> bytes:
     return binascii.b2a_qp(line + b"\r\n", istext=True)
 
 
+@lru_cache(maxsize=64)  # the From address of every mail: parsing it was 3% of a worker
 def _address(value: str) -> str:
     return email.utils.parseaddr(value)[1] if not _SIMPLE_ADDRESS.match(value) else value
 

@@ -15,9 +15,10 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from router.core.config import DeliveryConfig
@@ -34,7 +35,7 @@ from router.delivery import folding
 from router.delivery.contracts import DeliveryContent, Job, Outcome, Settled, StoredEvent
 from router.store import models as m
 from router.store.bulk import insert_rows
-from router.store.db import one_of
+from router.store.db import one_of, one_of_param
 from router.store.models import utcnow
 
 D = cast(Table, m.Delivery.__table__)
@@ -204,11 +205,21 @@ def record(s: Session, outcomes: dict[int, Outcome], cfg: DeliveryConfig,
     plan follow-up work. A delivery released from a worker taken for dead and claimed by
     another is left to its new owner."""
     batch = _Batch()
-    mine = [D.c.worker_id == worker] if worker else []
-    for row in _locked(s, outcomes, *mine):
+    dialect = s.get_bind().dialect.name
+    claimed = s.connection().execute(_claimed(dialect, bool(worker)),
+                                     {"ids": list(outcomes), "worker": worker})
+    for row in claimed:
         _apply(batch, row, outcomes[row.id], cfg)
     _write(s, batch)
     return batch.todo
+
+
+@lru_cache(maxsize=4)  # run for every few mails sent: built once, not per call
+def _claimed(dialect: str, by_worker: bool) -> Select[Any]:
+    """Deliveries among :ids still being sent (by :worker), locked."""
+    mine = [D.c.worker_id == bindparam("worker")] if by_worker else []
+    return select(D).where(one_of_param(dialect, D.c.id, "ids"),
+                           D.c.status == DeliveryStatus.SENDING, *mine).with_for_update()
 
 
 def _apply(batch: _Batch, row: Any, outcome: Outcome, cfg: DeliveryConfig) -> None:
@@ -277,6 +288,11 @@ def due_after_quiet(content: Any, channel: str) -> datetime | None:
     return due if due is not None and due > utcnow() else None
 
 
+# a status move of claimed deliveries, by id (executemany: one parameter set per row)
+_MOVE = update(D).where(D.c.id == bindparam("b_id"), D.c.status == DeliveryStatus.SENDING) \
+    .values(updated_at=bindparam("b_now"))
+
+
 def _write(s: Session, batch: _Batch) -> None:
     if batch.leases:
         # the expiry message owns an awaiting step now, not the worker that published it
@@ -285,10 +301,7 @@ def _write(s: Session, batch: _Batch) -> None:
                   .execution_options(synchronize_session=False), batch.leases)
     if batch.updates:
         now = utcnow()
-        s.execute(update(D).where(D.c.id == bindparam("b_id"),
-                                  D.c.status == DeliveryStatus.SENDING)
-                  .values(updated_at=now).execution_options(synchronize_session=False),
-                  batch.updates)
+        s.connection().execute(_MOVE, [{**u, "b_now": now} for u in batch.updates])
     if batch.steps:
         rows = [{k: v for k, v in st.items() if not k.startswith("_")} for st in batch.steps]
         created = insert_rows(s, D, rows)

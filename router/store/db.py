@@ -128,6 +128,16 @@ def one_of(s: Session, column: Any, values: Collection[Any]) -> ColumnElement[bo
     return cast(ColumnElement[bool], column.in_(list(values)))
 
 
+def one_of_param(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """``one_of`` with a named parameter, for a statement built once and run with each
+    call's list as ``name`` (SQLAlchemy then skips building, keying and adapting it)."""
+    if dialect == "postgresql":
+        found: ColumnElement[bool] = column == func.any(
+            bindparam(name, type_=ARRAY(column.type)))
+        return found
+    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+
+
 def pair_of(s: Session, first: Any, second: Any,
             pairs: Collection[tuple[Any, Any]]) -> ColumnElement[bool]:
     """``(first, second) IN pairs``. On PostgreSQL each column is first narrowed by its
