@@ -80,18 +80,19 @@ def write_many(s: Session, entries: list[FeedEntry]) -> dict[tuple[int, str, str
     Returns (event pk, receiver kind, receiver id) -> feed item id. Items that stack
     within the batch (same receiver, type and subject twice) are merged in memory.
     """
-    keyed = [(e, w, _key(e, w)) for e in entries for w in e.writes]
+    keyed = _keyed(entries)
     if not keyed:
         return {}
     existing = _unread_stacks(s, {k for _, _, k in keyed})
     seqs = iter(next_seq(s, len(keyed)))
     now = utcnow()
+    shared = {id(e): _shared_values(e, now) for e in entries}
     fresh: dict[StackKey, dict[str, Any]] = {}
     bumps: dict[StackKey, dict[str, Any]] = {}
     owner: dict[tuple[int, str, str], StackKey] = {}
     for entry, w, key in keyed:
         owner[(entry.event_pk, w.receiver_kind, w.receiver_id)] = key
-        values = _values(entry, w, next(seqs), now)
+        values = _values(shared[id(entry)], w, next(seqs))
         if key in existing:
             bump = bumps.setdefault(key, {"b_id": existing[key], "b_add": 0})
             bump.update(_bump_values(values), b_add=bump["b_add"] + 1)
@@ -125,21 +126,30 @@ def _hidden_stacks(s: Session, existing: dict[StackKey, int],
     return hidden
 
 
-def _key(entry: FeedEntry, w: FeedWrite) -> StackKey:
-    subject = entry.doc["subject"]
-    return (entry.tenant, w.receiver_kind, w.receiver_id, entry.doc["type"], subject["kind"],
-            subject["id"])
+def _keyed(entries: list[FeedEntry]) -> list[tuple[FeedEntry, FeedWrite, StackKey]]:
+    keyed: list[tuple[FeedEntry, FeedWrite, StackKey]] = []
+    for e in entries:
+        tenant, etype, subject = e.tenant, e.doc["type"], e.doc["subject"]
+        kind, sid = subject["kind"], subject["id"]
+        keyed += [(e, w, (tenant, w.receiver_kind, w.receiver_id, etype, kind, sid))
+                  for w in e.writes]
+    return keyed
 
 
-def _values(entry: FeedEntry, w: FeedWrite, seq: int, now: datetime) -> dict[str, Any]:
+def _shared_values(entry: FeedEntry, now: datetime) -> dict[str, Any]:
+    """The columns all of an event's items have alike (a fan-out writes 50,000)."""
     subject, actor = entry.doc["subject"], entry.doc.get("actor") or {}
-    return dict(tenant_id=entry.tenant, receiver_kind=w.receiver_kind, receiver_id=w.receiver_id,
-                seq=seq, event_type=entry.doc["type"], subject_kind=subject["kind"],
-                subject_id=subject["id"], subject_number=subject.get("number", ""),
-                code_id=subject.get("code_id"), title=w.title, message=w.message,
+    return dict(tenant_id=entry.tenant, event_type=entry.doc["type"],
+                subject_kind=subject["kind"], subject_id=subject["id"],
+                subject_number=subject.get("number", ""), code_id=subject.get("code_id"),
                 actor_name=actor.get("name", ""), actor_avatar_url=actor.get("avatar_url", ""),
-                link=w.link, count=1, unread=True, last_event_pk=entry.event_pk,
-                created_at=now, updated_at=now)
+                count=1, unread=True, last_event_pk=entry.event_pk, created_at=now,
+                updated_at=now)
+
+
+def _values(shared: dict[str, Any], w: FeedWrite, seq: int) -> dict[str, Any]:
+    return {**shared, "receiver_kind": w.receiver_kind, "receiver_id": w.receiver_id,
+            "seq": seq, "title": w.title, "message": w.message, "link": w.link}
 
 
 def _bump_values(values: dict[str, Any]) -> dict[str, Any]:

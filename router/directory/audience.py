@@ -1,9 +1,9 @@
 """Audience resolution: selectors -> receivers, against the directory in SQL.
 
 A :class:`DirectoryView` answers the planner's questions for one tenant and
-memoises them, so routing a batch of events asks each question once. Users and
-settings come back as Core rows of the columns the planner reads (no ORM objects:
-building 50,000 of them was a second of a fan-out's routing).
+memoises them, so routing a batch of events asks each question once. Users come back
+as :class:`DirectoryUser` tuples and settings as Core rows of the columns the planner
+reads (no ORM objects: building 50,000 of them was a second of a fan-out's routing).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -32,8 +32,21 @@ class GroupPick:
     note: str  # why this group: "responsible group X" / "default group X"
 
 
-USER_COLUMNS = (m.User.id, m.User.kind, m.User.name, m.User.email, m.User.language,
-                m.User.active, m.User.avatar_url, m.User.time_zone)
+class DirectoryUser(NamedTuple):
+    """A user as the planner reads them (a tuple: a Row's attribute costs ~1 us to read,
+    and a fan-out reads eight per receiver)."""
+
+    id: str
+    kind: str
+    name: str
+    email: str | None
+    language: str | None
+    active: bool
+    avatar_url: str
+    time_zone: str | None
+
+
+USER_COLUMNS = tuple(getattr(m.User, name) for name in DirectoryUser._fields)
 SETTINGS_COLUMNS = (m.UserSettings.user_id, m.UserSettings.push, m.UserSettings.email,
                     m.UserSettings.customer_notifications, m.UserSettings.advanced,
                     m.UserSettings.quiet_hours, m.UserSettings.email_digest)
@@ -46,7 +59,7 @@ class DirectoryView:
         self.s = session
         self.tenant = tenant
         self._cache: dict[tuple[Any, ...], Any] = {}
-        self._users: dict[str, Any] = {}
+        self._users: dict[str, DirectoryUser | None] = {}
         self._settings: dict[str, Any] = {}
         self._push: dict[str, bool] = {}
 
@@ -157,13 +170,14 @@ class DirectoryView:
                 m.Subscription.subject_id == subject_id, m.Subscription.active.is_(True)
             ).order_by(m.Subscription.id))))
 
-    def users(self, ids: Iterable[str]) -> dict[str, Any]:
-        """Users by id (one query for all not yet seen), as rows of USER_COLUMNS."""
+    def users(self, ids: Iterable[str]) -> dict[str, DirectoryUser]:
+        """Users by id (one query for all not yet seen)."""
         ids = list(dict.fromkeys(ids))
         missing = [i for i in ids if i not in self._users]
         for chunk in _chunks(missing, 5000):
-            found: dict[str, Any] = {u.id: u for u in self.s.execute(select(*USER_COLUMNS).where(
-                m.User.tenant_id == self.tenant, one_of(self.s, m.User.id, chunk)))}
+            found = {u[0]: DirectoryUser._make(u) for u in self.s.execute(
+                select(*USER_COLUMNS).where(m.User.tenant_id == self.tenant,
+                                            one_of(self.s, m.User.id, chunk)))}
             for uid in chunk:
                 self._users[uid] = found.get(uid)
         return {i: u for i in ids if (u := self._users.get(i)) is not None}

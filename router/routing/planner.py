@@ -23,7 +23,7 @@ from router.core.enums import (
     UserKind,
     Visibility,
 )
-from router.directory.audience import DirectoryView
+from router.directory.audience import DirectoryUser, DirectoryView
 from router.directory.quiet import Deferral
 from router.directory.settings import effective_prefs
 from router.routing.events import Event
@@ -71,15 +71,25 @@ class Nobody:
         return {"rule": self.rule, "selector": self.selector, "reason": self.reason}
 
 
+class Drop(NamedTuple):
+    """Why a receiver, or one of its channels, was left out, and the setting that did it."""
+
+    reason: str
+    setting: str
+    channel: Channel | None = None  # None: the whole receiver was dropped
+
+
 class Dropped(NamedTuple):
-    """A receiver (or one of its channels) left out, and the setting that did it (a
-    tuple, not a dataclass: a fan-out drops 100,000 of these)."""
+    """One drop of one receiver (explain lists them so)."""
 
     kind: ReceiverKind
     id: str
     reason: str
     setting: str
-    channel: Channel | None = None  # None: the whole receiver was dropped
+    channel: Channel | None = None
+
+
+Drops = tuple[ReceiverKind, str, tuple[Drop, ...]]  # a receiver and what of it was dropped
 
 
 @dataclass
@@ -88,12 +98,18 @@ class RoutingPlan:
     event_type: str
     matched_rules: list[dict[str, str]]
     receivers: list[PlannedReceiver] = field(default_factory=list)
-    dropped: list[Dropped] = field(default_factory=list)
+    # receivers planned alike share one tuple of drops: a fan-out to 50,000 drops 100,000
+    drops: list[Drops] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     nobody: list[Nobody] = field(default_factory=list)  # selectors that found no receiver
     rules_version: int | None = None  # the deployed rule set version it was planned with
     timing: tuple[TimeStep, ...] = ()  # the event type's delay / escalate steps
     folds: tuple[Fold, ...] = ()  # the event type's digest / throttle
+
+    @property
+    def dropped(self) -> list[Dropped]:
+        """Each drop on its own, in the order they were made."""
+        return [Dropped(kind, rid, *d) for kind, rid, drops in self.drops for d in drops]
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as explain and the activity view show it: a dict per receiver."""
@@ -133,11 +149,14 @@ class RoutingPlan:
             group["names"].append(r.name)
             group["emails"].append(r.email)
         dropped: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for d in self.dropped:
-            out = dropped.setdefault((d.kind, d.reason, d.setting, d.channel), {"shared": {
-                "kind": str(d.kind), "reason": d.reason, "setting": d.setting,
-                "channel": str(d.channel) if d.channel else None}, "ids": []})
-            out["ids"].append(d.id)
+        into: dict[tuple[ReceiverKind, int], list[list[str]]] = {}  # their groups' ids
+        for kind, rid, drops in self.drops:
+            lists = into.get((kind, id(drops)))
+            if lists is None:
+                lists = into[(kind, id(drops))] = [_dropped_group(dropped, kind, d)["ids"]
+                                                   for d in drops]
+            for ids in lists:
+                ids.append(rid)
         return {
             "event_id": self.event_id, "event_type": self.event_type,
             "matched_rules": [dict(r) for r in self.matched_rules],
@@ -155,6 +174,15 @@ class RoutingPlan:
 
 
 NOTHING: dict[str, Any] = {}
+
+
+def _dropped_group(groups: dict[tuple[Any, ...], dict[str, Any]], kind: ReceiverKind,
+                   d: Drop) -> dict[str, Any]:
+    key = (kind, d.reason, d.setting, d.channel)
+    if key not in groups:
+        groups[key] = {"shared": {"kind": str(kind), "reason": d.reason, "setting": d.setting,
+                                  "channel": str(d.channel) if d.channel else None}, "ids": []}
+    return groups[key]
 
 
 def expand(stored: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +233,17 @@ def enrich(event: Event, view: DirectoryView) -> dict[str, Any]:
     return doc
 
 
+class Settlement(NamedTuple):
+    """How a user comes out of the settings filter, apart from who they are: what was
+    dropped, and the receiver planned (its id, name and e-mail address left empty)."""
+
+    drops: tuple[Drop, ...]
+    receiver: PlannedReceiver | None = None
+
+
+KINDS = {str(kind): kind for kind in ReceiverKind}
+
+
 @dataclass
 class _Candidate:
     kind: ReceiverKind
@@ -240,8 +279,6 @@ class Planner:
                                 folds=ruleset.folds(doc["type"]))
         self.rules: list[Rule] = []
         self._default_prefs: tuple[ChannelPrefs, str] | None = None
-        self._channel_memo: dict[Any, tuple[tuple[Channel, ...],
-                                            tuple[tuple[str, str, Channel], ...]]] = {}
         self._tenant_language: str | None = None
 
     # -- selectors ---------------------------------------------------------------
@@ -256,8 +293,9 @@ class Planner:
                 if rid in excluded and kind != ReceiverKind.CODE_USER:
                     continue
                 kept += 1
-                cand = self.candidates.setdefault((kind, rid), _Candidate(kind, rid,
-                                                                          subscription=sub))
+                cand = self.candidates.get((kind, rid))
+                if cand is None:
+                    cand = self.candidates[(kind, rid)] = _Candidate(kind, rid, subscription=sub)
                 cand.add(reason, rule.channels)
             if not kept:
                 why = (f"found only {', '.join(sorted(excluded))}, whom the rule leaves out "
@@ -275,7 +313,7 @@ class Planner:
         resolver = resolvers.get(selector.kind)
         if resolver is not None:
             users = self.view.users(resolver(selector))
-            return [(ReceiverKind(u.kind), u.id, None) for u in users.values()]
+            return [(KINDS[u.kind], uid, None) for uid, u in users.items()]
         return [(ReceiverKind.CODE_USER, sub.id, sub)
                 for sub in self.view.subscriptions(self.subject["kind"], self.subject["id"])]
 
@@ -342,37 +380,57 @@ class Planner:
                                 if c.kind != ReceiverKind.CODE_USER)
         settings = self.view.settings(users)
         with_push = self.view.has_push(users)
+        alike: dict[tuple[Any, ...], Settlement] = {}
         for cand in self.candidates.values():
             if cand.kind == ReceiverKind.CODE_USER:
                 self._settle_code_user(cand)
+                continue
+            user, row, has_push = users[cand.id], settings.get(cand.id), cand.id in with_push
+            if row is None:  # users without settings rows are alike but for who they are
+                key = (cand.kind, None if cand.restrict is None else frozenset(cand.restrict),
+                       tuple(map(id, cand.reasons)), user.active, user.id == self.actor_id,
+                       bool(user.email), has_push, user.language)
+                settled = alike.get(key)
+                if settled is None:
+                    settled = alike[key] = self._settlement(cand, user, None, has_push)
             else:
-                self._settle_user(cand, users[cand.id], settings.get(cand.id), cand.id in with_push)
+                settled = self._settlement(cand, user, row, has_push)
+            self._record(cand, user, settled)
 
-    def _drop(self, cand: _Candidate, reason: str, setting: str,
-              channel: Channel | None = None) -> None:
-        self.plan.dropped.append(Dropped(cand.kind, cand.id, reason, setting, channel))
+    def _record(self, cand: _Candidate, user: DirectoryUser, settled: Settlement) -> None:
+        if settled.drops:
+            self.plan.drops.append((cand.kind, cand.id, settled.drops))
+        like = settled.receiver
+        if like is not None:
+            self.plan.receivers.append(PlannedReceiver(
+                like.kind, user.id, user.name, like.language, like.channels, like.strategy,
+                like.reasons, like.prefs_source, user.email, like.deferred, like.quiet,
+                like.cadence))
 
-    def _settle_user(self, cand: _Candidate, user: Any, row: Any | None, has_push: bool) -> None:
-        """`user` and `row` are directory rows (router.directory.audience USER_/SETTINGS_COLUMNS)."""
+    def _settlement(self, cand: _Candidate, user: DirectoryUser, row: Any | None,
+                    has_push: bool) -> Settlement:
+        """How the settings filter treats this user; `row` is their settings row
+        (router.directory.audience SETTINGS_COLUMNS), None for the defaults."""
         if not user.active:
-            return self._drop(cand, "the user is inactive", "directory: active = false")
+            return Settlement((Drop("the user is inactive", "directory: active = false"),))
         if cand.kind == ReceiverKind.CUSTOMER and row is not None and not row.customer_notifications:
-            return self._drop(cand, "customer notifications are off",
-                              "customer_notifications = off")
+            return Settlement((Drop("customer notifications are off",
+                                    "customer_notifications = off"),))
         prefs, source = self._prefs(row.advanced if row is not None else None)
         origin = Origin.ME if self.actor_id == user.id else Origin.OTHERS
         if origin not in prefs.origin:
-            return self._drop(cand, f"the event's origin is '{origin}', which {source} excludes",
-                              f"{source}: origin = {sorted(str(o) for o in prefs.origin)}")
-        channels = self._user_channels(cand, prefs.channels, user, row, has_push)
+            return Settlement((Drop(f"the event's origin is '{origin}', which {source} excludes",
+                                    f"{source}: origin = {sorted(str(o) for o in prefs.origin)}"),))
+        restrict = None if cand.restrict is None else frozenset(cand.restrict)
+        channels, drops = _channels(restrict, prefs.channels, user, row, has_push)
         if not channels:
-            return self._drop(cand, "no channel is left", "see the dropped channels")
+            return Settlement((*drops, Drop("no channel is left", "see the dropped channels")))
         deferred, quiet = self._quiet(user, row, channels)
         cadence = (self.view.cadence(user, row, self.now)
                    if Channel.EMAIL in channels and not self.critical else None)
-        self.plan.receivers.append(PlannedReceiver(
-            cand.kind, user.id, user.name, self._language(user.language), channels,
-            prefs.strategy, cand.reasons, source, user.email, deferred, quiet, cadence))
+        return Settlement(drops, PlannedReceiver(
+            cand.kind, "", "", self._language(user.language), channels, prefs.strategy,
+            cand.reasons, source, None, deferred, quiet, cadence))
 
     def _quiet(self, user: Any, row: Any | None, channels: list[Channel]
                ) -> tuple[Deferral | None, str]:
@@ -393,41 +451,31 @@ class Planner:
             self._default_prefs = effective_prefs(None, self.doc["type"], self.ruleset)
         return self._default_prefs
 
-    def _user_channels(self, cand: _Candidate, wanted: Iterable[Channel], user: Any,
-                       row: Any | None, has_push: bool) -> list[Channel]:
-        """The channels left, each dropped one noted. Users without settings rows are alike
-        but for their address and registrations: worked out once per kind of them (a
-        fan-out to 50,000 has one or two)."""
-        restrict = None if cand.restrict is None else frozenset(cand.restrict)
-        key = (restrict, tuple(wanted), bool(user.email), has_push) if row is None else None
-        found = self._channel_memo.get(key) if key is not None else None
-        if found is None:
-            found = _channels(restrict, wanted, user, row, has_push)
-            if key is not None:
-                self._channel_memo[key] = found
-        kept, drops = found
-        for reason, setting, channel in drops:
-            self._drop(cand, reason, setting, channel)
-        return list(kept)
-
     def _settle_code_user(self, cand: _Candidate) -> None:
         sub = cand.subscription
         assert sub is not None
         if self.subject.get("visibility") == Visibility.INTERNAL:
-            return self._drop(cand, "the subject is internal: code users never hear about it",
-                              "subject visibility = internal")
+            self.plan.drops.append((cand.kind, cand.id, (Drop(
+                "the subject is internal: code users never hear about it",
+                "subject visibility = internal"),)))
+            return
         kept: list[Channel] = []
+        drops: list[Drop] = []
         for raw in sub.channels:
             channel = Channel(raw)
             if channel not in CODE_USER_CHANNELS:
                 continue
             if cand.restrict is not None and channel not in cand.restrict:
-                self._drop(cand, f"the matching rules allow only {sorted(cand.restrict)}",
-                           "rule channels", channel)
+                drops.append(Drop(f"the matching rules allow only {sorted(cand.restrict)}",
+                                  "rule channels", channel))
                 continue
             kept.append(channel)
         if not kept:
-            return self._drop(cand, "no channel is left", "subscription channels")
+            drops.append(Drop("no channel is left", "subscription channels"))
+        if drops:
+            self.plan.drops.append((cand.kind, cand.id, tuple(drops)))
+        if not kept:
+            return
         language = sub.language or self.subject.get("language")
         self.plan.receivers.append(PlannedReceiver(
             cand.kind, sub.id, "", self._language(language), kept, Strategy.ALL, cand.reasons,
@@ -479,26 +527,26 @@ EMAIL_OFF = ("the email switch is off", "email = off")
 NO_EMAIL = ("the user has no email address", "directory: email")
 
 
-def _channels(restrict: frozenset[Channel] | None, wanted: Iterable[Channel], user: Any,
-              row: Any | None, has_push: bool
-              ) -> tuple[tuple[Channel, ...], tuple[tuple[str, str, Channel], ...]]:
+def _channels(restrict: frozenset[Channel] | None, wanted: Iterable[Channel],
+              user: DirectoryUser, row: Any | None, has_push: bool
+              ) -> tuple[list[Channel], tuple[Drop, ...]]:
     """The wanted channels a user keeps, and why each other one is dropped."""
     kept: list[Channel] = []
-    drops: list[tuple[str, str, Channel]] = []
+    drops: list[Drop] = []
     for channel in wanted:
         if restrict is not None and channel not in restrict:
-            drops.append((f"the matching rules allow only {sorted(restrict)}", "rule channels",
-                          channel))
+            drops.append(Drop(f"the matching rules allow only {sorted(restrict)}",
+                              "rule channels", channel))
             continue
         blocked = _blocked(channel, user, row, has_push)
         if blocked:
-            drops.append((*blocked, channel))
+            drops.append(Drop(*blocked, channel))
             continue
         kept.append(channel)
-    return tuple(kept), tuple(drops)
+    return kept, tuple(drops)
 
 
-def _blocked(channel: Channel, user: Any, row: Any | None, has_push: bool
+def _blocked(channel: Channel, user: DirectoryUser, row: Any | None, has_push: bool
              ) -> tuple[str, str] | None:
     if channel == Channel.PUSH:
         if row is not None and not row.push:

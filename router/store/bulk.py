@@ -76,6 +76,11 @@ def _plain(value: Any) -> Any:
 
 
 def _next_ids(s: Session, table: Table, n: int) -> list[int]:
-    return list(s.scalars(text(
-        "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence(:t, 'id')::regclass AS seq) q"
-        ", generate_series(1, :n) ORDER BY 1"), {"t": table.name, "n": n}))
+    """`n` ids from the table's sequence, in one array. The sequence is looked up once
+    (a materialised CTE): joined in plainly, PostgreSQL cast its name to a regclass for
+    every row, 13 us each, ten times the nextval."""
+    ids: list[int] = s.scalar(text(
+        "WITH q AS MATERIALIZED (SELECT pg_get_serial_sequence(:t, 'id')::regclass AS seq) "
+        "SELECT array_agg(nextval(q.seq)) FROM q, generate_series(1, :n)"),
+        {"t": table.name, "n": n})
+    return sorted(ids)

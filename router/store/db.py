@@ -108,10 +108,9 @@ def next_seq(session: Session, count: int) -> list[int]:
     if count == 0:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        rows = session.execute(
-            text("SELECT nextval('feed_seq') FROM generate_series(1, :n)"), {"n": count}
-        )
-        return sorted(r[0] for r in rows)
+        seqs: list[int] = session.scalar(  # one array: no row per number to fetch
+            text("SELECT array_agg(nextval('feed_seq')) FROM generate_series(1, :n)"), {"n": count})
+        return sorted(seqs)
     top = session.execute(text("SELECT coalesce(max(seq), 0) FROM feed_items")).scalar_one()
     return list(range(top + 1, top + 1 + count))
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from router.core.enums import Channel, ReceiverKind, Strategy
 from router.directory.quiet import Deferral
 from router.routing.planner import (
-    Dropped,
+    Drop,
     PlannedReceiver,
     Reason,
     RoutingPlan,
@@ -35,9 +35,9 @@ def plan_of(admins: int) -> RoutingPlan:
         SEVEN, "email deferred by quiet hours until 07:00 Europe/Berlin"))
     plan.receivers.append(PlannedReceiver(
         ReceiverKind.CUSTOMER, "cust1", "Cust", "en", [Channel.BROWSER], Strategy.ALL, [GROUP]))
-    plan.dropped += [Dropped(ReceiverKind.EMPLOYEE, f"x{i}", "the user is inactive",
-                             "directory: active = false") for i in range(3)]
-    plan.dropped.append(Dropped(ReceiverKind.EMPLOYEE, "ann", "no push target", "push", Channel.PUSH))
+    inactive = (Drop("the user is inactive", "directory: active = false"),)
+    plan.drops += [(ReceiverKind.EMPLOYEE, f"x{i}", inactive) for i in range(3)]
+    plan.drops.append((ReceiverKind.EMPLOYEE, "ann", (Drop("no push target", "push", Channel.PUSH),)))
     return plan
 
 
