@@ -11,8 +11,6 @@ import pytest
 from jinja2.sandbox import SandboxedEnvironment
 
 from channels import mail_slots
-from channels.mail_content import MailRenderer
-from router.routing.texts import TextCatalogue
 from tests.channels.test_templates_golden import (
     EVENT_TYPES,
     EXPIRES,
@@ -27,16 +25,6 @@ RECEIVERS = [("Sam Weber", "https://herald.example/u/hu_a", "https://app.example
              ("", "https://herald.example/u/hu_b?x=1&y=<2>", "https://app.example/t?a=1&b=2"),
              (SPECIAL, "https://herald.example/u/hu_c", ""),
              ("Zoë Ünal", "", "https://app.example/t/s-42?access_token=ac_x")]
-
-
-@pytest.fixture(scope="module")
-def renderer() -> MailRenderer:
-    return MailRenderer()
-
-
-@pytest.fixture(scope="module")
-def catalogue() -> TextCatalogue:
-    return TextCatalogue()
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)

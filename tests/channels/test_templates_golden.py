@@ -97,16 +97,6 @@ def check(path: Path, rendered: str) -> None:
     assert rendered == path.read_bytes().decode("utf-8"), f"{path} differs"
 
 
-@pytest.fixture(scope="module")
-def catalogue() -> TextCatalogue:
-    return TextCatalogue()
-
-
-@pytest.fixture(scope="module")
-def renderer() -> MailRenderer:
-    return MailRenderer()
-
-
 @pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("etype", [*EVENT_TYPES, "unknown.event"])
 @pytest.mark.parametrize("ext", ["html", "txt"])
