@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 RECEIVERS, EVENTS_EACH = 20, 5
 DIGESTED = """events:
   ticket.note:
-    {subject: ticket, title: Note, digest: {window: 2s, key: subject, channels: [email]}}
+    {subject: ticket, title: Note, digest: {window: 6s, key: subject, channels: [email]}}
 """
 TITLE = re.compile(r"\bev-\d+-\d+\b")
 
