@@ -378,7 +378,7 @@ def profiled(enabled_dir: str | None, name: str, pid: int, seconds: float | None
     out = Path(enabled_dir) / f"{name}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [str(spy), "record", "--pid", str(pid), "--format", "raw", "-o", str(out),
-           "--rate", "200", "--nonblocking"]
+           "--rate", "200", "--nonblocking", *os.environ.get("HERALD_BENCH_PYSPY", "").split()]
     if seconds:
         cmd += ["--duration", str(int(seconds))]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

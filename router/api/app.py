@@ -28,6 +28,7 @@ from router.api import (
 )
 from router.api.deps import storable_params
 from router.api.errors import error_body
+from router.api.publisher import Publisher
 from router.delivery.live import Hub
 from router.runtime import Runtime
 
@@ -54,6 +55,7 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
         try:
             yield
         finally:
+            publisher.close()
             if sweeper is not None:
                 sweeper.stop()
             await runtime.hub.stop()
@@ -64,6 +66,7 @@ def create_app(runtime: Runtime, *, run_workers: bool | None = None) -> FastAPI:
                               "[/asyncapi.json](/asyncapi.json).",
                   dependencies=[Depends(storable_params)])
     app.state.runtime = runtime
+    app.state.publisher = publisher = Publisher(runtime)
     errors.install(app)
     for module in (service, codes, me, preferences, stream, unsub, demo):
         app.include_router(module.routes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Annotated, Any
@@ -13,8 +14,9 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router.api.deps import RuntimeDep, TenantDep
+from router.api.deps import PublisherDep, RuntimeDep, TenantDep
 from router.api.errors import documented
+from router.api.publisher import Publisher
 from router.core.enums import MemberKind, SubjectKind
 from router.core.errors import NotFound, Problem, ValidationFailed
 from router.core.inputs import INT_MAX
@@ -24,7 +26,7 @@ from router.directory.audience import DirectoryView
 from router.directory.push_validation import endpoint_problems
 from router.directory.settings import SettingsIn
 from router.routing.events import Event, problems_from, unknown_type
-from router.routing.pipeline import Published, publish, store_signups
+from router.routing.pipeline import Published, store_signups
 from router.routing.planner import expand, plan_event
 from router.runtime import Runtime
 from router.store import models as m
@@ -93,31 +95,19 @@ def _check_tenant(event: Event, tenant: str, prefix: str) -> Event:
     return event.model_copy(update={"tenant": tenant})
 
 
-def _publish(runtime: Runtime, tenant: str, events: list[Event]) -> list[Published]:
-    recent = runtime.limiter.take(tenant, len(events))
-    after = runtime.config.api.bulk_lane_after
-    with runtime.db.session() as s:
-        published = publish(s, tenant, events)
-    fresh = [p.pk for p in published if p.new]
-    if fresh:
-        try:
-            runtime.workers.enqueue_route(fresh, 0 < after <= recent, tenant)
-        except Exception as exc:  # noqa: BLE001 - stored is accepted: the sweeper enqueues later
-            log.warning("publish.enqueue_failed", extra={"tenant": tenant, "error": str(exc),
-                                                          "events": len(fresh)})
-    return published
-
-
 def _accepted(p: Published) -> Accepted:
     return Accepted(id=p.event_id, status=p.status, duplicate=not p.new)
 
 
 @routes.post("/events", status_code=202, response_model=Accepted, tags=["events"])
-def publish_event(runtime: RuntimeDep, tenant: TenantDep,
-                  body: Annotated[Event, Body(openapi_examples=EVENT_EXAMPLES)]) -> Accepted:
+async def publish_event(runtime: RuntimeDep, tenant: TenantDep, publisher: PublisherDep,
+                        body: Annotated[Event, Body(openapi_examples=EVENT_EXAMPLES)]
+                        ) -> Accepted:
     """Publish one event. Publishing the same id again returns the same answer (and
     stores its sign-ups only the first time)."""
-    return _accepted(_publish(runtime, tenant, _events(runtime, tenant, [body], False))[0])
+    events = _events(runtime, tenant, [body], False)
+    [published] = await asyncio.wrap_future(publisher.submit(tenant, events))
+    return _accepted(published)
 
 
 BATCH = TypeAdapter(Annotated[list[Event], Field(max_length=MAX_BATCH)])
@@ -132,10 +122,11 @@ async def publish_batch(request: Request, runtime: RuntimeDep, tenant: TenantDep
     """Publish up to 1,000 events at once; one bad event refuses the whole batch. An id
     given twice is published once: later copies answer like a republished event."""
     raw = await request.body()
-    return await run_in_threadpool(_publish_batch, runtime, tenant, raw)
+    return await run_in_threadpool(_publish_batch, runtime, tenant, raw,
+                                   request.app.state.publisher)
 
 
-def _publish_batch(runtime: Runtime, tenant: str, raw: bytes) -> Response:
+def _publish_batch(runtime: Runtime, tenant: str, raw: bytes, publisher: Publisher) -> Response:
     """The body is parsed and validated, and the answer written, here in a worker thread,
     not by FastAPI on the event loop: 1,000 events held the loop for ~100 ms, and every
     websocket and request of the process waited (W9: another tenant's live p99)."""
@@ -155,7 +146,7 @@ def _publish_batch(runtime: Runtime, tenant: str, raw: bytes) -> Response:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()],
                                      body=doc) from None
     events = _events(runtime, tenant, body, True)
-    answer = BatchAccepted(accepted=[_accepted(p) for p in _publish(runtime, tenant, events)])
+    answer = BatchAccepted(accepted=[_accepted(p) for p in publisher.publish_now(tenant, events)])
     return Response(answer.model_dump_json(), status_code=202, media_type="application/json")
 
 

@@ -66,6 +66,9 @@ TIMERS_RELEASED = Counter("herald_timers_released_total", "Timed deliveries clai
 TIMER_LATENESS = Histogram("herald_timer_lateness_seconds", "From a timed delivery's due time "
                            "to its claim", ["channel"],
                            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300))
+PUBLISH_GROUP = Histogram("herald_publish_group_events", "Events stored by one publish "
+                          "transaction (concurrent single publishes share one: group commit)",
+                          buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
 
 
 def render() -> tuple[bytes, str]:
