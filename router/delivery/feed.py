@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Result,
+    Executable,
     Row,
     Select,
     Table,
@@ -43,7 +43,14 @@ from router.core.enums import FeedView, ReceiverKind
 from router.delivery import access, frames
 from router.store import models as m
 from router.store.bulk import insert_rows
-from router.store.db import next_seq, one_of, pair_of
+from router.store.db import (
+    core_read,
+    dialect_of,
+    next_seq,
+    one_of,
+    pair_of_param,
+    pair_params,
+)
 from router.store.models import utcnow
 
 
@@ -163,24 +170,30 @@ def _unread_stacks(s: Session, keys: set[StackKey]) -> dict[StackKey, int]:
     partial index, then matched on the full key here (a tuple IN of every key misses the
     partial indexes)."""
     found: dict[StackKey, int] = {}
-    columns = (m.FeedItem.tenant_id, m.FeedItem.receiver_kind, m.FeedItem.receiver_id,
-               m.FeedItem.event_type, m.FeedItem.subject_kind, m.FeedItem.subject_id)
     by_tenant: dict[str, set[tuple[str, str]]] = {}
     for key in keys:
         by_tenant.setdefault(key[0], set()).add((key[4], key[5]))
+    dialect = dialect_of(s)
     for tenant, subjects in by_tenant.items():
         ordered = sorted(subjects)
         for start in range(0, len(ordered), 1000):
-            rows = s.execute(select(m.FeedItem.id, *columns).where(
-                m.FeedItem.unread, m.FeedItem.tenant_id == tenant,
-                pair_of(s, m.FeedItem.subject_kind, m.FeedItem.subject_id,
-                        ordered[start:start + 1000]))
-                .order_by(m.FeedItem.id).with_for_update())
+            rows = core_read(s, _stacks_statement(dialect), {
+                "tenant": tenant, **pair_params(dialect, "subjects", ordered[start:start + 1000])})
             for row in rows:
                 candidate = cast(StackKey, tuple(row[1:]))
                 if candidate in keys:
                     found[candidate] = row[0]
     return found
+
+
+@cache
+def _stacks_statement(dialect: str) -> Select[Any]:
+    c = FEED.c
+    return (select(c.id, c.tenant_id, c.receiver_kind, c.receiver_id, c.event_type,
+                   c.subject_kind, c.subject_id)
+            .where(c.unread, c.tenant_id == bindparam("tenant"),
+                   pair_of_param(dialect, c.subject_kind, c.subject_id, "subjects"))
+            .order_by(c.id).with_for_update())
 
 
 def _insert(s: Session, fresh: dict[StackKey, dict[str, Any]]) -> dict[StackKey, int]:
@@ -321,13 +334,6 @@ def _replay_statement(shape: tuple[bool, bool]) -> Select[Any]:
             .order_by(c.seq).limit(bindparam("limit")))
 
 
-def _read(s: Session, statement: Select[Any], params: dict[str, Any]) -> Result[Any]:
-    """A prebuilt read on the session's Core connection (pending ORM changes flushed
-    first, as ``Session.execute`` would)."""
-    s.flush()
-    return s.connection().execute(statement, params)
-
-
 def page(s: Session, reader: Reader, limit: int, cursor: tuple[datetime, int] | None,
          view: FeedView = FeedView.ALL, unread_only: bool = False
          ) -> tuple[list[Any], tuple[datetime, int] | None]:
@@ -338,7 +344,7 @@ def page(s: Session, reader: Reader, limit: int, cursor: tuple[datetime, int] | 
     if cursor:
         params.update(before=cursor[0], before_id=cursor[1])
     statement = _page_statement(reader.shape, view, unread_only, cursor is not None)
-    rows = list(_read(s, statement, params).all())
+    rows = list(core_read(s, statement, params).all())
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, ((rows[-1].updated_at, rows[-1].id) if more and rows else None)
@@ -404,7 +410,7 @@ NONE = Counts(0, 0)
 
 
 def counts(s: Session, reader: Reader) -> Counts:
-    unread, unseen = tuple(_read(s, _count_statement(reader.shape), reader.params()).one())
+    unread, unseen = tuple(core_read(s, _count_statement(reader.shape), reader.params()).one())
     return Counts(int(unread), int(unseen))
 
 
@@ -421,17 +427,22 @@ def unread_counts(s: Session, tenant: str, keys: list[tuple[str, str]]) -> dict[
     found: dict[tuple[str, str], Counts] = {k: NONE for k in keys}
     if not keys:
         return found
-    size = len(keys) if s.get_bind().dialect.name == "postgresql" else 500
+    dialect = dialect_of(s)
+    size = len(keys) if dialect == "postgresql" else 500
     for start in range(0, len(keys), size):
-        rows = s.execute(select(m.FeedItem.receiver_kind, m.FeedItem.receiver_id, func.count(),
-                                UNSEEN)
-                         .where(m.FeedItem.tenant_id == tenant, m.FeedItem.unread,
-                                m.FeedItem.snoozed_until.is_(None),
-                                pair_of(s, m.FeedItem.receiver_kind, m.FeedItem.receiver_id,
-                                        keys[start:start + size]))
-                         .group_by(m.FeedItem.receiver_kind, m.FeedItem.receiver_id))
+        rows = core_read(s, _counts_statement(dialect), {
+            "tenant": tenant, **pair_params(dialect, "receivers", keys[start:start + size])})
         found.update({(kind, rid): Counts(int(n), int(unseen)) for kind, rid, n, unseen in rows})
     return found
+
+
+@cache
+def _counts_statement(dialect: str) -> Executable:
+    c = FEED.c
+    return (select(c.receiver_kind, c.receiver_id, func.count(), UNSEEN)
+            .where(c.tenant_id == bindparam("tenant"), c.unread, c.snoozed_until.is_(None),
+                   pair_of_param(dialect, c.receiver_kind, c.receiver_id, "receivers"))
+            .group_by(c.receiver_kind, c.receiver_id))
 
 
 def counts_for(s: Session, tenant: str, keys: list[tuple[str, str]]
@@ -476,7 +487,7 @@ def mark_read(s: Session, reader: Reader, item_id: int) -> tuple[m.FeedItem | No
 def mark_all_read(s: Session, reader: Reader) -> ReadChange:
     """Mark read every unread item up to the highest seq now: an item bumped meanwhile
     (a higher seq) stays unread, and other sessions un-bold exactly what was read."""
-    top = _read(s, _top_unread_statement(reader.shape), reader.params()).scalar_one()
+    top = core_read(s, _top_unread_statement(reader.shape), reader.params()).scalar_one()
     if top is None:
         return ReadChange(None)
     s.execute(update(m.FeedItem).where(reader.where(), m.FeedItem.unread, m.FeedItem.seq <= top,
@@ -516,4 +527,4 @@ def cleared(s: Session, tenant: str, code_id: str, cutoff: datetime) -> list[tup
 def replay(s: Session, reader: Reader, after_seq: int, limit: int = 500) -> list[Any]:
     params = reader.params()
     params.update(after_seq=after_seq, limit=limit)
-    return list(_read(s, _replay_statement(reader.shape), params).all())
+    return list(core_read(s, _replay_statement(reader.shape), params).all())

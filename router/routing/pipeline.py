@@ -17,9 +17,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, or_, select
+from sqlalchemy import Select, Table, and_, bindparam, not_, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -48,7 +49,7 @@ from router.ruleset.rulefile import RuleSet
 from router.ruleset.timing import Fold, TimeStep
 from router.store import models as m
 from router.store.bulk import insert_rows
-from router.store.db import one_of
+from router.store.db import dialect_of, one_of, one_of_param
 from router.store.models import utcnow
 
 log = logging.getLogger("herald.pipeline")
@@ -123,6 +124,36 @@ def store_signups(s: Session, tenant: str, event: Event) -> None:
         directory.put_subscription(s, tenant, signup.subscription(event, position))
 
 
+# The claim's statements, built once (a statement built per job cost its construction and
+# cache key every time: docs/decisions.md, "Routing's lookups are built once").
+@cache
+def _waiting_statement(dialect: str, with_tenant: bool) -> Select[int]:
+    e = m.EventRow
+    mine = one_of_param(dialect, e.pk, "pks")
+    if with_tenant:
+        mine = or_(mine, and_(e.tenant_id == bindparam("tenant"), e.attempts == 0))
+    return select(e.pk).where(mine, e.status == EventStatus.RECEIVED).limit(1)
+
+
+@cache
+def _claim_statement(dialect: str) -> Select[m.EventRow]:
+    e = m.EventRow
+    query = select(e).where(one_of_param(dialect, e.pk, "pks"),
+                            e.status == EventStatus.RECEIVED).order_by(e.pk)
+    return query.with_for_update(skip_locked=True) if dialect == "postgresql" else query
+
+
+@cache
+def _top_up_statement() -> Select[m.EventRow]:
+    """PostgreSQL: other waiting first-attempt events of these tenants, oldest first."""
+    e = m.EventRow
+    return (select(e).where(e.status == EventStatus.RECEIVED, e.attempts == 0,
+                            one_of_param("postgresql", e.tenant_id, "tenants"),
+                            not_(one_of_param("postgresql", e.pk, "taken")))
+            .order_by(e.received_at, e.pk).limit(bindparam("room"))
+            .with_for_update(skip_locked=True))
+
+
 @dataclass
 class RouteResult:
     routed: list[int] = field(default_factory=list)
@@ -181,11 +212,8 @@ class EventRouter:
         """Whether any of these events (or, with `tenant`, any of its events on a first
         attempt) still waits for routing: a job whose events another job's top-up took has
         nothing to do, and need not wait for a route slot."""
-        mine = one_of(s, m.EventRow.pk, pks)
-        if tenant is not None:
-            mine = or_(mine, and_(m.EventRow.tenant_id == tenant, m.EventRow.attempts == 0))
-        return s.scalar(select(m.EventRow.pk).where(
-            mine, m.EventRow.status == EventStatus.RECEIVED).limit(1)) is not None
+        return s.scalar(_waiting_statement(dialect_of(s), tenant is not None),
+                        {"pks": pks, "tenant": tenant}) is not None
 
     def _claim(self, s: Session, pks: list[int], tenant: str | None = None
                ) -> list[m.EventRow]:
@@ -198,21 +226,15 @@ class EventRouter:
         failing event keeps its backoff and cannot stall other batches. `tenant`: a job
         the route gate (workers.broker.RouteGate) let stand for that tenant's small
         publishes tops up from its events even when its own were taken."""
-        query = select(m.EventRow).where(one_of(s, m.EventRow.pk, pks),
-                                         m.EventRow.status == EventStatus.RECEIVED)
-        if s.get_bind().dialect.name != "postgresql":
-            return list(s.scalars(query.order_by(m.EventRow.pk)))
-        rows = list(s.scalars(query.order_by(m.EventRow.pk).with_for_update(skip_locked=True))
-                    ) if pks else []
+        dialect = dialect_of(s)
+        if dialect != "postgresql":
+            return list(s.scalars(_claim_statement(dialect), {"pks": pks}))
+        rows = list(s.scalars(_claim_statement(dialect), {"pks": pks})) if pks else []
         room = self.batch - len(rows)
         tenants = {r.tenant_id for r in rows} | ({tenant} if tenant is not None else set())
         if room > 0 and self.batch > 1 and tenants:
-            rows += s.scalars(select(m.EventRow).where(
-                m.EventRow.status == EventStatus.RECEIVED, m.EventRow.attempts == 0,
-                m.EventRow.tenant_id.in_(tenants),
-                m.EventRow.pk.not_in([r.pk for r in rows]))
-                .order_by(m.EventRow.received_at, m.EventRow.pk).limit(room)
-                .with_for_update(skip_locked=True))
+            rows += s.scalars(_top_up_statement(), {"tenants": list(tenants), "room": room,
+                                                    "taken": [r.pk for r in rows]})
         return rows
 
     def _failed(self, row: m.EventRow, exc: Exception, result: RouteResult) -> None:

@@ -10,6 +10,8 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Engine,
+    Executable,
+    Result,
     and_,
     bindparam,
     create_engine,
@@ -135,6 +137,40 @@ def one_of_param(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
             bindparam(name, type_=ARRAY(column.type)))
         return found
     return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+
+
+def pair_of_param(dialect: str, first: Any, second: Any, name: str) -> ColumnElement[bool]:
+    """``pair_of`` with named parameters, for a statement built once; ``pair_params``
+    gives a call's values for them."""
+    if dialect == "postgresql":
+        a = bindparam(f"{name}_a", type_=ARRAY(first.type))
+        b = bindparam(f"{name}_b", type_=ARRAY(second.type))
+        return and_(one_of_param(dialect, first, f"{name}_first"),
+                    one_of_param(dialect, second, f"{name}_second"),
+                    tuple_(first, second).in_(select(func.unnest(a), func.unnest(b))))
+    return tuple_(first, second).in_(bindparam(name, expanding=True))
+
+
+def pair_params(dialect: str, name: str, pairs: Collection[tuple[Any, Any]]) -> dict[str, Any]:
+    """The values of ``pair_of_param(dialect, ..., name)`` for these pairs."""
+    if dialect == "postgresql":
+        return {f"{name}_a": [p[0] for p in pairs], f"{name}_b": [p[1] for p in pairs],
+                f"{name}_first": list({p[0] for p in pairs}),
+                f"{name}_second": list({p[1] for p in pairs})}
+    return {name: [tuple(p) for p in pairs]}
+
+
+def core_read(s: Session, statement: Executable, params: dict[str, Any]
+              ) -> Result[*tuple[Any, ...]]:
+    """A prebuilt statement on the session's Core connection (pending ORM changes flushed
+    first, as ``Session.execute`` would): no ORM execution path, and a statement built
+    once is keyed once (docs/decisions.md, "Feed reads run prebuilt statements")."""
+    s.flush()
+    return s.connection().execute(statement, params)
+
+
+def dialect_of(s: Session) -> str:
+    return s.get_bind().dialect.name
 
 
 def pair_of(s: Session, first: Any, second: Any,
