@@ -176,8 +176,9 @@ class EventRouter:
     """Routes stored events in batches: plan, render, write feed items and deliveries.
 
     The whole batch is planned with one directory view and written with set-based
-    statements. If the batch write fails, each event is routed on its own in a
-    savepoint, so a poison event fails alone and visibly.
+    statements. If the batch fails, its transaction is rolled back and each of its events
+    still waiting is claimed again and routed on its own in a savepoint, so a poison
+    event fails alone and visibly.
     """
 
     def __init__(self, engine: RuleEngine, texts: TextCatalogue, links: dict[str, str],
@@ -195,17 +196,19 @@ class EventRouter:
         started = time.perf_counter()
         rows = self._claim(s, pks, tenant)
         claimed_ms = round((time.perf_counter() - started) * 1000, 1)
-        try:
-            with s.begin_nested():
-                result = self._route_batch(s, rows, between)
-                result.timings_ms["claim"] = claimed_ms
-                result.full = len(rows) >= self.batch
-                return result
+        taken = [r.pk for r in rows]
+        try:  # no savepoint (two round trips per job): a failed batch rolls back instead
+            result = self._route_batch(s, rows, between)
         except OperationalError:
             raise  # the database is gone: the whole message is retried later
         except Exception:  # noqa: BLE001 - fall back to one event at a time
             log.warning("route.batch_fallback", extra={"events": len(rows)}, exc_info=True)
-            return self._route_each(s, rows)
+            s.rollback()  # the batch's writes and its claim; what is still waiting, again:
+            return self._route_each(s, list(s.scalars(  # (another job may have taken some)
+                _claim_statement(dialect_of(s)), {"pks": taken})))
+        result.timings_ms["claim"] = claimed_ms
+        result.full = len(rows) >= self.batch
+        return result
 
     @staticmethod
     def waiting(s: Session, pks: list[int], tenant: str | None = None) -> bool:
