@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from router.core.enums import FeedView, ReceiverKind
 from router.delivery import access, frames
 from router.store import models as m
-from router.store.bulk import insert_rows
+from router.store.bulk import ids_and_seqs, insert_rows
 from router.store.db import (
     core_read,
     dialect_of,
@@ -91,7 +91,12 @@ def write_many(s: Session, entries: list[FeedEntry]) -> dict[tuple[int, str, str
     if not keyed:
         return {}
     existing = _unread_stacks(s, {k for _, _, k in keyed})
-    seqs = iter(next_seq(s, len(keyed)))
+    reserved: list[int] | None = None  # PostgreSQL: ids for the new items, with their seqs
+    if dialect_of(s) == "postgresql":
+        reserved, numbers = ids_and_seqs(s, FEED, len(keyed), "feed_seq")
+    else:
+        numbers = next_seq(s, len(keyed))
+    seqs = iter(numbers)
     now = utcnow()
     shared = {id(e): _shared_values(e, now) for e in entries}
     fresh: dict[StackKey, dict[str, Any]] = {}
@@ -108,7 +113,7 @@ def write_many(s: Session, entries: list[FeedEntry]) -> dict[tuple[int, str, str
         else:
             fresh[key] = values
     ids = dict(existing)
-    ids.update(_insert(s, fresh))
+    ids.update(_insert(s, fresh, reserved))
     hidden = _hidden_stacks(s, existing, keyed)
     _apply_bumps(s, [b for k, b in bumps.items() if k not in hidden], restart=False)
     _apply_bumps(s, [b for k, b in bumps.items() if k in hidden], restart=True)
@@ -196,11 +201,12 @@ def _stacks_statement(dialect: str) -> Select[Any]:
             .order_by(c.id).with_for_update())
 
 
-def _insert(s: Session, fresh: dict[StackKey, dict[str, Any]]) -> dict[StackKey, int]:
+def _insert(s: Session, fresh: dict[StackKey, dict[str, Any]], reserved: list[int] | None
+            ) -> dict[StackKey, int]:
     if not fresh:
         return {}
     keys = list(fresh)
-    ids = insert_rows(s, FEED, [fresh[k] for k in keys])
+    ids = insert_rows(s, FEED, [fresh[k] for k in keys], reserved=reserved)
     return dict(zip(keys, ids, strict=True))
 
 
