@@ -1,5 +1,6 @@
 """One event at a time through the router, in this process: what a single publish
-costs below saturation (W3's latency floor), by stage and by SQL statement.
+costs below saturation (W3's latency floor), by stage and by SQL statement, and the CPU
+of this process and of PostgreSQL's backends per routed event.
 
     python -m bench.route_latency [--events 200] [--employees 10000]
 
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy import event as sa_event
 from sqlalchemy import text
 
-from bench.common import pg_schema, progress
+from bench.common import pg_backend_cpu, pg_schema, progress
 from bench.routing_bench import build_rules, directory, events
 from router.core.config import get_config
 from router.routing.pipeline import EventRouter, publish
@@ -57,6 +58,7 @@ def run(n_events: int, employees: int) -> dict[str, Any]:
             sa_event.listen(schema.db.engine, "before_cursor_execute", before)
             sa_event.listen(schema.db.engine, "after_cursor_execute", after)
             latencies: list[float] = []
+            cpu: collections.Counter[str] = collections.Counter()
             stages: dict[str, list[float]] = collections.defaultdict(list)
             progress(f"routing {n_events} events one at a time ...")
             for i, e in enumerate(events("bench", n_events + WARM_UP)):
@@ -65,11 +67,14 @@ def run(n_events: int, employees: int) -> dict[str, Any]:
                 if i == WARM_UP:
                     waits.clear()
                     counts.clear()
+                pg0, cpu0 = pg_backend_cpu(schema.name), time.process_time()
                 started = time.perf_counter()
                 with schema.db.session() as s:
                     result = event_router.route(s, [pk])
                 if i >= WARM_UP:
                     latencies.append((time.perf_counter() - started) * 1000)
+                    cpu["client"] += time.process_time() - cpu0
+                    cpu["postgres"] += pg_backend_cpu(schema.name) - pg0
                     for stage, ms in result.timings_ms.items():
                         stages[stage].append(ms)
     finally:
@@ -77,6 +82,7 @@ def run(n_events: int, employees: int) -> dict[str, Any]:
     per_event = {k: (v / n_events * 1000, counts[k] / n_events) for k, v in waits.items()}
     return {"route_p50_ms": statistics.median(latencies),
             "stages_p50_ms": {k: statistics.median(v) for k, v in stages.items()},
+            "cpu_ms_per_event": {k: v / n_events * 1000 for k, v in cpu.items()},
             "statements": per_event}
 
 
@@ -90,7 +96,9 @@ def main() -> None:
     statements = {k: v for k, v in out["statements"].items() if not k.startswith("INSERT INTO events")}
     total = sum(n for _, n in statements.values())
     print(f"route p50 {out['route_p50_ms']:.1f} ms; {total:.0f} statements per event, "
-          f"{sum(ms for ms, _ in statements.values()):.1f} ms waiting on PostgreSQL")
+          f"{sum(ms for ms, _ in statements.values()):.1f} ms waiting on PostgreSQL; CPU per "
+          f"event: this process {out['cpu_ms_per_event']['client']:.1f} ms, PostgreSQL "
+          f"{out['cpu_ms_per_event']['postgres']:.1f} ms")
     for stage, ms in out["stages_p50_ms"].items():
         print(f"  stage {stage:13s} {ms:6.2f} ms")
     for key, (ms, n) in sorted(statements.items(), key=lambda kv: -kv[1][0]):
