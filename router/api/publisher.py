@@ -53,17 +53,14 @@ class Publisher:
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._closed = False
 
     def submit(self, tenant: str, events: list[Event]) -> Future[list[Published]]:
         """The events' answers once they are committed (or the error that refused them)."""
         request = _Request(tenant, events)
         with self._lock:
-            if self._closed:
-                raise RuntimeError("the publisher is closed")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="herald-publisher",
-                                                daemon=True)
+            if self._thread is None:  # the first publish, or the first after a close
+                self._thread = threading.Thread(target=self._run, args=(self._queue,),
+                                                name="herald-publisher", daemon=True)
                 self._thread.start()
             self._queue.put(request)
         return request.future
@@ -77,24 +74,26 @@ class Publisher:
         return request.future.result(timeout=0)
 
     def close(self) -> None:
+        """Answer what was submitted, then stop the thread (an app served again, as a
+        test client does, starts another on its first publish)."""
         with self._lock:
-            self._closed = True
             thread, self._thread = self._thread, None
+            waiting, self._queue = self._queue, queue.SimpleQueue()
         if thread is not None:
-            self._queue.put(None)
+            waiting.put(None)  # after every request already in it
             thread.join(timeout=10)
 
     # -- the group-commit thread ------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, requests: queue.SimpleQueue[_Request | None]) -> None:
         while True:
-            first = self._queue.get()
+            first = requests.get()
             if first is None:
                 return
             group, size, stop = [first], len(first.events), False
             while size < GROUP_EVENTS:
                 try:
-                    more = self._queue.get_nowait()
+                    more = requests.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
