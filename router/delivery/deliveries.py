@@ -15,10 +15,10 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Executable, Select, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from router.core.config import DeliveryConfig
@@ -35,7 +35,7 @@ from router.delivery import folding
 from router.delivery.contracts import DeliveryContent, Job, Outcome, Settled, StoredEvent
 from router.store import models as m
 from router.store.bulk import insert_rows
-from router.store.db import one_of, one_of_param
+from router.store.db import core_read, dialect_of, one_of, one_of_param
 from router.store.models import utcnow
 
 D = cast(Table, m.Delivery.__table__)
@@ -122,12 +122,17 @@ def store_announced(s: Session, settled: list[Settled], status: DeliveryStatus, 
     return ids
 
 
+@cache
+def _payloads_statement(dialect: str) -> Executable:
+    return select(m.EventRow.pk, m.EventRow.payload).where(
+        one_of_param(dialect, m.EventRow.pk, "pks"))
+
+
 def jobs_for(s: Session, rows: list[Any]) -> list[Job]:
     # only the payload: loading whole EventRows also fetched and decoded each event's
     # stored routing plan (MBs for a 50k-receiver fan-out) once per delivery batch
-    events = {pk: payload for pk, payload in s.execute(
-        select(m.EventRow.pk, m.EventRow.payload).where(
-            one_of(s, m.EventRow.pk, {r.event_pk for r in rows})))}
+    events = {pk: payload for pk, payload in core_read(
+        s, _payloads_statement(dialect_of(s)), {"pks": list({r.event_pk for r in rows})})}
     return [Job(id=r.id, tenant=r.tenant_id, channel=Channel(r.channel),
                 receiver_kind=ReceiverKind(r.receiver_kind), receiver_id=r.receiver_id,
                 strategy=Strategy(r.strategy), attempts=r.attempts,

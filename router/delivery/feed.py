@@ -48,6 +48,7 @@ from router.store.db import (
     dialect_of,
     next_seq,
     one_of,
+    one_of_param,
     pair_of_param,
     pair_params,
 )
@@ -368,6 +369,11 @@ class LiveTarget:
     wants_ack: bool = False
 
 
+@cache
+def _items_statement(dialect: str) -> Executable:
+    return select(*FEED.c).where(one_of_param(dialect, FEED.c.id, "ids"))
+
+
 def live_entries(s: Session, targets: list[LiveTarget]) -> dict[int, dict[str, Any]]:
     """The live messages (item + the receiver's counts) for browser deliveries, by
     delivery id, read with two set-based queries. Deliveries whose item is gone are left
@@ -376,8 +382,8 @@ def live_entries(s: Session, targets: list[LiveTarget]) -> dict[int, dict[str, A
     items: dict[int, frames.FeedItem] = {}
     for start in range(0, len(ids), 5000):
         chunk = sorted(ids)[start:start + 5000]
-        items.update((row.id, item_json(row)) for row in s.execute(
-            select(*FEED.c).where(one_of(s, FEED.c.id, chunk))))
+        items.update((row.id, item_json(row)) for row in core_read(
+            s, _items_statement(dialect_of(s)), {"ids": chunk}))
     by_tenant: dict[str, list[tuple[str, str]]] = {}
     for t in targets:
         by_tenant.setdefault(t.tenant, []).append((t.receiver_kind, t.receiver_id))
