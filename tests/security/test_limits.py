@@ -157,6 +157,18 @@ def test_a_full_batch_that_does_not_fit_yet_says_when_it_will(five_per_second):
     assert 1.5 < limited.value.retry_after <= 2.0
 
 
+def test_requests_taken_together_are_admitted_or_refused_each_alone(five_per_second):
+    """A publish group's tokens are spent in one call (router.api.publisher): in order,
+    each request admitted while tokens last; the one that does not fit is refused alone,
+    a later smaller one still fits, and one over the burst says to split it."""
+    tenant, other = (f"t-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    answers = five_per_second.take_many([(tenant, 4), (tenant, 4), (tenant, 4), (other, 3),
+                                         (tenant, 2), (tenant, 11)])
+    assert [type(a).__name__ for a in answers] == [
+        "float", "float", "RateLimited", "float", "float", "BatchOverBurst"]
+    assert [round(a) for a in answers if isinstance(a, float)] == [4, 8, 3, 10]
+
+
 def test_admin_edited_templates_run_in_a_sandbox(tmp_path):
     texts = tmp_path / "texts"
     texts.mkdir()
