@@ -230,9 +230,9 @@ class EventRouter:
         the route gate (workers.broker.RouteGate) let stand for that tenant's small
         publishes tops up from its events even when its own were taken."""
         dialect = dialect_of(s)
-        if dialect != "postgresql":
-            return list(s.scalars(_claim_statement(dialect), {"pks": pks}))
         rows = list(s.scalars(_claim_statement(dialect), {"pks": pks})) if pks else []
+        if dialect != "postgresql":
+            return rows
         room = self.batch - len(rows)
         tenants = {r.tenant_id for r in rows} | ({tenant} if tenant is not None else set())
         if room > 0 and self.batch > 1 and tenants:

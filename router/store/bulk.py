@@ -85,19 +85,18 @@ def _plain(value: Any) -> Any:
 def ids_and_seqs(s: Session, table: Table, n: int, sequence: str) -> tuple[list[int], list[int]]:
     """PostgreSQL: `n` ids of the table and `n` numbers of another sequence (the feed's
     replay order), in one round trip instead of two; each list increasing."""
-    ids, seqs = s.execute(text(
-        "WITH q AS MATERIALIZED (SELECT pg_get_serial_sequence(:t, 'id')::regclass AS seq) "
-        "SELECT array_agg(nextval(q.seq)), array_agg(nextval(CAST(:s AS regclass))) "
-        "FROM q, generate_series(1, :n)"), {"t": table.name, "s": sequence, "n": n}).one()
+    ids, seqs = s.execute(text(_RESERVE.format(", array_agg(nextval(CAST(:s AS regclass)))")),
+                          {"t": table.name, "s": sequence, "n": n}).one()
     return sorted(ids), sorted(seqs)
 
 
+# `n` ids from the table's sequence, in one array (and maybe more columns). The sequence
+# is looked up once (a materialised CTE): joined in plainly, PostgreSQL cast its name to a
+# regclass for every row, 13 us each, ten times the nextval.
+_RESERVE = ("WITH q AS MATERIALIZED (SELECT pg_get_serial_sequence(:t, 'id')::regclass AS seq) "
+            "SELECT array_agg(nextval(q.seq)){} FROM q, generate_series(1, :n)")
+
+
 def _next_ids(s: Session, table: Table, n: int) -> list[int]:
-    """`n` ids from the table's sequence, in one array. The sequence is looked up once
-    (a materialised CTE): joined in plainly, PostgreSQL cast its name to a regclass for
-    every row, 13 us each, ten times the nextval."""
-    ids: list[int] = s.scalar(text(
-        "WITH q AS MATERIALIZED (SELECT pg_get_serial_sequence(:t, 'id')::regclass AS seq) "
-        "SELECT array_agg(nextval(q.seq)) FROM q, generate_series(1, :n)"),
-        {"t": table.name, "n": n})
+    ids: list[int] = s.scalar(text(_RESERVE.format("")), {"t": table.name, "n": n})
     return sorted(ids)

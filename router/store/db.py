@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Engine,
     Executable,
@@ -109,7 +110,7 @@ def next_seq(session: Session, count: int) -> list[int]:
     """Allocate `count` increasing feed sequence numbers (for stream replay)."""
     if count == 0:
         return []
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_of(session) == "postgresql":
         seqs: list[int] = session.scalar(  # one array: no row per number to fetch
             text("SELECT array_agg(nextval('feed_seq')) FROM generate_series(1, :n)"), {"n": count})
         return sorted(seqs)
@@ -122,33 +123,30 @@ def one_of(s: Session, column: Any, values: Collection[Any]) -> ColumnElement[bo
     ``column = ANY(:a)`` (adapted in C, not thousands of placeholders parsed in Python),
     planned with its values (``_pg_session``). Why not ``unnest``: docs/decisions.md,
     "Id lookups and stale statistics"."""
-    if s.get_bind().dialect.name == "postgresql":
-        found: ColumnElement[bool] = column == func.any(
-            bindparam(None, list(values), type_=ARRAY(column.type)))
-        return found
-    return cast(ColumnElement[bool], column.in_(list(values)))
+    return _one_of(dialect_of(s), column, "", values)
 
 
 def one_of_param(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
     """``one_of`` with a named parameter, for a statement built once and run with each
     call's list as ``name`` (SQLAlchemy then skips building, keying and adapting it)."""
-    if dialect == "postgresql":
-        found: ColumnElement[bool] = column == func.any(
-            bindparam(name, type_=ARRAY(column.type)))
-        return found
-    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+    return _one_of(dialect, column, name, None)
+
+
+def pair_of(s: Session, first: Any, second: Any,
+            pairs: Collection[tuple[Any, Any]]) -> ColumnElement[bool]:
+    """``(first, second) IN pairs``. On PostgreSQL each column is first narrowed by its
+    own array (``one_of``: index conditions or hashed filters, planned right whatever
+    the statistics), then the exact pairs are checked by a semi-join on two unnested
+    arrays over the few rows left. A semi-join alone was planned as a nested loop over
+    every unread feed item of the tenant when the statistics were stale (0.2-0.3 s per
+    stacking lookup, growing with the feed)."""
+    return _pair_of(dialect_of(s), first, second, "", pairs)
 
 
 def pair_of_param(dialect: str, first: Any, second: Any, name: str) -> ColumnElement[bool]:
     """``pair_of`` with named parameters, for a statement built once; ``pair_params``
     gives a call's values for them."""
-    if dialect == "postgresql":
-        a = bindparam(f"{name}_a", type_=ARRAY(first.type))
-        b = bindparam(f"{name}_b", type_=ARRAY(second.type))
-        return and_(one_of_param(dialect, first, f"{name}_first"),
-                    one_of_param(dialect, second, f"{name}_second"),
-                    tuple_(first, second).in_(select(func.unnest(a), func.unnest(b))))
-    return tuple_(first, second).in_(bindparam(name, expanding=True))
+    return _pair_of(dialect, first, second, name, None)
 
 
 def pair_params(dialect: str, name: str, pairs: Collection[tuple[Any, Any]]) -> dict[str, Any]:
@@ -158,6 +156,38 @@ def pair_params(dialect: str, name: str, pairs: Collection[tuple[Any, Any]]) -> 
                 f"{name}_first": list({p[0] for p in pairs}),
                 f"{name}_second": list({p[1] for p in pairs})}
     return {name: [tuple(p) for p in pairs]}
+
+
+def _bind(name: str, values: list[Any] | None, **kw: Any) -> BindParameter[Any]:
+    """This call's values as an anonymous parameter, or, without values, the named
+    parameter of a statement built once."""
+    return bindparam(name, **kw) if values is None else bindparam(None, values, **kw)
+
+
+def _one_of(dialect: str, column: Any, name: str, values: Collection[Any] | None
+            ) -> ColumnElement[bool]:
+    given = None if values is None else list(values)
+    if dialect == "postgresql":
+        found: ColumnElement[bool] = column == func.any(
+            _bind(name, given, type_=ARRAY(column.type)))
+        return found
+    return cast(ColumnElement[bool], column.in_(_bind(name, given, expanding=True)))
+
+
+def _pair_of(dialect: str, first: Any, second: Any, name: str,
+             pairs: Collection[tuple[Any, Any]] | None) -> ColumnElement[bool]:
+    given = None if pairs is None else pair_params(dialect, name, pairs)
+    if dialect == "postgresql":
+        def values(part: str) -> list[Any] | None:
+            return None if given is None else given[f"{name}_{part}"]
+
+        a = _bind(f"{name}_a", values("a"), type_=ARRAY(first.type))
+        b = _bind(f"{name}_b", values("b"), type_=ARRAY(second.type))
+        return and_(_one_of(dialect, first, f"{name}_first", values("first")),
+                    _one_of(dialect, second, f"{name}_second", values("second")),
+                    tuple_(first, second).in_(select(func.unnest(a), func.unnest(b))))
+    return tuple_(first, second).in_(_bind(name, None if given is None else given[name],
+                                           expanding=True))
 
 
 def core_read(s: Session, statement: Executable, params: dict[str, Any]
@@ -171,20 +201,3 @@ def core_read(s: Session, statement: Executable, params: dict[str, Any]
 
 def dialect_of(s: Session) -> str:
     return s.get_bind().dialect.name
-
-
-def pair_of(s: Session, first: Any, second: Any,
-            pairs: Collection[tuple[Any, Any]]) -> ColumnElement[bool]:
-    """``(first, second) IN pairs``. On PostgreSQL each column is first narrowed by its
-    own array (``one_of``: index conditions or hashed filters, planned right whatever
-    the statistics), then the exact pairs are checked by a semi-join on two unnested
-    arrays over the few rows left. A semi-join alone was planned as a nested loop over
-    every unread feed item of the tenant when the statistics were stale (0.2-0.3 s per
-    stacking lookup, growing with the feed)."""
-    if s.get_bind().dialect.name == "postgresql":
-        a = bindparam(None, [p[0] for p in pairs], type_=ARRAY(first.type))
-        b = bindparam(None, [p[1] for p in pairs], type_=ARRAY(second.type))
-        return and_(one_of(s, first, {p[0] for p in pairs}),
-                    one_of(s, second, {p[1] for p in pairs}),
-                    tuple_(first, second).in_(select(func.unnest(a), func.unnest(b))))
-    return tuple_(first, second).in_(list(pairs))
